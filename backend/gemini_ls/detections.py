@@ -1,0 +1,134 @@
+"""Typed, Label-Studio-independent values for what Gemini saw.
+
+Everything here is plain data: the parser produces it, the region converters consume it.
+Coordinates stay in Gemini's own frame (0-1000, y before x on the wire, named fields here)
+until a converter maps them onto a concrete image size.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NORM = 1000.0  # Gemini normalises every coordinate to 0..1000 of the image it was sent.
+
+
+class RequestKind(str, enum.Enum):
+    """What a control needs Gemini to produce. MASKS answers carry boxes too."""
+
+    BOXES = "boxes"
+    MASKS = "masks"
+    POINTS = "points"
+    CHOICE = "choice"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class NormBox:
+    """A box in Gemini's 0-1000 frame, already clamped to 0..1000 and ordered (min < max)."""
+
+    ymin: float
+    xmin: float
+    ymax: float
+    xmax: float
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.ymax - self.ymin) * max(0.0, self.xmax - self.xmin)
+
+    def to_percent(self) -> tuple[float, float, float, float]:
+        """(x, y, width, height) in percent of the image, Label Studio's rectangle frame."""
+        return (
+            self.xmin / 10.0,
+            self.ymin / 10.0,
+            (self.xmax - self.xmin) / 10.0,
+            (self.ymax - self.ymin) / 10.0,
+        )
+
+    def to_pixels(self, width: int, height: int) -> PixelBox:
+        """The pixel rectangle [x0, x1) x [y0, y1) this box covers in a width x height image.
+
+        Rounded outward-to-nearest and kept at least one pixel wide so a thin object never vanishes.
+        """
+        x0 = int(round(self.xmin / NORM * width))
+        x1 = int(round(self.xmax / NORM * width))
+        y0 = int(round(self.ymin / NORM * height))
+        y1 = int(round(self.ymax / NORM * height))
+        x0 = min(max(x0, 0), width - 1)
+        y0 = min(max(y0, 0), height - 1)
+        x1 = min(max(x1, x0 + 1), width)
+        y1 = min(max(y1, y0 + 1), height)
+        return PixelBox(x0, y0, x1, y1)
+
+
+@dataclass(frozen=True)
+class PixelBox:
+    """Half-open pixel rectangle: columns x0..x1-1, rows y0..y1-1."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+@dataclass(frozen=True)
+class NormPoint:
+    """A point in Gemini's 0-1000 frame (clamped)."""
+
+    y: float
+    x: float
+
+    def to_percent(self) -> tuple[float, float]:
+        return self.x / 10.0, self.y / 10.0
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """One object Gemini reported, mapped to a label of the project.
+
+    `mask` is Gemini's probability map (uint8, 0..255) covering only `box`, at whatever
+    resolution Gemini sent it (256x256 in practice); None when no usable mask came back.
+    """
+
+    label: str
+    raw_label: str
+    box: NormBox | None = None
+    point: NormPoint | None = None
+    mask: np.ndarray | None = None
+    score: float | None = None
+    image_index: int = 0
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What one Gemini reply amounted to after robust parsing.
+
+    `dropped` counts items that could not be used, by reason ("unknown_label", "bad_box",
+    "bad_mask", "bad_point", "not_an_object", "truncated_item"); `mask_dropped` counts
+    detections that kept their box but lost a degenerate mask.
+    """
+
+    detections: tuple[Detection, ...] = ()
+    choices: tuple[str, ...] = ()
+    text: str | None = None
+    truncated: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """An image as Label Studio shows it: the result's `to_name` and `original_width/height`."""
+
+    name: str
+    width: int
+    height: int
