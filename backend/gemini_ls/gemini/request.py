@@ -1,0 +1,362 @@
+"""One Gemini generateContent call, with our own retry policy bounded by a deadline.
+
+Retry policy (the SDK's own retries are off, see client.py):
+
+* 429 RESOURCE_EXHAUSTED: wait RetryInfo.retryDelay ("7s", "1.5s") from the error details, or
+  the backoff below when Gemini names none. The wait goes through a shared `RateGate`, so every
+  task of the batch/process pauses until the cooldown ends instead of each one hitting the
+  quota wall on its own.
+* 500/502/503/504, 408, connection errors, timeouts and a garbled 200 body: exponential backoff
+  with full jitter, uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retry)).
+* any other 4xx: raised at once (a FileRejected for file references, see errors.py).
+* at most settings.max_retries retries, and never a sleep past the deadline: when the next wait
+  would end after it, we give up at once with a GeminiError that says so.
+* every attempt's HTTP timeout is min(settings.request_timeout, time left before the deadline).
+
+A safety block is not an error: `generate` returns a Reply with `block_reason` set (and no
+text). It is Gemini's answer about this image, retrying cannot change it, and the caller can
+tell the Label Studio user why there are no regions. Likewise an answer cut off by MAX_TOKENS
+(or with no text because thinking used the budget) is returned with its finish_reason for the
+parser to salvage what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from ..detections import RequestKind
+from ..metrics import Metrics
+from ..settings import Settings
+from .client import generation_config
+from .errors import GeminiError, from_api_error, redact
+from .prompts import Prompt
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 1.0  # seconds, first retry waits up to this
+BACKOFF_CAP = 30.0
+MIN_ATTEMPT_SECONDS = 0.5  # not worth starting a call with less time than this left
+BLOCK_FINISH_REASONS = frozenset(
+    {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "RECITATION"}
+)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """httpx and httpx2 transport errors (connect, read, timeout, dropped connection)."""
+    found: list[type[BaseException]] = []
+    for name in ("httpx", "httpx2"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        for attr in ("TransportError", "TimeoutException"):
+            cls = getattr(module, attr, None)
+            if isinstance(cls, type):
+                found.append(cls)
+    return tuple(found)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thoughts_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str | None
+    finish_reason: str | None
+    block_reason: str | None
+    usage: Usage
+    model_version: str | None
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*s?\s*$")
+
+
+def parse_duration(value: Any) -> float | None:
+    """Protobuf Duration as JSON ("7s", "1.5s", "53.0s") or a number -> seconds; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    if isinstance(value, dict):  # {"seconds": 7, "nanos": 500000000}
+        seconds = value.get("seconds", 0)
+        nanos = value.get("nanos", 0)
+        try:
+            total = float(seconds) + float(nanos) / 1e9
+        except (TypeError, ValueError):
+            return None
+        return total if total >= 0 else None
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        return float(match.group(1)) if match else None
+    return None
+
+
+def retry_delay_from(details: Any) -> float | None:
+    """RetryInfo.retryDelay from an error body ({"error": {"details": [...]}}), in seconds."""
+    if not isinstance(details, dict):
+        return None
+    error = details.get("error", details)
+    entries = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if isinstance(entry, dict) and str(entry.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = parse_duration(entry.get("retryDelay", entry.get("retry_delay")))
+            if delay is not None:
+                return delay
+    return None
+
+
+def backoff_delay(retry: int, rand: Callable[[], float], base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Full-jitter exponential backoff for the `retry`-th retry (0-based)."""
+    ceiling = min(cap, base * (2.0 ** max(0, retry)))
+    return max(0.0, min(1.0, rand())) * ceiling
+
+
+def build_parts(images: list[types.Part], prompt_text: str) -> list[types.Part]:
+    """Images first, the prompt last (docs best practice); "Image N:" labels when several."""
+    parts: list[types.Part] = []
+    if len(images) > 1:
+        for n, image in enumerate(images, start=1):
+            parts.append(types.Part.from_text(text=f"Image {n}:"))
+            parts.append(image)
+    else:
+        parts.extend(images)
+    parts.append(types.Part.from_text(text=prompt_text))
+    return parts
+
+
+def inline_part(data: bytes, mime_type: str) -> types.Part:
+    """An inline image part (the SDK base64-encodes it on the wire)."""
+    return types.Part.from_bytes(data=data, mime_type=mime_type)
+
+
+def _word(value: Any) -> str | None:
+    if value is None:
+        return None
+    value = getattr(value, "value", value)
+    text = str(value).split(".")[-1].strip().upper()
+    return text or None
+
+
+def reply_from(response: types.GenerateContentResponse) -> Reply:
+    """Our Reply from the SDK response: text of candidate 0 (thought parts skipped)."""
+    candidates = response.candidates or []
+    text: str | None = None
+    finish: str | None = None
+    if candidates:
+        candidate = candidates[0]
+        finish = _word(candidate.finish_reason)
+        parts = (candidate.content.parts if candidate.content else None) or []
+        texts = [p.text for p in parts if isinstance(p.text, str) and not p.thought]
+        text = "".join(texts) if texts else None
+    block = _word(response.prompt_feedback.block_reason) if response.prompt_feedback else None
+    if block is None and finish in BLOCK_FINISH_REASONS and not text:
+        block = finish
+    meta = response.usage_metadata
+    usage = Usage(
+        prompt_tokens=int(getattr(meta, "prompt_token_count", 0) or 0),
+        output_tokens=int(getattr(meta, "candidates_token_count", 0) or 0),
+        thoughts_tokens=int(getattr(meta, "thoughts_token_count", 0) or 0),
+    )
+    return Reply(text=text, finish_reason=finish, block_reason=block, usage=usage, model_version=response.model_version)
+
+
+# --------------------------------------------------------------------------- rate gate
+
+
+class RateGate:
+    """A cooldown shared by every caller: after a 429, nobody calls Gemini until it ends."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    @property
+    def until(self) -> float:
+        with self._lock:
+            return self._until
+
+    def cool_down(self, seconds: float) -> None:
+        """Nobody calls before now + seconds (an earlier, longer cooldown is kept)."""
+        with self._lock:
+            self._until = max(self._until, self._clock() + max(0.0, seconds))
+
+    def wait(self, deadline: float) -> None:
+        """Sleep until the cooldown ends; GeminiError if it ends after `deadline`."""
+        while True:
+            until = self.until
+            now = self._clock()
+            if until <= now:
+                return
+            if until > deadline:
+                raise GeminiError(
+                    f"Gemini's rate limit is cooling down for {until - now:.1f} s more, "
+                    "longer than this request may wait",
+                    status=429,
+                    retryable=True,
+                    reason="rate_limited",
+                )
+            self._sleep(until - now)
+
+
+# --------------------------------------------------------------------------- the caller
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: GeminiError
+    delay: float | None  # a server-requested wait (RetryInfo), else None: use backoff
+    retry_reason: str
+    cause: BaseException | None = None
+
+
+class GeminiCaller:
+    """Calls generateContent for one prompt and its images, retrying per the module's policy."""
+
+    def __init__(
+        self,
+        client: genai.Client,
+        settings: Settings,
+        metrics: Metrics,
+        gate: RateGate | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ):
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.gate = gate if gate is not None else RateGate(clock=clock, sleep=sleep)
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+
+    def __repr__(self) -> str:  # the client holds the key; never print it
+        return f"GeminiCaller(model={self.settings.model!r}, max_retries={self.settings.max_retries})"
+
+    def generate(self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float) -> Reply:
+        """Ask Gemini; `deadline` is an absolute time on this caller's clock (time.monotonic)."""
+        kind = RequestKind(kind)
+        started = self._clock()
+        contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
+        base_config = generation_config(self.settings, prompt, kind)
+        try:
+            reply = self._with_retries(contents, base_config, deadline)
+        except GeminiError as exc:
+            self.metrics.gemini_requests.labels(kind=kind.value, outcome=exc.reason).inc()
+            raise
+        finally:
+            self.metrics.gemini_seconds.observe(max(0.0, self._clock() - started))
+        self._count(kind, reply)
+        return reply
+
+    def _count(self, kind: RequestKind, reply: Reply) -> None:
+        if reply.block_reason:
+            outcome = "blocked"
+        elif reply.finish_reason == "MAX_TOKENS":
+            outcome = "max_tokens"
+        elif not reply.text:
+            outcome = "empty"
+        else:
+            outcome = "ok"
+        self.metrics.gemini_requests.labels(kind=kind.value, outcome=outcome).inc()
+        for direction, tokens in (
+            ("input", reply.usage.prompt_tokens),
+            ("output", reply.usage.output_tokens),
+            ("thoughts", reply.usage.thoughts_tokens),
+        ):
+            if tokens > 0:
+                self.metrics.gemini_tokens.labels(direction=direction).inc(tokens)
+
+    def _with_retries(self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float) -> Reply:
+        retries = 0
+        while True:
+            self.gate.wait(deadline)
+            left = deadline - self._clock()
+            if left < MIN_ATTEMPT_SECONDS:
+                raise GeminiError(
+                    "no time left before the prediction deadline to call Gemini"
+                    + (f" (after {retries} retries)" if retries else ""),
+                    retryable=True,
+                    reason="deadline",
+                )
+            timeout = min(self.settings.request_timeout, left)
+            config = base_config.model_copy(update={"http_options": types.HttpOptions(timeout=max(1, int(timeout * 1000)))})
+            try:
+                response = self.client.models.generate_content(model=self.settings.model, contents=contents, config=config)
+                return reply_from(response)
+            except Exception as exc:  # classified below; anything unknown is re-raised as GeminiError
+                failure = self._classify(exc, timeout)
+            if not failure.error.retryable:
+                raise failure.error from failure.cause
+            delay = failure.delay if failure.delay is not None else backoff_delay(retries, self._rand)
+            if failure.retry_reason == "rate_limited":
+                self.gate.cool_down(delay)  # everybody waits, even if this call gives up below
+            if retries >= self.settings.max_retries:
+                raise GeminiError(
+                    f"{failure.error.message} (gave up after {retries + 1} attempts)",
+                    status=failure.error.status,
+                    retryable=True,
+                    reason=failure.error.reason,
+                ) from failure.cause
+            if self._clock() + delay > deadline:
+                raise GeminiError(
+                    f"{failure.error.message} (not retried: the next attempt in {delay:.1f} s "
+                    "would come after the prediction deadline)",
+                    status=failure.error.status,
+                    retryable=True,
+                    reason=failure.error.reason,
+                ) from failure.cause
+            retries += 1
+            self.metrics.gemini_retries.labels(reason=failure.retry_reason).inc()
+            log.info("Gemini call failed (%s), retry %d in %.2f s", failure.error.reason, retries, delay)
+            if failure.retry_reason != "rate_limited" and delay > 0:
+                self._sleep(delay)  # a 429's wait happens in gate.wait at the loop's top
+
+    def _classify(self, exc: Exception, timeout: float) -> _Failure:
+        key = self.settings.api_key
+        if isinstance(exc, genai_errors.APIError):
+            error = from_api_error(exc.code, exc.status, exc.message, api_key=key)
+            delay = retry_delay_from(exc.details) if exc.code == 429 else None
+            retry_reason = error.reason if error.reason in ("rate_limited", "server", "timeout") else "server"
+            return _Failure(error, delay, retry_reason, exc)
+        if TRANSPORT_ERRORS and isinstance(exc, TRANSPORT_ERRORS):
+            is_timeout = "Timeout" in type(exc).__name__
+            if is_timeout:
+                message = f"Gemini did not answer within {timeout:.1f} s"
+            else:
+                message = f"could not reach Gemini: {redact(type(exc).__name__ + ': ' + str(exc), key)[:200]}"
+            reason = "timeout" if is_timeout else "connection"
+            return _Failure(GeminiError(message, retryable=True, reason=reason), None, reason, exc)
+        if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON: a broken proxy/server
+            return _Failure(
+                GeminiError("Gemini sent an answer that is not valid JSON", retryable=True, reason="bad_response"),
+                None,
+                "bad_response",
+                exc,
+            )
+        detail = redact(f"{type(exc).__name__}: {exc}", key)[:300]
+        return _Failure(GeminiError(f"the Gemini call failed: {detail}", retryable=False, reason="client"), None, "client", exc)
