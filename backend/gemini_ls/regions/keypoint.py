@@ -1,0 +1,40 @@
+"""KeyPointLabels handler: Gemini's point (or, failing that, its box centre) as a keypoint."""
+
+from __future__ import annotations
+
+from ..detections import Detection, ImageMeta, NormPoint, ParsedAnswer
+from ..labelconfig import ControlSpec
+from .handler import NO_BOX, Conversion, HandlerBase
+from .result import RegionIds, clamp_percent, image_result
+from .selection import select
+
+# Label Studio stores a keypoint's drawn size as `width`, in percent of the image width.
+KEYPOINT_WIDTH = 0.5
+
+
+def point_of(det: Detection) -> NormPoint | None:
+    if det.point is not None:
+        return det.point
+    if det.box is not None:
+        b = det.box
+        return NormPoint(y=(b.ymin + b.ymax) / 2, x=(b.xmin + b.xmax) / 2)
+    return None
+
+
+def _usable(det: Detection) -> str | None:
+    return None if point_of(det) is not None else NO_BOX
+
+
+class KeyPointHandler(HandlerBase):
+    tag = "KeyPointLabels"
+
+    def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
+        selection = select(control, image, answer, _usable)
+        ids = RegionIds(control, image)
+        results = []
+        for det in selection.detections:
+            px, py = point_of(det).to_percent()
+            x, y = clamp_percent(px), clamp_percent(py)
+            value = {"x": x, "y": y, "width": KEYPOINT_WIDTH, "keypointlabels": [det.label]}
+            results.append(image_result(ids.make(det.label, (x, y)), control, image, value, det.score))
+        return Conversion.of(results, selection.dropped)

@@ -1,0 +1,32 @@
+"""Gemini's box-local probability map -> a boolean mask the size of the detection's pixel box.
+
+Gemini sends each mask as a (typically 256x256) uint8 probability map covering only the box
+(reference gemini.md 1.2/1.4): resize it bilinearly to the box in the original image, then
+keep values above the threshold. Only box-sized arrays are ever built, never the full image.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..detections import PixelBox
+
+
+def mask_region(prob: np.ndarray, box: PixelBox, threshold: int = 127) -> np.ndarray:
+    """Bool array of box.height x box.width: True where the resized probability > threshold."""
+    if prob.ndim == 3 and prob.shape[2] == 1:
+        prob = prob[:, :, 0]
+    if prob.ndim != 2 or prob.size == 0:
+        raise ValueError(f"probability map must be a non-empty 2-D array, got shape {prob.shape}")
+    if prob.dtype != np.uint8:
+        prob = np.clip(prob, 0, 255).astype(np.uint8)
+    # cv2 (half-pixel centres, like PIL's BILINEAR when enlarging) is ~10x faster than PIL here.
+    # For shrinking, INTER_AREA averages instead of sampling so thin parts do not alias away.
+    shrinking = box.width < prob.shape[1] and box.height < prob.shape[0]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(prob, (box.width, box.height), interpolation=interpolation)
+    # In place: a second box-sized buffer costs more in page faults than the threshold itself.
+    # maxval 1 gives 0/1 bytes, which are valid numpy bools: viewing avoids another pass.
+    cv2.threshold(resized, threshold, 1, cv2.THRESH_BINARY, dst=resized)
+    return resized.reshape(box.height, box.width).view(np.bool_)

@@ -1,0 +1,27 @@
+"""RectangleLabels handler: each detection's box as a rectangle in percent of the image."""
+
+from __future__ import annotations
+
+from ..detections import Detection, ImageMeta, ParsedAnswer
+from ..labelconfig import ControlSpec
+from .handler import NO_BOX, Conversion, HandlerBase
+from .result import RegionIds, box_percent, image_result
+from .selection import select
+
+
+def _usable(det: Detection) -> str | None:
+    return None if det.box is not None else NO_BOX
+
+
+class RectangleHandler(HandlerBase):
+    tag = "RectangleLabels"
+
+    def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
+        selection = select(control, image, answer, _usable)
+        ids = RegionIds(control, image)
+        results = []
+        for det in selection.detections:
+            x, y, w, h = box_percent(det.box)
+            value = {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [det.label]}
+            results.append(image_result(ids.make(det.label, (x, y, w, h)), control, image, value, det.score))
+        return Conversion.of(results, selection.dropped)
