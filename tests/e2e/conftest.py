@@ -1,0 +1,92 @@
+"""Fixtures for the end-to-end suite: real Label Studio (tests/fixtures/labelstudio.py), our backend
+run as `gemini-ls serve` in a subprocess, the Gemini emulator, and a CORS image server.
+
+Everything binds to 127.0.0.1. Logs of every process land in artifacts/e2e/ so a failed CI run
+can be read afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import pytest
+
+from .helpers import BackendProcess, CorsImageServer, start_backend_process
+
+EMULATOR_KEY = "emulator-key"
+
+
+def pytest_collection_modifyitems(items):
+    # Every test under tests/e2e/ is an e2e test, even one that forgot the marker.
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def cors_images() -> Iterator[CorsImageServer]:
+    server = CorsImageServer()
+    yield server
+    server.stop()
+
+
+def _start_emulator(**kw):
+    from gemini_ls.emulator.server import EmulatorServer
+
+    return EmulatorServer(host="127.0.0.1", port=0, api_keys={EMULATOR_KEY}, **kw).start()
+
+
+@pytest.fixture(scope="session")
+def gemini_emulator():
+    """One emulator for the session (no latency, no faults)."""
+    emu = _start_emulator()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., object]]:
+    """Private emulators for tests that change latency or faults."""
+    started = []
+
+    def start(**kw):
+        emu = _start_emulator(**kw)
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()
+
+
+def backend_env(emulator_url: str, label_studio=None, **extra: str) -> dict[str, str]:
+    env = {
+        "GEMINI_BASE_URL": emulator_url,
+        "GEMINI_API_KEY": EMULATOR_KEY,
+        "FETCH_ALLOWLIST": "127.0.0.1",
+        "PREDICT_TIMEOUT": "60",
+        "GEMINI_MAX_RETRIES": "2",
+        "WORKERS": "1",
+        "THREADS": "8",
+    }
+    if label_studio is not None:
+        env["LABEL_STUDIO_URL"] = label_studio.url
+        env["LABEL_STUDIO_API_KEY"] = label_studio.api_key
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def backend_factory_e2e() -> Iterator[Callable[..., BackendProcess]]:
+    """start(name, env) -> a running `gemini-ls serve` subprocess; all are stopped after the test."""
+    started: list[BackendProcess] = []
+
+    def start(name: str, env: dict[str, str]) -> BackendProcess:
+        bp = start_backend_process(name, env)
+        started.append(bp)
+        return bp
+
+    yield start
+    for bp in started:
+        bp.stop()

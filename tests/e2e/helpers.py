@@ -1,0 +1,225 @@
+"""Infrastructure for the e2e suite: a CORS image server, our backend as a real subprocess,
+Prometheus text parsing, and the geometry checks against scene ground truth."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+from PIL import Image, ImageDraw
+
+from tests.fixtures.labelstudio import ARTIFACTS, ROOT, free_port
+
+GEMINI_LS_BIN = Path(os.environ.get("GEMINI_LS_BIN", ROOT / ".venv" / "bin" / "gemini-ls"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Image server with wide-open CORS (Label Studio's editor loads task images cross-origin)
+# ----------------------------------------------------------------------------------------------
+
+
+class CorsImageServer:
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.hits: dict[str, int] = {}
+        files, hits = self.files, self.hits
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # quiet
+                pass
+
+            def _cors(self):
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Access-Control-Allow-Headers", "*")
+
+            def do_OPTIONS(self):
+                self.send_response(204)
+                self._cors()
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self):
+                path = urllib.parse.unquote(self.path.split("?", 1)[0])
+                hits[path] = hits.get(path, 0) + 1
+                entry = files.get(path)
+                if entry is None:
+                    body, ctype, code = b"not found", "text/plain", 404
+                else:
+                    body, ctype = entry
+                    code = 200
+                self.send_response(code)
+                self._cors()
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="cors-images", daemon=True)
+        self._thread.start()
+
+    def add(self, path: str, body: bytes, content_type: str = "image/png") -> str:
+        path = "/" + path.lstrip("/")
+        self.files[path] = (body, content_type)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return self.base + "/" + path.lstrip("/")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Our backend as a subprocess: exactly what a user runs (`gemini-ls serve`, gunicorn)
+# ----------------------------------------------------------------------------------------------
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)", line)
+        if not m:
+            continue
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+@dataclass
+class BackendProcess:
+    url: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen = field(repr=False)
+    home: str = ""
+
+    def metrics(self) -> dict:
+        r = requests.get(self.url + "/metrics", timeout=10)
+        r.raise_for_status()
+        return parse_prometheus(r.text)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels` (0.0 when absent)."""
+        want = set(labels.items())
+        return sum(v for (n, lab), v in self.metrics().items() if n == name and want <= set(lab))
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.log_text())
+            if m:
+                return m.group(0)
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} not in the backend log {self.log_path} after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def stop(self) -> None:
+        try:
+            self._stop()
+        finally:
+            if self.home:
+                shutil.rmtree(self.home, ignore_errors=True)
+
+    def _stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+def start_backend_process(name: str, env: dict[str, str], timeout: float = 30) -> BackendProcess:
+    if not GEMINI_LS_BIN.exists():
+        raise AssertionError(f"{GEMINI_LS_BIN} not found: install the project (pip install -e .[test])")
+    port = free_port()
+    log_path = ARTIFACTS / f"backend-{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "LABEL_STUDIO_", "REDIS_"))}
+    home = tempfile.mkdtemp(prefix=f"e2e-backend-{name}-")  # gunicorn writes ~/.gunicorn/gunicorn.ctl
+    full_env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", HOME=home)
+    full_env.update(env)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(GEMINI_LS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    bp = BackendProcess(url=url, port=port, env=env, log_path=log_path, process=proc, home=home)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"gemini-ls serve exited with {proc.returncode}:\n{bp.log_text()[-3000:]}")
+        try:
+            if requests.get(url + "/health", timeout=2).status_code == 200:
+                return bp
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    bp.stop()
+    raise AssertionError(f"gemini-ls serve not healthy after {timeout} s:\n{bp.log_text()[-3000:]}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry: Label Studio percentages -> pixels, compared with the scene's ground truth
+# ----------------------------------------------------------------------------------------------
+
+
+def rect_to_box(value: dict, width: int, height: int) -> tuple[float, float, float, float]:
+    x0 = value["x"] / 100.0 * width
+    y0 = value["y"] / 100.0 * height
+    return (x0, y0, x0 + value["width"] / 100.0 * width, y0 + value["height"] / 100.0 * height)
+
+
+def polygon_to_mask(points: list[list[float]], width: int, height: int) -> np.ndarray:
+    img = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(img).polygon([(x / 100.0 * width, y / 100.0 * height) for x, y in points], fill=255, outline=255)
+    return np.asarray(img) > 0
+
+
+def brush_to_mask(rle: list[int], width: int, height: int) -> np.ndarray:
+    from label_studio_sdk.converter.brush import decode_rle
+
+    flat = np.asarray(decode_rle(rle), dtype=np.uint8)
+    return flat.reshape(height, width, 4)[:, :, 3] > 0
+
+
+def best_match(candidates: list[Any], score) -> tuple[Any, float]:
+    best, best_score = None, -1.0
+    for c in candidates:
+        s = score(c)
+        if s > best_score:
+            best, best_score = c, s
+    return best, best_score
