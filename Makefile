@@ -1,0 +1,84 @@
+# gemini-ls developer entry points. The README's two set-up commands:
+#   make serve   virtualenv + package, then `gemini-ls serve` (no key: embedded Gemini emulator)
+#   make test    system packages, virtualenvs (ours and Label Studio's), then the whole pytest suite
+# Both are idempotent: installs are skipped while pyproject.toml is unchanged (stamp files keyed on
+# its hash inside the virtualenv), so a second run goes straight to work.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        ?= .venv
+LS_VENV     ?= .ls-venv
+LS_VERSION  ?= 1.23.2
+PYTEST_ARGS ?=
+SERVE_ARGS  ?=
+
+PROJECT_HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
+RUN_STAMP    := $(VENV)/.installed-run-$(PROJECT_HASH)
+TEST_STAMP   := $(VENV)/.installed-test-$(PROJECT_HASH)
+VPY          := $(VENV)/bin/python
+
+.PHONY: help serve test install install-test system-deps label-studio pytest
+
+help:
+	@echo "make serve         install (if needed) and run the backend: gemini-ls serve $(SERVE_ARGS)"
+	@echo "make test          install everything the tests need (if needed) and run pytest over tests/"
+	@echo "make install       $(VENV) with the package (pip install -e .)"
+	@echo "make install-test  $(VENV) with the package and its test extras"
+	@echo "make system-deps   apt-get install redis-server chromium when missing"
+	@echo "make label-studio  Label Studio $(LS_VERSION) in its own virtualenv $(LS_VENV)"
+	@echo "make pytest        run pytest only (PYTEST_ARGS=... to pass options)"
+
+# A virtualenv whose interpreter is missing or broken is made anew (its stamps go with it). The checks
+# run in the shell, not as make prerequisites, so a venv recreated in this very run is reinstalled.
+define ensure_venv
+if ! "$(VPY)" -c 'import sys' >/dev/null 2>&1; then \
+  if [ -e "$(VENV)" ]; then echo "$(VENV) is broken: recreating"; rm -rf "$(VENV)"; fi; \
+  echo "creating $(VENV)"; $(PYTHON) -m venv "$(VENV)"; \
+  "$(VPY)" -m pip install --quiet --disable-pip-version-check --upgrade pip; \
+fi
+endef
+
+install:
+	@$(ensure_venv)
+	@if [ -f "$(RUN_STAMP)" ] || [ -f "$(TEST_STAMP)" ]; then echo "$(VENV): up to date"; else \
+	  echo "$(VENV): pip install -e ."; \
+	  "$(VPY)" -m pip install --quiet --disable-pip-version-check -e .; \
+	  rm -f "$(VENV)"/.installed-run-*; touch "$(RUN_STAMP)"; \
+	fi
+
+install-test:
+	@$(ensure_venv)
+	@if [ -f "$(TEST_STAMP)" ]; then echo "$(VENV): up to date (with test extras)"; else \
+	  echo "$(VENV): pip install -e \".[test]\""; \
+	  "$(VPY)" -m pip install --quiet --disable-pip-version-check -e ".[test]"; \
+	  rm -f "$(VENV)"/.installed-run-* "$(VENV)"/.installed-test-*; touch "$(TEST_STAMP)" "$(RUN_STAMP)"; \
+	fi
+
+serve: install
+	exec $(VENV)/bin/gemini-ls serve $(SERVE_ARGS)
+
+system-deps:
+	PYTHON=$(PYTHON) bash .ci/install-system-deps
+
+# Label Studio pins label-studio-sdk and redis in ways that clash with ours: its own virtualenv.
+# The e2e suite owns the installer when it exists; otherwise a plain pip install.
+label-studio:
+	@if [ -f tests/e2e/install_label_studio.sh ]; then \
+	  LS_VERSION=$(LS_VERSION) LS_VENV="$(abspath $(LS_VENV))" PYTHON=$(PYTHON) bash tests/e2e/install_label_studio.sh; \
+	elif [ -x "$(LS_VENV)/bin/python" ] && [ "$$($(LS_VENV)/bin/python -c 'import label_studio; print(label_studio.__version__)' 2>/dev/null)" = "$(LS_VERSION)" ]; then \
+	  echo "label-studio $(LS_VERSION) already installed in $(LS_VENV)"; \
+	else \
+	  $(PYTHON) -m venv $(LS_VENV) && $(LS_VENV)/bin/pip install --quiet --disable-pip-version-check "label-studio==$(LS_VERSION)"; \
+	fi
+
+# pytest's exit status 5 means "no tests collected": a suite that ran nothing must not pass.
+pytest: install-test
+	@rc=0; $(VPY) -m pytest tests/ $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$rc
+
+test: system-deps install-test label-studio
+	@$(MAKE) --no-print-directory pytest
