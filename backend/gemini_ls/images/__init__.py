@@ -1,0 +1,21 @@
+"""The image edge: fetch a task's image (Label Studio auth, SSRF guard, limits) and prepare it
+for Gemini (format sniffing, EXIF orientation, conversion, downscale)."""
+
+from .errors import ImageError
+from .fetch import ImageFetcher, decode_data_uri
+from .load import load_image
+from .lsauth import CredentialStore, LabelStudioAuth
+from .prepare import PreparedImage, prepare_image
+from .ssrf import check_url
+
+__all__ = [
+    "CredentialStore",
+    "ImageError",
+    "ImageFetcher",
+    "LabelStudioAuth",
+    "PreparedImage",
+    "check_url",
+    "decode_data_uri",
+    "load_image",
+    "prepare_image",
+]
