@@ -1,0 +1,48 @@
+"""`model_version`: changes exactly when predictions would change.
+
+Label Studio skips tasks that already hold a prediction of the current model_version, so the version
+must move with the model name, the prompt template and the project's label set (labels, hints and
+per-control model_* settings), and must stay put otherwise (no timestamps, no process ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from .gemini.prompts import PROMPT_VERSION
+from .labelconfig import ProjectSpec
+
+
+def label_set_digest(spec: ProjectSpec) -> str:
+    essential = [
+        {
+            "name": c.name,
+            "tag": c.tag,
+            "to": list(c.to_names),
+            "labels": [[label.value, label.hint] for label in c.labels],
+            "settings": [
+                c.settings.score_threshold,
+                c.settings.max_objects,
+                c.settings.mask_threshold,
+                c.settings.polygon_tolerance,
+                c.settings.min_area,
+                c.settings.prompt,
+            ],
+            "multiple": c.multiple,
+        }
+        for c in spec.controls
+    ]
+    blob = json.dumps(essential, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def model_version(model: str, spec: ProjectSpec, *, emulated: bool = False, suffix: str | None = None) -> str:
+    model_tag = re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")
+    parts = ["gemini-ls", model_tag, PROMPT_VERSION, label_set_digest(spec)]
+    if emulated:
+        parts.append("emulator")
+    if suffix:
+        parts.append(re.sub(r"[^A-Za-z0-9.]+", "-", suffix))
+    return "-".join(parts)

@@ -1,0 +1,92 @@
+"""Which Gemini requests a project's controls need: as few as possible, without losing accuracy.
+
+Rules (measured against the emulator in tests/integration/test_plan_accuracy.py):
+- Rectangle, brush and polygon controls on the same image share ONE request: segmentation when any
+  of them needs masks (a segmentation answer carries `box_2d` too), detection otherwise. The labels
+  are the union of the controls' labels; each control later keeps only its own labels.
+- Keypoint controls on one image share one pointing request.
+- Each Choices and TextArea control gets its own request (its own options or question), with all of
+  its images in that one prompt, so "what differs" and pair classification see both images.
+- A detection control bound to several images is asked once per image.
+- Controls with different `model_prompt` extras are not merged (the extra text changes the answer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .detections import RequestKind
+from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
+
+_SPATIAL = (RequestKind.BOXES, RequestKind.MASKS)
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    kind: RequestKind
+    image_names: tuple[str, ...]
+    controls: tuple[ControlSpec, ...]
+    labels: tuple[LabelSpec, ...]
+    max_objects: int
+    question: str | None = None
+    multiple: bool = False
+
+
+def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
+    seen: dict[str, LabelSpec] = {}
+    for control in controls:
+        for label in control.labels:
+            known = seen.get(label.value)
+            # Keep the most descriptive spelling when two controls describe one label.
+            if known is None or (label.hint and not known.hint):
+                seen[label.value] = label
+    return tuple(seen.values())
+
+
+def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
+    plans: list[PlannedRequest] = []
+    for image in spec.images:
+        groups: dict[tuple[str, str | None], list[ControlSpec]] = {}
+        for control in spec.controls:
+            if image.name not in control.to_names:
+                continue
+            if control.kind in _SPATIAL:
+                group = "spatial"
+            elif control.kind is RequestKind.POINTS:
+                group = "points"
+            else:
+                continue
+            groups.setdefault((group, control.settings.prompt), []).append(control)
+        for (group, extra), controls in groups.items():
+            if group == "spatial":
+                kind = (
+                    RequestKind.MASKS
+                    if any(c.kind is RequestKind.MASKS for c in controls)
+                    else RequestKind.BOXES
+                )
+            else:
+                kind = RequestKind.POINTS
+            plans.append(
+                PlannedRequest(
+                    kind=kind,
+                    image_names=(image.name,),
+                    controls=tuple(controls),
+                    labels=_union_labels(controls),
+                    max_objects=max(c.settings.max_objects for c in controls),
+                    question=extra,
+                )
+            )
+    for control in spec.controls:
+        if control.kind in (RequestKind.CHOICE, RequestKind.TEXT):
+            plans.append(
+                PlannedRequest(
+                    kind=control.kind,
+                    image_names=control.to_names,
+                    controls=(control,),
+                    labels=control.labels,
+                    max_objects=control.settings.max_objects,
+                    question=control.settings.prompt,
+                    multiple=control.multiple,
+                )
+            )
+    return tuple(plans)

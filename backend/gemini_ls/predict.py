@@ -1,0 +1,350 @@
+"""Orchestration: task -> images -> Gemini requests -> parsed answers -> Label Studio regions.
+
+`Predictor` does one task and never raises: every failure becomes a `TaskOutcome` with a reason
+word (for metrics) and a message (for the log and Label Studio). `BatchRunner` runs a /predict
+batch with bounded concurrency and a deadline: what is not done by then is answered without a
+`result` (Label Studio stores nothing, so a later "Retrieve predictions" fills it), keeps running,
+and is served from memory when Label Studio asks again, so nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+from .detections import ImageMeta, ParsedAnswer, RequestKind
+from .gemini.errors import GeminiError
+from .gemini.labels import LabelMatcher
+from .gemini.parse import parse_choices, parse_detections, parse_text
+from .gemini.prompts import Prompt, prompt_for
+from .gemini.request import Reply
+from .images.errors import ImageError
+from .images.prepare import PreparedImage, prepare_image
+from .labelconfig import ControlSpec, ProjectSpec
+from .metrics import Metrics
+from .plan import PlannedRequest, plan_requests
+from .regions import convert_for
+from .settings import Settings
+
+log = logging.getLogger("gemini_ls.predict")
+
+Fetch = Callable[[str, Any], bytes]  # (image reference from task data, task id) -> raw bytes
+
+
+class Gateway(Protocol):
+    """The Gemini edge: sends a prompt with images (inline or as uploaded files) and returns the reply."""
+
+    def ask(
+        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float
+    ) -> Reply: ...
+
+
+class TaskFailure(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_id: Any
+    status: str  # ok | empty | failed | late
+    result: tuple[dict, ...] | None = None
+    score: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("ok", "empty")
+
+    def to_response(self, model_version: str) -> dict:
+        """One entry of /predict's `results`. Failures carry NO `result` key: Label Studio stores nothing."""
+        if self.succeeded:
+            entry: dict[str, Any] = {"result": list(self.result or ()), "model_version": model_version}
+            if self.score is not None:
+                entry["score"] = self.score
+            return entry
+        return {"model_version": model_version, "error": self.error or "prediction failed", "task": self.task_id}
+
+
+def task_key(task: Mapping[str, Any]) -> str:
+    """Identity of a task's input: its id and its data (a changed image URL is a different task)."""
+    blob = json.dumps([task.get("id"), task.get("data")], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str]) -> dict[str, str]:
+    data = task.get("data")
+    if not isinstance(data, Mapping):
+        raise TaskFailure("task_data", f"task {task.get('id')} has no 'data' object")
+    refs: dict[str, str] = {}
+    for name in names:
+        key = spec.image(name).value_key
+        ref = data.get(key)
+        if not isinstance(ref, str) or not ref.strip():
+            raise TaskFailure(
+                "task_data",
+                f"task {task.get('id')} has no image at data[{key!r}] (needed by <Image name={name!r}>)",
+            )
+        refs[name] = ref.strip()
+    return refs
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(sum(vals) / len(vals), 4) if vals else None
+
+
+class Predictor:
+    def __init__(self, settings: Settings, metrics: Metrics, gateway: Gateway) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.gateway = gateway
+
+    # -- one Gemini request -> parsed answer -------------------------------------------------
+    def _ask(self, plan: PlannedRequest, images: list[PreparedImage], uses: Mapping[str, int], deadline: float) -> ParsedAnswer:
+        prompt = prompt_for(
+            plan.kind,
+            plan.labels,
+            plan.max_objects,
+            question=plan.question,
+            multiple=plan.multiple,
+            n_images=len(images),
+        )
+        try:
+            reply = self.gateway.ask(prompt, images, plan.kind, uses=uses, deadline=deadline)
+        except GeminiError as exc:
+            raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
+        if reply.block_reason:
+            raise TaskFailure("gemini_blocked", f"Gemini blocked the prompt ({reply.block_reason})")
+        if reply.text is None:
+            raise TaskFailure(
+                "gemini_empty",
+                f"Gemini returned no answer (finish reason {reply.finish_reason or 'none'})",
+            )
+        if plan.kind is RequestKind.CHOICE:
+            answer = parse_choices(reply.text, plan.labels, plan.multiple, finish_reason=reply.finish_reason)
+        elif plan.kind is RequestKind.TEXT:
+            answer = parse_text(reply.text)
+        else:
+            answer = parse_detections(
+                reply.text,
+                matcher=LabelMatcher(plan.labels),
+                finish_reason=reply.finish_reason,
+                want_masks=plan.kind is RequestKind.MASKS,
+                want_points=plan.kind is RequestKind.POINTS,
+            )
+        for reason, count in answer.dropped.items():
+            if reason == "bad_mask":
+                self.metrics.masks_dropped.inc(count)
+            else:
+                self.metrics.items_dropped.labels(reason).inc(count)
+        if answer.truncated:
+            log.warning("Gemini's answer was truncated (%s); kept the complete items", reply.finish_reason)
+        return answer
+
+    def _regions(self, plan: PlannedRequest, control: ControlSpec, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
+        if plan.kind in (RequestKind.CHOICE, RequestKind.TEXT):
+            conversion = convert_for(control, metas, answer)
+        else:
+            # Spatial plans cover one image; the converter matches detections to the control's
+            # image by position in its toName list.
+            image_name = plan.image_names[0]
+            index = control.to_names.index(image_name)
+            if index:
+                answer = replace(answer, detections=tuple(replace(d, image_index=index) for d in answer.detections))
+            conversion = convert_for(control, {image_name: metas[image_name]}, answer)
+        for reason, count in conversion.dropped.items():
+            self.metrics.items_dropped.labels(reason).inc(count)
+        return list(conversion.results)
+
+    def _validate(self, spec: ProjectSpec, results: list[dict], task_id: Any) -> list[dict]:
+        if spec.interface is None:
+            return results
+        kept = []
+        for region in results:
+            errors = spec.interface.validate_prediction({"result": [region]}, return_errors=True)
+            if errors:
+                self.metrics.items_dropped.labels("invalid_region").inc()
+                log.error("task %s: dropped a region Label Studio would reject: %s", task_id, errors)
+            else:
+                kept.append(region)
+        return kept
+
+    def predict_task(
+        self,
+        task: Mapping[str, Any],
+        spec: ProjectSpec,
+        plans: Sequence[PlannedRequest],
+        fetch: Fetch,
+        *,
+        deadline: float,
+        uses_by_ref: Mapping[str, int] | None = None,
+    ) -> TaskOutcome:
+        started = time.monotonic()
+        task_id = task.get("id")
+        try:
+            names = sorted({n for plan in plans for n in plan.image_names})
+            refs = image_refs(task, spec, names)
+            prepared: dict[str, PreparedImage] = {}
+            for name, ref in refs.items():
+                try:
+                    raw = fetch(ref, task_id)  # the fetcher counts its own failures
+                except ImageError as exc:
+                    raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+                try:
+                    prepared[name] = prepare_image(
+                        raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels
+                    )
+                except ImageError as exc:
+                    self.metrics.image_fetch_errors.labels(exc.reason).inc()
+                    raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
+            results: list[dict] = []
+            for plan in plans:
+                if time.monotonic() >= deadline:
+                    raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
+                images = [prepared[n] for n in plan.image_names]
+                uses = {
+                    prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
+                }
+                answer = self._ask(plan, images, uses, deadline)
+                for control in plan.controls:
+                    results.extend(self._regions(plan, control, metas, answer))
+            results = self._validate(spec, results, task_id)
+            for region in results:
+                self.metrics.regions.labels(region.get("type", "?")).inc()
+            return TaskOutcome(
+                task_id=task_id,
+                status="ok" if results else "empty",
+                result=tuple(results),
+                score=_mean(r.get("score") for r in results),
+                seconds=time.monotonic() - started,
+            )
+        except TaskFailure as exc:
+            return TaskOutcome(task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started)
+        except Exception as exc:  # a bug must cost one task, never the batch or the process
+            log.exception("task %s: unexpected error", task_id)
+            return TaskOutcome(
+                task_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}", reason="internal",
+                seconds=time.monotonic() - started,
+            )
+
+
+class BatchRunner:
+    """Runs batches on one bounded pool shared by every /predict of the process."""
+
+    def __init__(self, predictor: Predictor, settings: Settings, metrics: Metrics, *, keep_seconds: float = 3600, keep_max: int = 20000) -> None:
+        self.predictor = predictor
+        self.settings = settings
+        self.metrics = metrics
+        self.pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="predict")
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Future] = {}
+        self._done: OrderedDict[str, tuple[float, TaskOutcome]] = OrderedDict()
+        self._keep_seconds = keep_seconds
+        self._keep_max = keep_max
+
+    def _finished(self, key: str, fut: Future) -> None:
+        outcome: TaskOutcome = fut.result()
+        with self._lock:
+            self._inflight.pop(key, None)
+            if outcome.succeeded:
+                self._done[key] = (time.monotonic() + self._keep_seconds, outcome)
+                self._done.move_to_end(key)
+                while len(self._done) > self._keep_max:
+                    self._done.popitem(last=False)
+
+    def _cached(self, key: str) -> TaskOutcome | None:
+        entry = self._done.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._done[key]
+            return None
+        return entry[1]
+
+    def forget(self, model_version: str | None = None) -> None:
+        with self._lock:
+            self._done.clear()
+
+    def run(
+        self,
+        tasks: Sequence[Mapping[str, Any]],
+        spec: ProjectSpec,
+        model_version: str,
+        fetch: Fetch,
+        *,
+        deadline: float,
+    ) -> list[TaskOutcome]:
+        plans = plan_requests(spec)
+        uses_by_ref: dict[str, int] = {}
+        for task in tasks:
+            try:
+                refs = image_refs(task, spec, {n for p in plans for n in p.image_names})
+            except TaskFailure:
+                continue
+            for plan in plans:
+                for name in plan.image_names:
+                    uses_by_ref[refs[name]] = uses_by_ref.get(refs[name], 0) + 1
+
+        futures: list[Future] = []
+        for task in tasks:
+            key = f"{model_version}:{task_key(task)}"
+            submitted: Future | None = None
+            with self._lock:
+                cached = self._cached(key)
+                if cached is not None:
+                    fut: Future = Future()
+                    fut.set_result(replace(cached, task_id=task.get("id")))
+                elif key in self._inflight:
+                    fut = self._inflight[key]
+                else:
+                    task_budget = self.settings.predict_timeout
+
+                    def job(task=task, budget=task_budget) -> TaskOutcome:
+                        # A task's own clock starts when it starts: one that misses the batch's deadline
+                        # still finishes and is served from memory on the next request.
+                        return self.predictor.predict_task(
+                            task, spec, plans, fetch, deadline=time.monotonic() + budget, uses_by_ref=uses_by_ref
+                        )
+
+                    fut = submitted = self.pool.submit(job)
+                    self._inflight[key] = fut
+            if submitted is not None:
+                # Outside the lock: a future that is already done runs the callback right here.
+                submitted.add_done_callback(lambda f, key=key: self._finished(key, f))
+            futures.append(fut)
+
+        wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        outcomes: list[TaskOutcome] = []
+        for task, fut in zip(tasks, futures):
+            if fut.done():
+                outcome = fut.result()
+            else:
+                outcome = TaskOutcome(
+                    task.get("id"), "late", reason="late",
+                    error=f"not finished within PREDICT_TIMEOUT={self.settings.predict_timeout:g}s; "
+                    "still running, ask again to get it",
+                )
+            outcomes.append(outcome)
+            self.metrics.tasks.labels(outcome.status).inc()
+            if outcome.status == "failed":
+                self.metrics.task_failures.labels(outcome.reason or "unknown").inc()
+                log.warning("task %s failed (%s): %s", outcome.task_id, outcome.reason, outcome.error)
+            elif outcome.status == "late":
+                log.warning("task %s: %s", outcome.task_id, outcome.error)
+        return outcomes
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,219 @@
+"""The Label Studio ML backend HTTP protocol: /health, /setup, /predict, /webhook, /metrics.
+
+Speaks what Label Studio 1.23 sends and expects (see README "Protocol"). Every error is JSON with a
+message and the right status, never an HTML traceback; the Gemini API key is never echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from . import __version__
+from .backend import Backend, build_backend
+from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
+from .modelversion import model_version
+from .settings import Settings
+
+log = logging.getLogger("gemini_ls.server")
+
+MODEL_CLASS = "GeminiBackend"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, in_status_line: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.in_status_line = in_status_line
+
+
+def _reason_phrase(message: str) -> str:
+    """Label Studio shows `requests`' "<code> Client Error: <reason> for url" and drops the body, so
+    the message must ride in the status line: printable ASCII only, one line, bounded."""
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in message)
+    return " ".join(text.split())[:300] or "prediction failed"
+
+
+class SpecCache:
+    """Parsed label configs by their text: /setup arrives before every batch and must be cheap."""
+
+    def __init__(self, settings: Settings, size: int = 64) -> None:
+        self._settings = settings
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, ProjectSpec] = OrderedDict()
+
+    def get(self, config: str | None) -> ProjectSpec:
+        key = config or ""
+        with self._lock:
+            spec = self._items.get(key)
+            if spec is not None:
+                self._items.move_to_end(key)
+                return spec
+        spec = parse_label_config(config, self._settings.defaults)  # raises LabelConfigError
+        with self._lock:
+            self._items[key] = spec
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return spec
+
+
+def _json_body(max_bytes: int) -> dict:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, f"request body is larger than MAX_REQUEST_BYTES={max_bytes}")
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise ApiError(413, f"request body is larger than MAX_REQUEST_BYTES={max_bytes}")
+    if not raw.strip():
+        raise ApiError(400, "request body is empty; expected a JSON object")
+    try:
+        import json
+
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _check_basic_auth(settings: Settings) -> None:
+    if not settings.basic_auth_user:
+        return
+    header = request.headers.get("Authorization", "")
+    ok = False
+    if header.startswith("Basic "):
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+            ok = hmac.compare_digest(user, settings.basic_auth_user) and hmac.compare_digest(
+                password, settings.basic_auth_pass or ""
+            )
+        except Exception:
+            ok = False
+    if not ok:
+        raise ApiError(401, "authentication required (BASIC_AUTH_USER/BASIC_AUTH_PASS)")
+
+
+def _metrics_text(backend: Backend) -> bytes:
+    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(backend.metrics.registry)
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
+    backend = backend or build_backend(settings or Settings.from_env())
+    settings = backend.settings
+    specs = SpecCache(settings)
+    app = Flask("gemini_ls")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["gemini_ls"] = backend
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        response = jsonify({"status": "error", "error": exc.message})
+        response.status = f"{exc.status} {_reason_phrase(exc.message)}" if exc.in_status_line else exc.status
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"request body is larger than MAX_REQUEST_BYTES={settings.max_request_bytes}"
+        return jsonify({"status": "error", "error": message}), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify({"status": "error", "error": f"internal error: {type(exc).__name__}"}), 500
+
+    @app.before_request
+    def _auth():
+        if request.path != "/health":
+            _check_basic_auth(settings)
+
+    @app.get("/health")
+    @app.get("/")
+    def health():
+        return jsonify(
+            {
+                "status": "UP",
+                "model_class": MODEL_CLASS,
+                "version": __version__,
+                "gemini": backend.gemini_status(),
+                "redis": backend.redis_status(),
+                "label_studio": backend.credentials.describe(),
+            }
+        )
+
+    @app.post("/setup")
+    def setup():
+        body = _json_body(settings.max_request_bytes)
+        backend.credentials.update_from_setup(body.get("hostname"), body.get("access_token"))
+        try:
+            spec = specs.get(body.get("schema"))
+        except LabelConfigError as exc:
+            raise ApiError(400, f"label config: {exc}") from exc
+        return jsonify({"model_version": model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)})
+
+    @app.post("/predict")
+    def predict():
+        started = time.monotonic()
+        deadline = started + settings.predict_timeout
+        body = _json_body(settings.max_request_bytes)
+        tasks = body.get("tasks")
+        if not isinstance(tasks, list):
+            raise ApiError(400, "'tasks' must be a list of Label Studio tasks")
+        if not all(isinstance(t, dict) for t in tasks):
+            raise ApiError(400, "every entry of 'tasks' must be an object")
+        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        interactive = bool(params.get("context")) and len(tasks) == 1
+        backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
+        try:
+            spec = specs.get(body.get("label_config"))
+        except LabelConfigError as exc:
+            raise ApiError(400, f"label config: {exc}") from exc
+        version = model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)
+        outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
+        backend.metrics.predict_seconds.observe(time.monotonic() - started)
+        for outcome in outcomes:
+            if outcome.succeeded:
+                backend.ledger.record(outcome.task_id, outcome.result or ())
+        if interactive and not outcomes[0].succeeded:
+            # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.
+            raise ApiError(
+                502 if (outcomes[0].reason or "").startswith("gemini") else 422,
+                f"gemini-ls: task {outcomes[0].task_id}: {outcomes[0].error or 'prediction failed'}",
+                in_status_line=True,
+            )
+        return jsonify({"results": [o.to_response(version) for o in outcomes], "model_version": version})
+
+    @app.post("/webhook")
+    def webhook():
+        body = _json_body(settings.max_request_bytes)
+        action = body.get("action")
+        if not isinstance(action, str) or not action:
+            raise ApiError(400, "webhook body has no 'action'")
+        summary = backend.on_webhook(body)
+        return jsonify({"status": "ok", "action": action, **summary})
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(_metrics_text(backend), mimetype=CONTENT_TYPE_LATEST)
+
+    return app
