@@ -1,10 +1,12 @@
 """Which Gemini requests a project's controls need: as few as possible, without losing accuracy.
 
-Rules (measured against the emulator in tests/integration/test_plan_accuracy.py):
-- Rectangle, brush and polygon controls on the same image share ONE request: segmentation when any
-  of them needs masks (a segmentation answer carries `box_2d` too), detection otherwise. The labels
-  are the union of the controls' labels; each control later keeps only its own labels.
-- Keypoint controls on one image share one pointing request.
+Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.py):
+- Rectangle, brush and polygon controls on the same image WITH THE SAME LABEL SET share ONE request:
+  segmentation when any of them needs masks (a segmentation answer carries `box_2d` too), detection
+  otherwise. Controls with different label sets are never merged: Gemini names each object once,
+  so an object answering to two labels ("Purple" in one control, "Circle" in another) would be
+  lost to one of the controls.
+- Keypoint controls on one image with the same label set share one pointing request.
 - Each Choices and TextArea control gets its own request (its own options or question), with all of
   its images in that one prompt, so "what differs" and pair classification see both images.
 - A detection control bound to several images is asked once per image.
@@ -46,7 +48,7 @@ def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
 def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
     plans: list[PlannedRequest] = []
     for image in spec.images:
-        groups: dict[tuple[str, str | None], list[ControlSpec]] = {}
+        groups: dict[tuple[str, str | None, frozenset], list[ControlSpec]] = {}
         for control in spec.controls:
             if image.name not in control.to_names:
                 continue
@@ -56,8 +58,9 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                 group = "points"
             else:
                 continue
-            groups.setdefault((group, control.settings.prompt), []).append(control)
-        for (group, extra), controls in groups.items():
+            label_set = frozenset((label.value, label.hint) for label in control.labels)
+            groups.setdefault((group, control.settings.prompt, label_set), []).append(control)
+        for (group, extra, _labels), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS

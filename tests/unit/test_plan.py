@@ -18,17 +18,28 @@ def test_rectangles_alone_use_one_detection_request():
     assert [label.value for label in plan.labels] == ["Cat", "Dog"]
 
 
-def test_rect_brush_polygon_on_one_image_share_one_segmentation_request():
+def test_rect_brush_polygon_with_one_label_set_share_one_segmentation_request():
+    labels = '<Label value="Cat" hint="red square"/><Label value="Dog"/>'
     spec = _spec('<Image name="image" value="$image"/>'
-                 '<RectangleLabels name="r" toName="image"><Label value="Cat"/></RectangleLabels>'
-                 '<BrushLabels name="b" toName="image"><Label value="Dog" hint="blue circle"/></BrushLabels>'
-                 '<PolygonLabels name="p" toName="image" model_max_objects="40"><Label value="Cat" hint="red square"/></PolygonLabels>')
+                 f'<RectangleLabels name="r" toName="image">{labels}</RectangleLabels>'
+                 f'<BrushLabels name="b" toName="image">{labels}</BrushLabels>'
+                 f'<PolygonLabels name="p" toName="image" model_max_objects="40">{labels}</PolygonLabels>')
     (plan,) = plan_requests(spec)
     assert plan.kind is RequestKind.MASKS
     assert {c.name for c in plan.controls} == {"r", "b", "p"}
-    # union of labels, the hinted spelling wins
-    assert {(l.value, l.hint) for l in plan.labels} == {("Cat", "red square"), ("Dog", "blue circle")}
+    assert {(l.value, l.hint) for l in plan.labels} == {("Cat", "red square"), ("Dog", None)}
     assert plan.max_objects == 40
+
+
+def test_controls_with_different_label_sets_are_not_merged():
+    # "Purple" and "Circle" may be the same object: one request would name it once and lose it for one control
+    spec = _spec('<Image name="image" value="$image"/>'
+                 '<RectangleLabels name="r" toName="image"><Label value="Purple" hint="purple objects"/></RectangleLabels>'
+                 '<BrushLabels name="b" toName="image"><Label value="Circle" hint="circles"/></BrushLabels>'
+                 '<PolygonLabels name="p" toName="image"><Label value="Circle" hint="circles"/></PolygonLabels>')
+    plans = plan_requests(spec)
+    assert sorted((p.kind.value, tuple(c.name for c in p.controls)) for p in plans) == [
+        ("boxes", ("r",)), ("masks", ("b", "p"))]
 
 
 def test_points_choices_and_text_get_their_own_requests_and_multi_image_prompts():
