@@ -123,6 +123,9 @@ class ParsedAnswer:
     text: str | None = None
     truncated: bool = False
     dropped: dict[str, int] = field(default_factory=dict)
+    # Box-sized masks derived from `detections`, memoised so the brush and polygon controls sharing
+    # this answer resize and threshold each probability map once (regions.masks.shared_mask_region).
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from ..detections import Detection, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, NO_MASK, Conversion, HandlerBase
-from .masks import mask_region
+from .masks import shared_mask_region
 from .result import RegionIds, image_result, pixel_box_key
 from .rle import encode_brush_rle
 from .selection import select
@@ -40,7 +40,7 @@ class BrushHandler(HandlerBase):
         results = []
         for det in selection.detections:
             box = det.box.to_pixels(image.width, image.height)
-            region = mask_region(det.mask, box, settings.mask_threshold)
+            region = shared_mask_region(answer.derived, det.mask, box, settings.mask_threshold)
             if cv2.countNonZero(region.view(np.uint8)) < max(settings.min_area, 1):
                 dropped[EMPTY_MASK] += 1
                 continue

@@ -30,3 +30,18 @@ def mask_region(prob: np.ndarray, box: PixelBox, threshold: int = 127) -> np.nda
     # maxval 1 gives 0/1 bytes, which are valid numpy bools: viewing avoids another pass.
     cv2.threshold(resized, threshold, 1, cv2.THRESH_BINARY, dst=resized)
     return resized.reshape(box.height, box.width).view(np.bool_)
+
+
+def shared_mask_region(memo: dict, prob: np.ndarray, box: PixelBox, threshold: int = 127) -> np.ndarray:
+    """`mask_region`, computed once per (map, box, threshold) for all controls converting one answer.
+
+    `memo` lives on the ParsedAnswer, which keeps every map alive while it is in use, so the map's
+    id() cannot be reused by another array during the conversion. The result is read-only.
+    """
+    key = (id(prob), box, threshold)
+    region = memo.get(key)
+    if region is None:
+        region = mask_region(prob, box, threshold)
+        region.flags.writeable = False
+        memo[key] = region
+    return region

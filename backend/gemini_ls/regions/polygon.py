@@ -22,7 +22,7 @@ import numpy as np
 from ..detections import Detection, ImageMeta, ParsedAnswer, PixelBox
 from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, NO_MASK, Conversion, HandlerBase
-from .masks import mask_region
+from .masks import shared_mask_region
 from .result import RegionIds, clamp_percent, image_result, pixel_box_key
 from .selection import select
 
@@ -85,7 +85,7 @@ class PolygonHandler(HandlerBase):
         results = []
         for det in selection.detections:
             box = det.box.to_pixels(image.width, image.height)
-            region = mask_region(det.mask, box, settings.mask_threshold)
+            region = shared_mask_region(answer.derived, det.mask, box, settings.mask_threshold)
             polygons = mask_to_polygons(region, box, settings.polygon_tolerance, settings.min_area)
             if not polygons:
                 dropped[EMPTY_MASK] += 1
