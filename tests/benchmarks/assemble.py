@@ -1,0 +1,39 @@
+"""Rebuild tests/benchmarks/README.md from the tables the benchmarks wrote to results/.
+
+Run:  .venv/bin/python -m tests.benchmarks.assemble   (after running any benchmark)
+"""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ORDER = [
+    ("predict.md", "Issue 4: /predict throughput against the ideal"),
+    ("regions.md", "Issue 5: brush RLE encoding and whole-task post-processing"),
+    ("combined.md", "Issue 5: one combined request vs separate requests"),
+    ("files.md", "Issue 6: bytes and latency per task by Files API policy"),
+    ("soak.md", "Issue 8: soak, 2 gunicorn workers, faults injected"),
+]
+
+HEADER = """# Benchmarks
+
+Benchmarks are run by a command, never as timed assertions in the test suite. Each section below is
+the table its benchmark wrote (to `results/`), with the exact command that produced it; ratios are
+from one run on this project's 2-core machine. Rebuild this file with
+`.venv/bin/python -m tests.benchmarks.assemble`.
+"""
+
+
+def main() -> None:
+    parts = [HEADER]
+    for name, title in ORDER:
+        path = HERE / "results" / name
+        body = path.read_text().strip() if path.exists() else "_not run yet_"
+        # demote the result files' own headings under this section's
+        body = "\n".join(("#" + line if line.startswith("#") else line) for line in body.splitlines())
+        parts.append(f"## {title}\n\n{body}\n")
+    (HERE / "README.md").write_text("\n".join(parts))
+    print((HERE / "README.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
