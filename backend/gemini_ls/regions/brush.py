@@ -18,29 +18,21 @@ import numpy as np
 
 from ..detections import Detection, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
-from .handler import EMPTY_MASK, NO_MASK, Conversion, HandlerBase
-from .masks import shared_mask_region
+from .handler import EMPTY_MASK, Conversion, HandlerBase
+from .masks import masked_detections
 from .result import RegionIds, image_result, pixel_box_key
 from .rle import encode_brush_rle
-from .selection import select
-
-
-def _usable(det: Detection) -> str | None:
-    return None if det.mask is not None and det.box is not None else NO_MASK
 
 
 class BrushHandler(HandlerBase):
     tag = "BrushLabels"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
-        selection = select(control, image, answer, _usable)
         settings = control.settings
-        dropped = Counter(selection.dropped)
+        dropped: Counter[str] = Counter()
         ids = RegionIds(control, image)
         results = []
-        for det in selection.detections:
-            box = det.box.to_pixels(image.width, image.height)
-            region = shared_mask_region(answer.derived, det.mask, box, settings.mask_threshold)
+        for det, box, region in masked_detections(control, image, answer, dropped):
             if cv2.countNonZero(region.view(np.uint8)) < max(settings.min_area, 1):
                 dropped[EMPTY_MASK] += 1
                 continue

@@ -7,10 +7,16 @@ keep values above the threshold. Only box-sized arrays are ever built, never the
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Iterator
+
 import cv2
 import numpy as np
 
-from ..detections import PixelBox
+from ..detections import Detection, ImageMeta, ParsedAnswer, PixelBox
+from ..labelconfig import ControlSpec
+from .handler import NO_MASK
+from .selection import select
 
 
 def mask_region(prob: np.ndarray, box: PixelBox, threshold: int = 127) -> np.ndarray:
@@ -45,3 +51,21 @@ def shared_mask_region(memo: dict, prob: np.ndarray, box: PixelBox, threshold: i
         region.flags.writeable = False
         memo[key] = region
     return region
+
+
+def _has_mask(det: Detection) -> str | None:
+    return None if det.mask is not None and det.box is not None else NO_MASK
+
+
+def masked_detections(
+    control: ControlSpec, image: ImageMeta, answer: ParsedAnswer, dropped: Counter
+) -> Iterator[tuple[Detection, PixelBox, np.ndarray]]:
+    """The control's detections that carry a usable mask, each with its pixel box and box-sized mask.
+
+    Shared by the brush and polygon converters; detections without a mask are counted in `dropped`.
+    """
+    selection = select(control, image, answer, _has_mask)
+    dropped.update(selection.dropped)
+    for det in selection.detections:
+        box = det.box.to_pixels(image.width, image.height)
+        yield det, box, shared_mask_region(answer.derived, det.mask, box, control.settings.mask_threshold)

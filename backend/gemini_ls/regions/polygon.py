@@ -19,12 +19,11 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from ..detections import Detection, ImageMeta, ParsedAnswer, PixelBox
+from ..detections import ImageMeta, ParsedAnswer, PixelBox
 from ..labelconfig import ControlSpec
-from .handler import EMPTY_MASK, NO_MASK, Conversion, HandlerBase
-from .masks import shared_mask_region
+from .handler import EMPTY_MASK, Conversion, HandlerBase
+from .masks import masked_detections
 from .result import RegionIds, clamp_percent, image_result, pixel_box_key
-from .selection import select
 
 Polygon = list[tuple[float, float]]
 
@@ -70,22 +69,15 @@ def polygon_percent(polygon: Polygon, image: ImageMeta) -> list[list[float]]:
     return [[clamp_percent(x / image.width * 100), clamp_percent(y / image.height * 100)] for x, y in polygon]
 
 
-def _usable(det: Detection) -> str | None:
-    return None if det.mask is not None and det.box is not None else NO_MASK
-
-
 class PolygonHandler(HandlerBase):
     tag = "PolygonLabels"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
-        selection = select(control, image, answer, _usable)
         settings = control.settings
-        dropped = Counter(selection.dropped)
+        dropped: Counter[str] = Counter()
         ids = RegionIds(control, image)
         results = []
-        for det in selection.detections:
-            box = det.box.to_pixels(image.width, image.height)
-            region = shared_mask_region(answer.derived, det.mask, box, settings.mask_threshold)
+        for det, box, region in masked_detections(control, image, answer, dropped):
             polygons = mask_to_polygons(region, box, settings.polygon_tolerance, settings.min_area)
             if not polygons:
                 dropped[EMPTY_MASK] += 1
