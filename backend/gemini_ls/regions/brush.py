@@ -16,7 +16,7 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from ..detections import Detection, ImageMeta, ParsedAnswer
+from ..detections import ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, Conversion, HandlerBase
 from .masks import masked_detections
