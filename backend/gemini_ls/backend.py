@@ -66,6 +66,38 @@ class GeminiGateway:
         return reply
 
 
+class BackgroundProbe:
+    """Last-known answer of a slow check, refreshed in a background thread at most every `interval`.
+
+    /health must answer at once (Label Studio allows it 1 s and polls it often), so it reports what
+    the last probe saw instead of probing per call.
+    """
+
+    def __init__(self, check, interval: float = 15.0) -> None:
+        self._check = check
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._value: bool | None = None
+        self._checked_at = float("-inf")
+        self._running = False
+
+    def _run(self) -> None:
+        try:
+            value = bool(self._check())
+        except Exception:
+            value = False
+        with self._lock:
+            self._value, self._checked_at, self._running = value, time.monotonic(), False
+
+    def value(self) -> bool | None:
+        with self._lock:
+            stale = time.monotonic() - self._checked_at > self._interval
+            if stale and not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="health-probe", daemon=True).start()
+            return self._value
+
+
 @dataclass
 class Backend:
     settings: Settings
@@ -77,6 +109,12 @@ class Backend:
     cache: Any
     emulator: Any = None
     ledger: PredictionLedger = field(default_factory=PredictionLedger)
+    redis_probe: BackgroundProbe | None = None
+
+    def __post_init__(self) -> None:
+        healthy = getattr(self.cache, "healthy", None)
+        if self.settings.redis_url and callable(healthy):
+            self.redis_probe = BackgroundProbe(healthy)
 
     @property
     def emulated(self) -> bool:
@@ -105,8 +143,8 @@ class Backend:
     def redis_status(self) -> dict:
         if not self.settings.redis_url:
             return {"configured": False, "cache": "in-process"}
-        healthy = getattr(self.cache, "healthy", None)
-        return {"configured": True, "reachable": healthy() if callable(healthy) else healthy}
+        # None until the first background probe has answered
+        return {"configured": True, "reachable": self.redis_probe.value() if self.redis_probe else None}
 
     def on_webhook(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
