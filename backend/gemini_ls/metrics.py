@@ -23,6 +23,7 @@ class Metrics:
         r = self.registry
         self.tasks = _counter(r, "gemini_ls_tasks", "Tasks answered, by outcome (ok, empty, failed, late)", ["outcome"])
         self.task_failures = _counter(r, "gemini_ls_task_failures", "Failed tasks by reason", ["reason"])
+        self.config_errors = _counter(r, "gemini_ls_config_errors", "Label configs rejected, by route", ["route"])
         self.predict_requests = _counter(r, "gemini_ls_predict_requests", "/predict calls by mode", ["mode"])
         self.predict_seconds = Histogram(
             "gemini_ls_predict_seconds", "Wall time of one /predict call", registry=r,

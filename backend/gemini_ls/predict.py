@@ -112,7 +112,9 @@ class Predictor:
         self.gateway = gateway
 
     # -- one Gemini request -> parsed answer -------------------------------------------------
-    def _ask(self, plan: PlannedRequest, images: list[PreparedImage], uses: Mapping[str, int], deadline: float) -> ParsedAnswer:
+    def _ask(
+        self, plan: PlannedRequest, images: list[PreparedImage], uses: Mapping[str, int], deadline: float, task_id: Any
+    ) -> ParsedAnswer:
         prompt = prompt_for(
             plan.kind,
             plan.labels,
@@ -150,7 +152,7 @@ class Predictor:
             else:
                 self.metrics.items_dropped.labels(reason).inc(count)
         if answer.truncated:
-            log.warning("Gemini's answer was truncated (%s); kept the complete items", reply.finish_reason)
+            log.warning("task %s: Gemini's answer was truncated (%s); kept the complete items", task_id, reply.finish_reason)
         return answer
 
     def _regions(self, plan: PlannedRequest, control: ControlSpec, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
@@ -218,7 +220,7 @@ class Predictor:
                 uses = {
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
                 }
-                answer = self._ask(plan, images, uses, deadline)
+                answer = self._ask(plan, images, uses, deadline, task_id)
                 for control in plan.controls:
                     results.extend(self._regions(plan, control, metas, answer))
             results = self._validate(spec, results, task_id)

@@ -45,6 +45,15 @@ def _reason_phrase(message: str) -> str:
     return " ".join(text.split())[:300] or "prediction failed"
 
 
+def _spec_or_400(specs: "SpecCache", config: str | None, backend: Backend, route: str) -> ProjectSpec:
+    try:
+        return specs.get(config)
+    except LabelConfigError as exc:
+        backend.metrics.config_errors.labels(route).inc()
+        log.warning("%s: rejected the label config: %s", route, exc)
+        raise ApiError(400, f"label config: {exc}") from exc
+
+
 class SpecCache:
     """Parsed label configs by their text: /setup arrives before every batch and must be cheap."""
 
@@ -121,7 +130,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     settings = backend.settings
     specs = SpecCache(settings)
     app = Flask("gemini_ls")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    # One byte over the limit: werkzeug stops reading a chunked body AT the limit without a word, so
+    # only a read of limit+1 bytes can tell "exactly the limit" from "too large".
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
     app.extensions["gemini_ls"] = backend
 
     @app.errorhandler(ApiError)
@@ -165,10 +176,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     def setup():
         body = _json_body(settings.max_request_bytes)
         backend.credentials.update_from_setup(body.get("hostname"), body.get("access_token"))
-        try:
-            spec = specs.get(body.get("schema"))
-        except LabelConfigError as exc:
-            raise ApiError(400, f"label config: {exc}") from exc
+        spec = _spec_or_400(specs, body.get("schema"), backend, "/setup")
         return jsonify({"model_version": model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)})
 
     @app.post("/predict")
@@ -184,10 +192,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         params = body.get("params") if isinstance(body.get("params"), dict) else {}
         interactive = bool(params.get("context")) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
-        try:
-            spec = specs.get(body.get("label_config"))
-        except LabelConfigError as exc:
-            raise ApiError(400, f"label config: {exc}") from exc
+        spec = _spec_or_400(specs, body.get("label_config"), backend, "/predict")
         version = model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)
         outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         backend.metrics.predict_seconds.observe(time.monotonic() - started)

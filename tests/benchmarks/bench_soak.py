@@ -283,7 +283,12 @@ def main() -> int:
     ]
     for pid, rss0, rss1, peak_rss, fd0, fd1, th0, th1 in rows:
         lines.append(f"| {pid} | {rss0:.1f} | {rss1:.1f} | {peak_rss:.1f} | {fd0:.1f} / {fd1:.1f} | {th0:.0f} / {th1:.0f} |")
-    lines += ["", f"Server log: {server_log.name}"]
+    lines += [
+        "",
+        "RSS between the windows includes memory kept by design: each worker remembers its finished "
+        "outcomes (BatchRunner: up to 20,000 for 1 h, so a re-asked task is not computed twice) and its "
+        "predictions for webhook feedback (PredictionLedger: up to 50,000 tasks); both are bounded.",
+    ]
     if stats.failed_batches:
         lines += ["", "Failed batches (first 10):", ""] + [f"- {b}" for b in stats.failed_batches[:10]]
     text = "\n".join(lines) + "\n"
