@@ -246,7 +246,10 @@ class Predictor:
 class BatchRunner:
     """Runs batches on one bounded pool shared by every /predict of the process."""
 
-    def __init__(self, predictor: Predictor, settings: Settings, metrics: Metrics, *, keep_seconds: float = 3600, keep_max: int = 20000) -> None:
+    def __init__(
+        self, predictor: Predictor, settings: Settings, metrics: Metrics, *,
+        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000,
+    ) -> None:
         self.predictor = predictor
         self.settings = settings
         self.metrics = metrics
@@ -254,18 +257,34 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self._done: OrderedDict[str, tuple[float, TaskOutcome]] = OrderedDict()
+        self._late: set[str] = set()  # running tasks whose batch answered without them
         self._keep_seconds = keep_seconds
+        self._delivered_seconds = delivered_seconds
         self._keep_max = keep_max
 
+    def _keep(self, key: str, outcome: TaskOutcome, seconds: float) -> None:
+        self._done[key] = (time.monotonic() + seconds, outcome)
+        self._done.move_to_end(key)
+        while len(self._done) > self._keep_max:
+            self._done.popitem(last=False)
+
     def _finished(self, key: str, fut: Future) -> None:
+        """Pool thread, when a task is done: it leaves the in-flight table in the same step in which
+        it is kept for a later request (no gap in which a new request would compute it again).
+
+        A task whose batch already answered without it is kept up to `keep_seconds`, until asked
+        for; any other only `delivered_seconds`, longer than Label Studio's 100 s wait, so a batch
+        Label Studio gave up on (it then stores nothing and asks again) is not computed twice.
+        Failures are not kept: they are retried afresh.
+        """
         outcome: TaskOutcome = fut.result()
         with self._lock:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key) is fut:
+                del self._inflight[key]
+            late = key in self._late
+            self._late.discard(key)
             if outcome.succeeded:
-                self._done[key] = (time.monotonic() + self._keep_seconds, outcome)
-                self._done.move_to_end(key)
-                while len(self._done) > self._keep_max:
-                    self._done.popitem(last=False)
+                self._keep(key, outcome, self._keep_seconds if late else self._delivered_seconds)
 
     def _cached(self, key: str) -> TaskOutcome | None:
         entry = self._done.get(key)
@@ -275,10 +294,6 @@ class BatchRunner:
             del self._done[key]
             return None
         return entry[1]
-
-    def forget(self, model_version: str | None = None) -> None:
-        with self._lock:
-            self._done.clear()
 
     def run(
         self,
@@ -301,8 +316,10 @@ class BatchRunner:
                     uses_by_ref[refs[name]] = uses_by_ref.get(refs[name], 0) + 1
 
         futures: list[Future] = []
+        keys: list[str] = []
         for task in tasks:
             key = f"{model_version}:{task_key(task)}"
+            keys.append(key)
             submitted: Future | None = None
             with self._lock:
                 cached = self._cached(key)
@@ -330,8 +347,17 @@ class BatchRunner:
 
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         outcomes: list[TaskOutcome] = []
-        for task, fut in zip(tasks, futures):
-            if fut.done():
+        for task, key, fut in zip(tasks, keys, futures):
+            with self._lock:
+                # A future's state turns done before its callbacks run, so a task seen running here
+                # is marked late before _finished can look.
+                late = not fut.done()
+                if late:
+                    self._late.add(key)
+                elif key in self._done:  # a late one, delivered now: Label Studio stores it
+                    expiry, kept = self._done[key]
+                    self._done[key] = (min(expiry, time.monotonic() + self._delivered_seconds), kept)
+            if not late:
                 outcome = fut.result()
             else:
                 outcome = TaskOutcome(
