@@ -284,7 +284,7 @@ def test_non_retryable_4xx_raised_at_once(emu):
 
 
 def test_bad_key_never_leaks(emu, caplog):
-    secret = "AIzaSECRET-should-never-show-0123456789"
+    secret = "fake-gemini-key-SECRET-should-never-show-0123456789"
     settings = Settings(api_key=secret, base_url=emu.url, max_retries=2)
     caller = GeminiCaller(make_client(settings), settings, Metrics(), rand=lambda: 0.0)
     with caplog.at_level(logging.DEBUG):

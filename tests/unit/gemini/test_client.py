@@ -19,7 +19,7 @@ from gemini_ls.gemini.prompts import choice_prompt, detection_prompt, segmentati
 from gemini_ls.labelconfig import LabelSpec
 from gemini_ls.settings import Settings
 
-KEY = "AIzaTESTKEY-do-not-leak-0123456789"
+KEY = "fake-gemini-key-do-not-leak-0123456789"
 LABELS = (LabelSpec("cat"), LabelSpec("dog"))
 BOX_PROMPT = detection_prompt(LABELS, 25)
 

@@ -6,7 +6,7 @@ import pytest
 
 from gemini_ls.gemini.errors import FileRejected, GeminiError, from_api_error, redact
 
-KEY = "AIzaTESTKEY-do-not-leak-0123456789"
+KEY = "fake-gemini-key-do-not-leak-0123456789"
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,7 @@ def test_caller_repr_has_no_key():
     from gemini_ls.metrics import Metrics
     from gemini_ls.settings import Settings
 
-    key = "AIzaTESTKEY-do-not-leak-0123456789"
+    key = "fake-gemini-key-do-not-leak-0123456789"
     settings = Settings(api_key=key, base_url="http://127.0.0.1:1")
     caller = GeminiCaller(make_client(settings), settings, Metrics())
     assert key not in repr(caller)
