@@ -184,3 +184,13 @@ def check_stored(ls, task: TaskTruth, model_version: str, config: str = LABEL_CO
     assert isinstance(p["score"], float) and 0.0 < p["score"] <= 1.0, p["score"]
     check_result(p["result"], task.scene, config)
     return p
+
+
+# A rectangles-only project: one Gemini call per task (deadline and failure-path tests).
+RECT_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="rect" toName="image">
+    <Label value="Cat" hint="red square"/>
+    <Label value="Dog" hint="blue circle"/>
+  </RectangleLabels>
+</View>"""

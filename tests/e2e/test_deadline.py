@@ -8,17 +8,9 @@ import time
 import pytest
 
 from .conftest import backend_env
-from .project import Project, check_stored, make_project
+from .project import RECT_CONFIG, Project, check_stored, make_project
 
 pytestmark = pytest.mark.e2e
-
-RECT_CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="rect" toName="image">
-    <Label value="Cat" hint="red square"/>
-    <Label value="Dog" hint="blue circle"/>
-  </RectangleLabels>
-</View>"""
 
 N_TASKS = 8
 LATENCY = 1.5  # seconds per Gemini call (one call per task with a rectangles-only config)

@@ -8,17 +8,9 @@ import time
 import pytest
 
 from .conftest import backend_env
-from .project import make_project
+from .project import RECT_CONFIG, make_project
 
 pytestmark = pytest.mark.e2e
-
-RECT_CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="rect" toName="image">
-    <Label value="Cat" hint="red square"/>
-    <Label value="Dog" hint="blue circle"/>
-  </RectangleLabels>
-</View>"""
 
 CONTEXT = {"result": [{"from_name": "rect", "to_name": "image", "type": "rectanglelabels",
                        "value": {"x": 1, "y": 1, "width": 98, "height": 98, "rectanglelabels": ["Cat"]}}]}
