@@ -23,7 +23,9 @@ from .gemini.request import GeminiCaller, RateGate, Reply
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
 from .images.prepare import PreparedImage
+from .labelconfig import ProjectSpec
 from .metrics import Metrics
+from .modelversion import model_version
 from .predict import BatchRunner, Predictor
 from .settings import Settings
 
@@ -119,6 +121,9 @@ class Backend:
     @property
     def emulated(self) -> bool:
         return self.emulator is not None
+
+    def model_version(self, spec: ProjectSpec) -> str:
+        return model_version(self.settings.model, spec, emulated=self.emulated, suffix=self.settings.model_version_suffix)
 
     def fetch(self, ref: str, task_id: Any) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)

@@ -67,7 +67,6 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
     """Predict local image files with the full pipeline; returns (spec, results, model_version)."""
     from .backend import build_backend
     from .labelconfig import parse_label_config
-    from .modelversion import model_version
 
     spec = parse_label_config(Path(config_path).read_text(), settings.defaults)
     if len(spec.images) != 1:
@@ -75,7 +74,7 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
     backend = build_backend(settings)
     key = spec.images[0].value_key
     tasks = [{"id": i + 1, "data": {key: str(p)}} for i, p in enumerate(images)]
-    version = model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)
+    version = backend.model_version(spec)
     done = 0
     results: list[dict] = []
     started = time.monotonic()

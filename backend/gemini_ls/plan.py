@@ -45,6 +45,11 @@ def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
     return tuple(seen.values())
 
 
+def images_needed(plans: tuple[PlannedRequest, ...] | list[PlannedRequest]) -> tuple[str, ...]:
+    """Names of the <Image>s the plans send to Gemini, sorted (each is fetched once per task)."""
+    return tuple(sorted({name for plan in plans for name in plan.image_names}))
+
+
 def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
     plans: list[PlannedRequest] = []
     for image in spec.images:

@@ -29,7 +29,7 @@ from .images.errors import ImageError
 from .images.prepare import PreparedImage, prepare_image
 from .labelconfig import ControlSpec, ProjectSpec
 from .metrics import Metrics
-from .plan import PlannedRequest, plan_requests
+from .plan import PlannedRequest, images_needed, plan_requests
 from .regions import convert_for
 from .settings import Settings
 
@@ -196,8 +196,7 @@ class Predictor:
         started = time.monotonic()
         task_id = task.get("id")
         try:
-            names = sorted({n for plan in plans for n in plan.image_names})
-            refs = image_refs(task, spec, names)
+            refs = image_refs(task, spec, images_needed(plans))
             prepared: dict[str, PreparedImage] = {}
             for name, ref in refs.items():
                 try:
@@ -277,12 +276,14 @@ class BatchRunner:
         Label Studio gave up on (it then stores nothing and asks again) is not computed twice.
         Failures are not kept: they are retried afresh.
         """
-        outcome: TaskOutcome = fut.result()
         with self._lock:
             if self._inflight.get(key) is fut:
                 del self._inflight[key]
             late = key in self._late
             self._late.discard(key)
+            if fut.cancelled():  # shutdown cancelled it before it ran
+                return
+            outcome: TaskOutcome = fut.result()
             if outcome.succeeded:
                 self._keep(key, outcome, self._keep_seconds if late else self._delivered_seconds)
 
@@ -305,10 +306,11 @@ class BatchRunner:
         deadline: float,
     ) -> list[TaskOutcome]:
         plans = plan_requests(spec)
+        names = images_needed(plans)
         uses_by_ref: dict[str, int] = {}
         for task in tasks:
             try:
-                refs = image_refs(task, spec, {n for p in plans for n in p.image_names})
+                refs = image_refs(task, spec, names)
             except TaskFailure:
                 continue
             for plan in plans:

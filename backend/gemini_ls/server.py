@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -22,7 +22,6 @@ from werkzeug.exceptions import HTTPException
 from . import __version__
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
-from .modelversion import model_version
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.server")
@@ -87,8 +86,6 @@ def _json_body(max_bytes: int) -> dict:
     if not raw.strip():
         raise ApiError(400, "request body is empty; expected a JSON object")
     try:
-        import json
-
         body = json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
@@ -177,7 +174,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         body = _json_body(settings.max_request_bytes)
         backend.credentials.update_from_setup(body.get("hostname"), body.get("access_token"))
         spec = _spec_or_400(specs, body.get("schema"), backend, "/setup")
-        return jsonify({"model_version": model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)})
+        return jsonify({"model_version": backend.model_version(spec)})
 
     @app.post("/predict")
     def predict():
@@ -193,7 +190,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         interactive = bool(params.get("context")) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body.get("label_config"), backend, "/predict")
-        version = model_version(settings.model, spec, emulated=backend.emulated, suffix=settings.model_version_suffix)
+        version = backend.model_version(spec)
         outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         for outcome in outcomes:

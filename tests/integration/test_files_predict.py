@@ -60,42 +60,33 @@ def _check(pairs, scenes):
         assert min(rect_ious(entry["result"], scenes[task["id"] % len(scenes)])) >= 0.9
 
 
-def _start(n, env, tag):
-    return [start_backend_process(f"files-{tag}-{i}", env) for i in range(n)]
+def _round(env, tag, tasks, scenes) -> float:
+    """Four fresh server processes predict the tasks together; returns their evictions."""
+    backends = [start_backend_process(f"files-{tag}-{i}", env) for i in range(4)]
+    try:
+        _check(_predict_spread(backends, tasks), scenes)
+        return sum(b.metric("gemini_ls_files_evictions_total") for b in backends)
+    finally:
+        for b in backends:
+            b.stop()
 
 
 def test_four_processes_upload_each_image_once_and_reuse_across_runs(emu, image_server, redis_url, redis_prefix):
     scenes, tasks = _scenes_and_tasks(image_server)
     env = _env(emu, redis_url, redis_prefix)
 
-    backends = _start(4, env, "a")
-    try:
-        _check(_predict_spread(backends, tasks), scenes)
-    finally:
-        for b in backends:
-            b.stop()
+    _round(env, "a", tasks, scenes)
     counters = emu.counters()
     assert counters["uploads"] == 5
     assert counters["requests"]["generateContent"] == 50
 
     # Fresh processes (empty memory): the Redis cache alone spares every upload.
-    backends = _start(4, env, "b")
-    try:
-        _check(_predict_spread(backends, tasks), scenes)
-    finally:
-        for b in backends:
-            b.stop()
+    _round(env, "b", tasks, scenes)
     assert emu.counters()["uploads"] == 5
 
     # Gemini forgets the files: each is re-uploaded exactly once, no task fails.
     assert emu.expire_files() == 5
-    backends = _start(4, env, "c")
-    try:
-        _check(_predict_spread(backends, tasks), scenes)
-        evictions = sum(b.metric("gemini_ls_files_evictions_total") for b in backends)
-    finally:
-        for b in backends:
-            b.stop()
+    evictions = _round(env, "c", tasks, scenes)
     assert emu.counters()["uploads"] == 10
     assert evictions >= 5
 
