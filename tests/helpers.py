@@ -4,7 +4,7 @@ ground-truth matching of Label Studio results."""
 from __future__ import annotations
 
 import base64
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

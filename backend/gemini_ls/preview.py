@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw

@@ -44,7 +44,7 @@ def _reason_phrase(message: str) -> str:
     return " ".join(text.split())[:300] or "prediction failed"
 
 
-def _spec_or_400(specs: "SpecCache", config: str | None, backend: Backend, route: str) -> ProjectSpec:
+def _spec_or_400(specs: SpecCache, config: str | None, backend: Backend, route: str) -> ProjectSpec:
     try:
         return specs.get(config)
     except LabelConfigError as exc:

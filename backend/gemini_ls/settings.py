@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 from .labelconfig import Defaults
 
@@ -120,7 +120,7 @@ class Settings:
         return hashlib.sha256(material).hexdigest()[:16]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         files_policy = (_get(env, "GEMINI_FILES", "auto") or "auto").lower()
         if files_policy not in ("auto", "always", "never"):
@@ -174,5 +174,5 @@ class Settings:
             emulator_latency=_float(env, "EMULATOR_LATENCY", 0.0),
         )
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)

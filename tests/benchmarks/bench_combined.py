@@ -61,13 +61,18 @@ def main() -> None:
     backend = start_backend(test_env(emu.url, DEFAULT_API_KEY))
     try:
         combined = _run(backend, emu, scenes, [config(rect_control(extra=MAX), brush_control(extra=MAX), polygon_control(extra=MAX))])
-        separate = _run(backend, emu, scenes, [config(rect_control(extra=MAX)), config(brush_control(extra=MAX)), config(polygon_control(extra=MAX))])
+        separate = _run(
+            backend, emu, scenes, [config(rect_control(extra=MAX)), config(brush_control(extra=MAX)), config(polygon_control(extra=MAX))]
+        )
     finally:
         backend.stop()
         emu.stop()
     n_obj = sum(len(s.objects) for s, _ in scenes)
     rows = []
-    for name, (ious, calls, tokens) in (("combined (1 segmentation request)", combined), ("separate (detection + 2 segmentation)", separate)):
+    for name, (ious, calls, tokens) in (
+        ("combined (1 segmentation request)", combined),
+        ("separate (detection + 2 segmentation)", separate),
+    ):
         cells = [f"{statistics.mean(ious[t]):.3f} / {min(ious[t]):.3f}" for t in ("rectanglelabels", "brushlabels", "polygonlabels")]
         rows.append(f"| {name} | {' | '.join(cells)} | {calls} | {tokens} |")
     command = f".venv/bin/python -m tests.benchmarks.bench_combined --scenes {args.scenes}"

@@ -58,7 +58,9 @@ def main() -> None:
             print(f"concurrency {c}: {wall:.2f}s (ideal {ideal:.0f}s, ratio {wall / ideal:.3f}), {ok}/{args.tasks} ok", flush=True)
     finally:
         emulator.stop()
-    command = f".venv/bin/python -m tests.benchmarks.bench_predict --tasks {args.tasks} --latency {args.latency} --concurrency {args.concurrency}"
+    command = (
+        f".venv/bin/python -m tests.benchmarks.bench_predict --tasks {args.tasks} --latency {args.latency} --concurrency {args.concurrency}"
+    )
     table = [
         f"### /predict throughput ({args.tasks} tasks, emulator latency {args.latency} s, one run)",
         "",

@@ -112,8 +112,8 @@ def main() -> int:
         ours_bytes = encode_brush_rle(blob.region, blob.box, WIDTH, HEIGHT)
         sdk_bytes = mask2rle(full)
         assert ours_bytes == sdk_bytes, f"mask {i}: bytes differ from mask2rle"
-        ours = _median_ms(lambda: encode_brush_rle(blob.region, blob.box, WIDTH, HEIGHT), 21)
-        sdk = _median_ms(lambda: mask2rle(full), 3)
+        ours = _median_ms(lambda blob=blob: encode_brush_rle(blob.region, blob.box, WIDTH, HEIGHT), 21)
+        sdk = _median_ms(lambda full=full: mask2rle(full), 3)
         ours_all.append(ours)
         sdk_all.append(sdk)
         rows.append((i, blob.coverage, blob.box, len(ours_bytes), ours, sdk))

@@ -237,11 +237,11 @@ def main() -> int:
     rows = []
     flat = True
     for pid in workers:
-        def mean(samples, idx):
+        def mean(samples, idx, pid=pid):
             vals = [s[pid][idx] for s in samples if pid in s]
             return statistics.mean(vals) if vals else float("nan")
 
-        def peak(samples, idx):
+        def peak(samples, idx, pid=pid):
             vals = [s[pid][idx] for s in samples if pid in s]
             return max(vals) if vals else 0
 

@@ -142,7 +142,9 @@ class Browser:
     def evaluate(self, expression: str, timeout: float = 30) -> Any:
         r = self.send("Runtime.evaluate", timeout=timeout, expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in r:
-            raise CDPError(f"JS exception: {r['exceptionDetails'].get('text')} {r['exceptionDetails'].get('exception', {}).get('description', '')}")
+            raise CDPError(
+                f"JS exception: {r['exceptionDetails'].get('text')} {r['exceptionDetails'].get('exception', {}).get('description', '')}"
+            )
         return r.get("result", {}).get("value")
 
     def wait_for(self, expression: str, timeout: float = 30, interval: float = 0.25) -> Any:
@@ -202,7 +204,7 @@ class Browser:
                 self.proc.wait(timeout=10)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

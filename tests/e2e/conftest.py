@@ -7,8 +7,7 @@ can be read afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

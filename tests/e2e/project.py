@@ -85,7 +85,18 @@ class Project:
         return [t for t in self.tasks.values() if t.scene is None]
 
 
-def make_project(ls, images, backend_url: str, title: str, *, n_upload: int = 2, n_url: int = 2, broken: bool = True, config: str = LABEL_CONFIG, offset: int = 0) -> Project:
+def make_project(
+    ls,
+    images,
+    backend_url: str,
+    title: str,
+    *,
+    n_upload: int = 2,
+    n_url: int = 2,
+    broken: bool = True,
+    config: str = LABEL_CONFIG,
+    offset: int = 0,
+) -> Project:
     """Create the project, import tasks (uploads + CORS URLs + optionally one broken image) and
     connect our backend through Label Studio's API (LS calls /health and /setup)."""
     project = ls.create_project(title, config)
@@ -105,7 +116,7 @@ def make_project(ls, images, backend_url: str, title: str, *, n_upload: int = 2,
         url_tasks.append(({"image": url}, None))
     if url_tasks:
         ids = ls.import_tasks(pid, [d for d, _ in url_tasks])
-        for tid, (d, scene) in zip(ids, url_tasks):
+        for tid, (_d, scene) in zip(ids, url_tasks):
             truth[tid] = TaskTruth(tid, "url" if scene is not None else "broken", scene)
     for t in ls.tasks(pid):
         truth[t["id"]].image = t["data"]["image"]
@@ -136,13 +147,16 @@ def check_result(result: list[dict], scene: Scene, config: str = LABEL_CONFIG) -
     want = expected_objects(scene)
     n_expected = sum(len(v) for v in want.values())
     worst: dict[str, float] = {}
-    for control, kind, threshold in (("rect", "rectanglelabels", RECT_IOU), ("brush", "brushlabels", BRUSH_IOU), ("poly", "polygonlabels", POLY_IOU)):
+    for control, kind, threshold in (
+        ("rect", "rectanglelabels", RECT_IOU),
+        ("brush", "brushlabels", BRUSH_IOU),
+        ("poly", "polygonlabels", POLY_IOU),
+    ):
         if kind not in present:
             continue
         regions = by_control.get(control, [])
         assert len(regions) == n_expected, (
-            f"{control}: {len(regions)} regions, scene has {n_expected} targets "
-            f"({ {k: [o.name for o in v] for k, v in want.items()} })"
+            f"{control}: {len(regions)} regions, scene has {n_expected} targets ({ {k: [o.name for o in v] for k, v in want.items()} })"
         )
         worst[control] = 1.0
         for r in regions:

@@ -37,7 +37,9 @@ def test_pat_instance_rejects_legacy_token_and_accepts_pat(label_studio_pat):
 
 def test_project_import_and_upload_roundtrip(label_studio):
     ls = label_studio
-    p = ls.create_project("smoke", '<View><Image name="image" value="$image"/><Choices name="c" toName="image"><Choice value="A"/></Choices></View>')
+    p = ls.create_project(
+        "smoke", '<View><Image name="image" value="$image"/><Choices name="c" toName="image"><Choice value="A"/></Choices></View>'
+    )
     png = bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
         "1f15c4890000000d49444154789c6360000002000100ffff03000006000557bfab"

@@ -37,7 +37,6 @@ def stack(request, gemini_emulator, cors_images):
     backend = start_backend_process(f"predictions-{mode}", backend_env(gemini_emulator.url, ls))
     try:
         project = make_project(ls, cors_images, backend.url, f"e2e {mode}")
-        good = sorted(t.task_id for t in project.good())
         # the last good URL task is the one a user opens before any retrieve
         opened = max(t.task_id for t in project.good() if t.source == "url")
         yield Stack(mode, ls, backend, project, project.ml["model_version"], opened)

@@ -14,7 +14,7 @@ from google.genai import errors, types
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from gemini_ls.emulator.server import DEFAULT_API_KEY
-from gemini_ls.gemini.prompts import detection_prompt, segmentation_prompt
+from gemini_ls.gemini.prompts import segmentation_prompt
 from gemini_ls.labelconfig import LabelSpec
 
 from .helpers import parse_json_text
@@ -60,10 +60,18 @@ def test_server_errors(emu, genai_client, code, status):
 
 
 def test_sdk_retry_recovers_after_server_wide_faults(emu):
-    httpx.post(emu.url + "/_emulator/faults", json={"faults": [{"fault": "503", "count": 1}, {"fault": "429", "count": 1, "args": {"retry_delay": 1}}]})
-    client = genai.Client(api_key=DEFAULT_API_KEY, http_options=types.HttpOptions(
-        base_url=emu.url, api_version="v1beta",
-        retry_options=types.HttpRetryOptions(attempts=3, initial_delay=0.05, max_delay=0.1, jitter=0.01)))
+    httpx.post(
+        emu.url + "/_emulator/faults",
+        json={"faults": [{"fault": "503", "count": 1}, {"fault": "429", "count": 1, "args": {"retry_delay": 1}}]},
+    )
+    client = genai.Client(
+        api_key=DEFAULT_API_KEY,
+        http_options=types.HttpOptions(
+            base_url=emu.url,
+            api_version="v1beta",
+            retry_options=types.HttpRetryOptions(attempts=3, initial_delay=0.05, max_delay=0.1, jitter=0.01),
+        ),
+    )
     assert client.models.generate_content(model=MODEL, contents="hi").text
     assert emu.counters()["requests"]["generateContent"] == 2  # both faults fired on the first request
 
@@ -95,8 +103,11 @@ def test_truncated_json_max_tokens(emu, image_part):
 
 def test_max_output_tokens_truncates_like_the_service(genai_client, image_part):
     p = segmentation_prompt(LABELS, 25)
-    resp = genai_client.models.generate_content(model=MODEL, contents=[image_part, p.user], config=types.GenerateContentConfig(
-        response_mime_type="application/json", max_output_tokens=300))
+    resp = genai_client.models.generate_content(
+        model=MODEL,
+        contents=[image_part, p.user],
+        config=types.GenerateContentConfig(response_mime_type="application/json", max_output_tokens=300),
+    )
     assert resp.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
     assert resp.usage_metadata.candidates_token_count == 300
 

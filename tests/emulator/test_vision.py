@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.genai import types
 
-from gemini_ls.emulator.scenes import encode_image, make_scene, norm_box_to_pixels, raw_box, box_iou, mask_iou
+from gemini_ls.emulator.scenes import box_iou, encode_image, make_scene, mask_iou, norm_box_to_pixels, raw_box
 from gemini_ls.gemini.prompts import detection_prompt, segmentation_prompt
 from gemini_ls.labelconfig import LabelSpec
 

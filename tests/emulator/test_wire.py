@@ -102,7 +102,10 @@ def test_other_key_expired_and_processing_files(genai_client, emu, png):
     emu.add_api_key("second-key")
     f = genai_client.files.upload(file=io.BytesIO(png), config=types.UploadFileConfig(mime_type="image/png"))
     other = client_for(emu, "second-key")
-    for call in (lambda: other.files.get(name=f.name), lambda: other.models.generate_content(model=MODEL, contents=[f, "Detect the red squares"])):
+    for call in (
+        lambda: other.files.get(name=f.name),
+        lambda: other.models.generate_content(model=MODEL, contents=[f, "Detect the red squares"]),
+    ):
         with pytest.raises(errors.ClientError) as exc:
             call()
         assert exc.value.code == 403 and exc.value.status == "PERMISSION_DENIED"
@@ -156,8 +159,11 @@ def test_api_key_errors(emu, png):
         bad.models.generate_content(model=MODEL, contents="hi")
     assert exc.value.code == 400 and exc.value.status == "INVALID_ARGUMENT"
     assert exc.value.message == "API key not valid. Please pass a valid API key."
-    for path, method in [("/v1beta/models/gemini-2.5-flash:generateContent", "POST"), ("/v1beta/files", "GET"),
-                         ("/upload/v1beta/files", "POST")]:
+    for path, method in [
+        ("/v1beta/models/gemini-2.5-flash:generateContent", "POST"),
+        ("/v1beta/files", "GET"),
+        ("/upload/v1beta/files", "POST"),
+    ]:
         r = httpx.request(method, emu.url + path, json={"contents": [{"parts": [{"text": "hi"}]}]})
         assert r.status_code == 403
         err = r.json()["error"]
@@ -172,12 +178,28 @@ def test_snake_and_camel_case_standard_base64_and_versions(emu, png):
     h = {"x-goog-api-key": DEFAULT_API_KEY}
     std = base64.b64encode(png).decode()
     for version, body in [
-        ("v1", {"contents": [{"parts": [{"inline_data": {"data": std, "mimeType": "image/png"}}, {"text": "Detect the red squares"}]}],
-                "generation_config": {"response_mime_type": "application/json"}}),
-        ("v1alpha", {"contents": [{"parts": [{"inlineData": {"data": base64.urlsafe_b64encode(png).decode().rstrip("="), "mime_type": "image/png"}},
-                                           {"text": "Detect the red squares"}]}],
-                     "generationConfig": {"responseMimeType": "application/json"},
-                     "system_instruction": {"parts": [{"text": "Be brief."}]}}),
+        (
+            "v1",
+            {
+                "contents": [{"parts": [{"inline_data": {"data": std, "mimeType": "image/png"}}, {"text": "Detect the red squares"}]}],
+                "generation_config": {"response_mime_type": "application/json"},
+            },
+        ),
+        (
+            "v1alpha",
+            {
+                "contents": [
+                    {
+                        "parts": [
+                            {"inlineData": {"data": base64.urlsafe_b64encode(png).decode().rstrip("="), "mime_type": "image/png"}},
+                            {"text": "Detect the red squares"},
+                        ]
+                    }
+                ],
+                "generationConfig": {"responseMimeType": "application/json"},
+                "system_instruction": {"parts": [{"text": "Be brief."}]},
+            },
+        ),
     ]:
         r = httpx.post(f"{emu.url}/{version}/models/gemini-2.5-flash:generateContent", json=body, headers=h)
         assert r.status_code == 200, r.text
@@ -201,12 +223,17 @@ def test_unknown_model_is_404(genai_client):
 
 
 def test_upload_chunk_responses_always_carry_status(emu):
-    r = httpx.post(emu.url + "/upload/v1beta/files?upload_id=bogus&upload_protocol=resumable",
-                   headers={"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"}, content=b"abc")
+    r = httpx.post(
+        emu.url + "/upload/v1beta/files?upload_id=bogus&upload_protocol=resumable",
+        headers={"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"},
+        content=b"abc",
+    )
     assert r.status_code == 404 and r.headers["x-goog-upload-status"] == "final"
-    start = httpx.post(emu.url + "/upload/v1beta/files", json={"file": {"mime_type": "image/png"}},
-                       headers={"x-goog-api-key": DEFAULT_API_KEY, "X-Goog-Upload-Protocol": "resumable",
-                                "X-Goog-Upload-Command": "start"})
+    start = httpx.post(
+        emu.url + "/upload/v1beta/files",
+        json={"file": {"mime_type": "image/png"}},
+        headers={"x-goog-api-key": DEFAULT_API_KEY, "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"},
+    )
     url = start.headers["x-goog-upload-url"]
     assert url.startswith(emu.url + "/upload/v1beta/files?upload_id=")
     bad = httpx.post(url, headers={"X-Goog-Upload-Command": "upload", "X-Goog-Upload-Offset": "5"}, content=b"abc")

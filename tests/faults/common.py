@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from gemini_ls.emulator.scenes import Scene, encode_image, make_scene
 from tests.helpers import config, data_uri, rect_control, rect_ious

@@ -14,8 +14,8 @@ import ipaddress
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pytest
 

@@ -111,7 +111,9 @@ def test_serve_without_a_key_runs_on_the_builtin_emulator_and_says_so(tmp_path):
         scene = make_scene(320, 240, 2, seed=1)
         import base64
         uri = "data:image/png;base64," + base64.b64encode(encode_image(scene.image, "png")).decode()
-        body = requests.post(url + "/predict", json={"tasks": [{"id": 1, "data": {"image": uri}}], "label_config": CONFIG}, timeout=30).json()
+        body = requests.post(
+            url + "/predict", json={"tasks": [{"id": 1, "data": {"image": uri}}], "label_config": CONFIG}, timeout=30
+        ).json()
         assert min(rect_ious(body["results"][0]["result"], scene)) >= 0.9
         assert "NO GEMINI API KEY SET" in log.read_text()
     finally:

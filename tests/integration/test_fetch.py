@@ -236,8 +236,9 @@ def test_fetcher_is_thread_safe(fake_label_studio: FakeLabelStudio):
 
 
 def test_load_image_counts_preparation_failures_too(image_server):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     out = io.BytesIO()
     Image.new("RGB", (2000, 1000), (200, 10, 10)).save(out, "PNG")

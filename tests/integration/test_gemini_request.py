@@ -131,7 +131,9 @@ def test_two_images_are_labelled_and_indexed(emu):
 def test_choice_and_caption(emu):
     choices = (LabelSpec("red"), LabelSpec("blue"), LabelSpec("magenta"))
     caller = make_caller(emu)
-    reply = caller.generate(choice_prompt(choices, multiple=True), [inline_part(IMAGE, "image/png")], RequestKind.CHOICE, deadline=time.monotonic() + 20)
+    reply = caller.generate(
+        choice_prompt(choices, multiple=True), [inline_part(IMAGE, "image/png")], RequestKind.CHOICE, deadline=time.monotonic() + 20
+    )
     answer = parse_choices(reply.text, choices, multiple=True, finish_reason=reply.finish_reason)
     assert set(answer.choices) == {"red", "blue"}
     reply = caller.generate(text_prompt(None), [inline_part(IMAGE, "image/png")], RequestKind.TEXT, deadline=time.monotonic() + 20)
@@ -298,7 +300,7 @@ def test_bad_key_never_leaks(emu, caplog):
 
 def test_unknown_file_is_file_rejected(emu):
     caller = make_caller(emu)
-    part = types_part_from_uri(f"https://generativelanguage.googleapis.com/v1beta/files/nosuchfile1", "image/png")
+    part = types_part_from_uri("https://generativelanguage.googleapis.com/v1beta/files/nosuchfile1", "image/png")
     with pytest.raises(FileRejected) as info:
         caller.generate(detection_prompt(LABELS, 25), [part], RequestKind.BOXES, deadline=time.monotonic() + 10)
     assert info.value.status == 403 and info.value.reason == "file_rejected"

@@ -9,8 +9,16 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from gemini_ls.emulator.scenes import COLOURS, encode_image, make_scene
 from tests.helpers import (
-    brush_control, brush_ious, config, data_uri, keypoint_control, label_of, polygon_control,
-    polygon_ious, rect_control, rect_ious,
+    brush_control,
+    brush_ious,
+    config,
+    data_uri,
+    keypoint_control,
+    label_of,
+    polygon_control,
+    polygon_ious,
+    rect_control,
+    rect_ious,
 )
 
 CHOICES = '<Choices name="dominant" toName="image">' + "".join(

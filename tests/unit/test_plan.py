@@ -27,7 +27,7 @@ def test_rect_brush_polygon_with_one_label_set_share_one_segmentation_request():
     (plan,) = plan_requests(spec)
     assert plan.kind is RequestKind.MASKS
     assert {c.name for c in plan.controls} == {"r", "b", "p"}
-    assert {(l.value, l.hint) for l in plan.labels} == {("Cat", "red square"), ("Dog", None)}
+    assert {(lab.value, lab.hint) for lab in plan.labels} == {("Cat", "red square"), ("Dog", None)}
     assert plan.max_objects == 40
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import io
 import math
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw

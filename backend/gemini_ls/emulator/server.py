@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import random
 import re
 import signal
@@ -28,7 +27,8 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from . import DEFAULT_API_KEY, answers, errors, faults as faults_mod, tokens, understanding, vision, wire
+from . import DEFAULT_API_KEY, answers, errors, tokens, understanding, vision, wire
+from . import faults as faults_mod
 from .errors import ApiError
 from .faults import Fault, FaultError, FaultPlan
 from .files import FileStore

@@ -157,7 +157,7 @@ def see(rgb: np.ndarray) -> SeenImage:
     min_coarse = max(2, int(MIN_COMPONENT_PX / (scale * scale)))
     found: list[SeenObject] = []
     for ci, colour in enumerate(COLOURS):
-        for comp, k, box, area in _components(labels, ci, min_coarse):
+        for comp, k, box, _area in _components(labels, ci, min_coarse):
             if scale == 1.0:
                 x0, y0, x1, y1 = box
                 mask = comp[y0:y1, x0:x1] == k

@@ -26,8 +26,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import redis
 
@@ -54,7 +55,7 @@ class FileRef:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "FileRef":
+    def from_json(cls, raw: str | bytes) -> FileRef:
         data = json.loads(raw)
         return cls(
             name=str(data["name"]),

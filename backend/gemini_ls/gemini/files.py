@@ -30,9 +30,10 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 from google import genai
 from google.genai import errors as genai_errors

@@ -28,8 +28,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from google import genai
 from google.genai import errors as genai_errors

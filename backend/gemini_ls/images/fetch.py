@@ -155,7 +155,10 @@ class ImageFetcher:
         if target in seen:
             raise ImageError("redirect_loop", f"Redirect loop: {redact_url(current)} redirects back to {redact_url(target)}")
         if hops + 1 > MAX_REDIRECTS:
-            raise ImageError("redirect_loop", f"Too many redirects (more than {MAX_REDIRECTS}) starting from the image URL; last {redact_url(target)}")
+            raise ImageError(
+                "redirect_loop",
+                f"Too many redirects (more than {MAX_REDIRECTS}) starting from the image URL; last {redact_url(target)}",
+            )
         scheme = urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):
             raise ImageError("unsupported_url", f"{redact_url(current)} redirects to a {scheme}: URL, which cannot be fetched")
@@ -167,7 +170,11 @@ class ImageFetcher:
             raise _timeout(url, self._settings.image_fetch_timeout)
         try:
             return self._session.get(
-                url, headers=headers, stream=True, allow_redirects=False, proxies=_NO_PROXIES,
+                url,
+                headers=headers,
+                stream=True,
+                allow_redirects=False,
+                proxies=_NO_PROXIES,
                 timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
             )
         except ImageError:
@@ -220,8 +227,7 @@ def decode_data_uri(url: str, max_bytes: int) -> bytes:
             raise _too_large("data: URI", f"about {len(compact) * 3 // 4:,} bytes", max_bytes)
         compact += b"=" * (-len(compact) % 4)
         try:
-            data = base64.b64decode(compact, altchars=b"-_" if (b"-" in compact or b"_" in compact) else None,
-                                    validate=True)
+            data = base64.b64decode(compact, altchars=b"-_" if (b"-" in compact or b"_" in compact) else None, validate=True)
         except (binascii.Error, ValueError):
             raise ImageError("corrupt", "The data: URI's base64 content is invalid") from None
     else:
@@ -233,20 +239,19 @@ def decode_data_uri(url: str, max_bytes: int) -> bytes:
     return data
 
 
-def _status_error(status: int, reason: str | None, url: str, is_ls: bool, auth: LabelStudioAuth | None,
-                  ls_base: str | None) -> ImageError:
+def _status_error(status: int, reason: str | None, url: str, is_ls: bool, auth: LabelStudioAuth | None, ls_base: str | None) -> ImageError:
     shown = redact_url(url)
     label = f"HTTP {status}{' ' + reason if reason else ''}"
     if status == 404:
-        hint = (" (deleted from Label Studio, or the task comes from another Label Studio instance than "
-                f"{ls_base})") if is_ls else ""
+        hint = (f" (deleted from Label Studio, or the task comes from another Label Studio instance than {ls_base})") if is_ls else ""
         return ImageError("not_found", f"Image not found ({label}) at {shown}{hint}")
     if status in (401, 403):
         word = "unauthorized" if status == 401 else "forbidden"
         if is_ls:
             return ImageError(word, f"Label Studio refused the image download ({label}) for {shown}: {_auth_hint(auth)}")
         return ImageError(
-            word, f"The image server refused access ({label}) to {shown}. It needs credentials; the ML backend "
+            word,
+            f"The image server refused access ({label}) to {shown}. It needs credentials; the ML backend "
             "only sends credentials to Label Studio itself, so use a public or presigned URL",
         )
     return ImageError("http_error", f"Image download failed with {label} at {shown}")
@@ -254,28 +259,40 @@ def _status_error(status: int, reason: str | None, url: str, is_ls: bool, auth: 
 
 def _auth_hint(auth: LabelStudioAuth | None) -> str:
     if auth is None:
-        return ("no API key is configured: set LABEL_STUDIO_API_KEY on the ML backend to a personal access token "
-                "(Account & Settings in Label Studio)")
+        return (
+            "no API key is configured: set LABEL_STUDIO_API_KEY on the ML backend to a personal access token "
+            "(Account & Settings in Label Studio)"
+        )
     if auth.source == "setup":
-        return ("the backend is using the token Label Studio sent in /setup (the project creator's legacy token), "
-                "which stops working when legacy tokens are disabled; set LABEL_STUDIO_API_KEY to a personal access token")
+        return (
+            "the backend is using the token Label Studio sent in /setup (the project creator's legacy token), "
+            "which stops working when legacy tokens are disabled; set LABEL_STUDIO_API_KEY to a personal access token"
+        )
     if auth.kind == "legacy":
-        return ("LABEL_STUDIO_API_KEY is a legacy token; Label Studio 1.23 disables legacy tokens for new "
-                "organizations. Use a personal access token, or enable legacy tokens in the organization settings")
+        return (
+            "LABEL_STUDIO_API_KEY is a legacy token; Label Studio 1.23 disables legacy tokens for new "
+            "organizations. Use a personal access token, or enable legacy tokens in the organization settings"
+        )
     if auth.kind == "access":
-        return ("LABEL_STUDIO_API_KEY is a short-lived access token (it expires after 5 minutes); use the personal "
-                "access token itself, the backend refreshes it")
+        return (
+            "LABEL_STUDIO_API_KEY is a short-lived access token (it expires after 5 minutes); use the personal "
+            "access token itself, the backend refreshes it"
+        )
     return "the personal access token's user may not have access to this project"
 
 
 def _scheme_message(scheme: str, url: str) -> str:
     where = "this server's disk" if scheme == "file" else "there"
     if scheme in ("s3", "gs", "azure-blob", "gcs", "azure"):
-        return (f"Image URL scheme '{scheme}://' is not supported ({redact_url(url)}): the ML backend cannot read "
-                "cloud storage directly. Use http(s) or presigned URLs in the task data, or import files into Label Studio")
-    return (f"Image URL scheme '{scheme}:' is not supported ({redact_url(url)}); the ML backend cannot read {where}. "
-            "Use an http(s) URL, a Label Studio upload (/data/upload/...), a local file (/data/local-files/?d=...) "
-            "or a data: URI")
+        return (
+            f"Image URL scheme '{scheme}://' is not supported ({redact_url(url)}): the ML backend cannot read "
+            "cloud storage directly. Use http(s) or presigned URLs in the task data, or import files into Label Studio"
+        )
+    return (
+        f"Image URL scheme '{scheme}:' is not supported ({redact_url(url)}); the ML backend cannot read {where}. "
+        "Use an http(s) URL, a Label Studio upload (/data/upload/...), a local file (/data/local-files/?d=...) "
+        "or a data: URI"
+    )
 
 
 def _too_large(url: str, size: str, cap: int) -> ImageError:

@@ -25,7 +25,8 @@ import json
 import logging
 import threading
 import time
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import requests
 
@@ -213,7 +214,7 @@ class CredentialStore:
         self._rebuild()
 
     @classmethod
-    def from_settings(cls, settings, *, session: requests.Session | None = None) -> "CredentialStore":
+    def from_settings(cls, settings, *, session: requests.Session | None = None) -> CredentialStore:
         return cls(settings.label_studio_url, settings.label_studio_api_key, session=session)
 
     def current(self) -> LabelStudioAuth | None:

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Union
 from urllib.parse import urlsplit
 
 from .errors import ImageError
 from .urls import redact_url
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     ipaddress.ip_address(a)
@@ -64,7 +64,7 @@ class AddressPolicy:
     trusted_hosts: frozenset[str] = frozenset()  # Label Studio's host and extra_allowed_hosts
 
     @classmethod
-    def from_settings(cls, settings, extra_allowed_hosts: Iterable[str] = ()) -> "AddressPolicy":
+    def from_settings(cls, settings, extra_allowed_hosts: Iterable[str] = ()) -> AddressPolicy:
         hosts: set[str] = set()
         suffixes: list[str] = []
         networks: list[IPNetwork] = []

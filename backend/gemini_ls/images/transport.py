@@ -14,7 +14,7 @@ is created with trust_env=False): through a proxy the policy would judge the pro
 from __future__ import annotations
 
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -41,7 +41,7 @@ def _guarded_new_conn(self) -> socket.socket:
                 source_address=self.source_address,
                 socket_options=self.socket_options,
             )
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ConnectTimeoutError(
                 self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
             ) from exc

@@ -8,7 +8,7 @@ keep values above the threshold. Only box-sized arrays are ever built, never the
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np

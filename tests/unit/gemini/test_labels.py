@@ -39,12 +39,16 @@ def test_hint_maps_to_its_label(matcher):
     assert matcher.match("A Brown  Puppy") == "dog"
 
 
-@pytest.mark.parametrize("raw", ["cat 2", "cat #3", "Cat_2", "cat (left)", "cat [2]", "second cat", "2nd cat", "the cat, on the left", "cat - left"])
+@pytest.mark.parametrize(
+    "raw", ["cat 2", "cat #3", "Cat_2", "cat (left)", "cat [2]", "second cat", "2nd cat", "the cat, on the left", "cat - left"]
+)
 def test_ordinals_and_qualifiers_stripped(matcher, raw):
     assert matcher.match(raw) == "Cat"
 
 
-@pytest.mark.parametrize(("raw", "label"), [("cats", "Cat"), ("dogs", "dog"), ("boxes", "box"), ("glasses", "glass"), ("police cars", "police car")])
+@pytest.mark.parametrize(
+    ("raw", "label"), [("cats", "Cat"), ("dogs", "dog"), ("boxes", "box"), ("glasses", "glass"), ("police cars", "police car")]
+)
 def test_plural_forms(matcher, raw, label):
     assert matcher.match(raw) == label
 

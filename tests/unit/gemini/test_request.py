@@ -61,8 +61,18 @@ def test_retry_delay_from_error_body():
     assert retry_delay_from(body) == 7.0
 
 
-@pytest.mark.parametrize("body", [None, "x", {}, {"error": {}}, {"error": {"details": "x"}}, {"error": {"details": [{"@type": "other", "retryDelay": "3s"}]}},
-                                  {"error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "soon"}]}}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        "x",
+        {},
+        {"error": {}},
+        {"error": {"details": "x"}},
+        {"error": {"details": [{"@type": "other", "retryDelay": "3s"}]}},
+        {"error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "soon"}]}},
+    ],
+)
 def test_retry_delay_absent_or_invalid(body):
     assert retry_delay_from(body) is None
 
@@ -160,11 +170,15 @@ def _response(body: dict) -> types.GenerateContentResponse:
 
 
 def test_reply_normal():
-    reply = reply_from(_response({
-        "candidates": [{"content": {"parts": [{"text": "[1"}, {"text": "]"}], "role": "model"}, "finish_reason": "STOP"}],
-        "usage_metadata": {"prompt_token_count": 270, "candidates_token_count": 30, "thoughts_token_count": 5},
-        "model_version": "gemini-2.5-flash",
-    }))
+    reply = reply_from(
+        _response(
+            {
+                "candidates": [{"content": {"parts": [{"text": "[1"}, {"text": "]"}], "role": "model"}, "finish_reason": "STOP"}],
+                "usage_metadata": {"prompt_token_count": 270, "candidates_token_count": 30, "thoughts_token_count": 5},
+                "model_version": "gemini-2.5-flash",
+            }
+        )
+    )
     assert reply.text == "[1]" and reply.finish_reason == "STOP" and reply.block_reason is None
     assert reply.usage == Usage(270, 30, 5) and reply.model_version == "gemini-2.5-flash"
 
@@ -175,8 +189,14 @@ def test_reply_skips_thought_parts():
 
 
 def test_reply_issue9_thinking_used_all_tokens():
-    reply = reply_from(_response({"candidates": [{"content": {"role": "model"}, "finish_reason": "MAX_TOKENS"}],
-                                  "usage_metadata": {"thoughts_token_count": 8000}}))
+    reply = reply_from(
+        _response(
+            {
+                "candidates": [{"content": {"role": "model"}, "finish_reason": "MAX_TOKENS"}],
+                "usage_metadata": {"thoughts_token_count": 8000},
+            }
+        )
+    )
     assert reply.text is None and reply.finish_reason == "MAX_TOKENS" and reply.usage.thoughts_tokens == 8000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import struct
@@ -289,5 +290,5 @@ def test_empty_bytes():
 
 def test_prepared_image_is_frozen():
     p = prep(encode(marker_picture(), "PNG"))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.width = 1  # type: ignore[misc]
