@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .detections import RequestKind
 from .feedback import PredictionLedger, compare
-from .gemini.cache import MemoryFileCache, RedisFileCache
+from .gemini.cache import make_file_cache
 from .gemini.client import make_client
 from .gemini.files import FilesManager
-from .gemini.prompts import Prompt
-from .gemini.request import GeminiCaller, RateGate, Reply
+from .gemini.gateway import GeminiGateway
+from .gemini.request import GeminiCaller, RateGate
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
-from .images.prepare import PreparedImage
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
@@ -39,34 +37,6 @@ BANNER = """
   It only recognises synthetic coloured shapes. Set GEMINI_API_KEY for real predictions.
 ==========================================================================================
 """
-
-
-@dataclass
-class GatewayStatus:
-    last_ok: float | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
-
-
-class GeminiGateway:
-    """The Gemini edge for the predictor: files policy + call + status bookkeeping for /health."""
-
-    def __init__(self, caller: GeminiCaller, files: FilesManager) -> None:
-        self.caller = caller
-        self.files = files
-        self.status = GatewayStatus()
-
-    def ask(
-        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float
-    ) -> Reply:
-        try:
-            reply = self.files.generate(self.caller, prompt, list(images), uses=uses, kind=kind, deadline=deadline)
-        except Exception as exc:
-            self.status.last_error = str(exc)[:300]
-            self.status.last_error_at = time.time()
-            raise
-        self.status.last_ok = time.time()
-        return reply
 
 
 class BackgroundProbe:
@@ -130,7 +100,7 @@ class Backend:
         return self.fetcher.fetch(ref, task_id=task_id)
 
     def gemini_status(self) -> dict:
-        st = self.gateway.status
+        health = self.gateway.health
         if self.emulator is not None:
             endpoint = f"EMULATOR (built-in, {self.emulator.url}): no API key set"
         else:
@@ -140,10 +110,8 @@ class Backend:
             "endpoint": endpoint,
             "emulator": self.emulated,
             "files_policy": self.settings.files_policy,
-            "reachable": None if st.last_ok is None and st.last_error is None else (
-                st.last_ok is not None and (st.last_error_at is None or st.last_ok >= st.last_error_at)
-            ),
-            "last_error": st.last_error,
+            "reachable": health.reachable,
+            "last_error": health.last_error,
         }
 
     def redis_status(self) -> dict:
@@ -157,7 +125,7 @@ class Backend:
         self.metrics.webhook_events.labels(action if action.isupper() and len(action) < 64 else "other").inc()
         annotation = body.get("annotation") if isinstance(body.get("annotation"), Mapping) else None
         if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED") and annotation:
-            task = body.get("task") if isinstance(body.get("task"), Mapping) else {}
+            task: Mapping[str, Any] = body["task"] if isinstance(body.get("task"), Mapping) else {}
             task_id = task.get("id", annotation.get("task"))
             predicted = self.ledger.get(task_id)
             result = annotation.get("result") if isinstance(annotation.get("result"), list) else []
@@ -187,10 +155,7 @@ def build_backend(settings: Settings) -> Backend:
         log.warning(BANNER, emulator.url)
     client = make_client(settings)
     caller = GeminiCaller(client, settings, metrics, RateGate())
-    if settings.redis_url:
-        cache: Any = RedisFileCache(settings.redis_url, settings.redis_prefix, metrics)
-    else:
-        cache = MemoryFileCache()
+    cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)
     files = FilesManager(client, cache, settings, metrics)
     gateway = GeminiGateway(caller, files)
     credentials = CredentialStore.from_settings(settings)

@@ -8,7 +8,9 @@ until a converter maps them onto a concrete image size.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -23,6 +25,41 @@ class RequestKind(str, enum.Enum):
     POINTS = "points"
     CHOICE = "choice"
     TEXT = "text"
+
+    @property
+    def per_task(self) -> bool:
+        """Answered once for the whole task (all its images in one prompt), not per image."""
+        return self in (RequestKind.CHOICE, RequestKind.TEXT)
+
+    @property
+    def spatial(self) -> bool:
+        """Answered with boxes (and masks): rectangle, brush and polygon controls."""
+        return self in (RequestKind.BOXES, RequestKind.MASKS)
+
+
+# Why an item of an answer, or a detection meant for a control, gave no region. The parser counts
+# the first group, the region converters the second; both end up in gemini_ls_items_dropped_total
+# (bad_mask in gemini_ls_masks_dropped_total). A Literal so that a misspelt reason is a type error.
+DropReason = Literal[
+    # parser (gemini/parse.py)
+    "unknown_label",  # a label the project does not have; never invented
+    "bad_box",  # not 4 numbers, or zero area after clamping
+    "bad_mask",  # the detection keeps its box, the mask is unusable (<seg_N> tokens, not a PNG, ...)
+    "bad_point",  # not [y, x]
+    "not_an_object",  # an item that is not a JSON object, or an answer that is no list
+    "truncated_item",  # the item cut off by MAX_TOKENS
+    "no_json",  # an answer with text but no JSON value in it
+    "extra_choice",  # more than one choice for a single-choice control
+    "stray_image_index",  # an image_index outside the request's images (the detection is kept, as image 0)
+    # region converters (regions/)
+    "below_score",
+    "over_max_objects",
+    "no_box",
+    "no_mask",
+    "empty_mask",
+    "invalid_region",  # Label Studio's own validator rejected the region
+]
+DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 
 
 @dataclass(frozen=True)
@@ -113,16 +150,17 @@ class Detection:
 class ParsedAnswer:
     """What one Gemini reply amounted to after robust parsing.
 
-    `dropped` counts items that could not be used, by reason ("unknown_label", "bad_box",
-    "bad_mask", "bad_point", "not_an_object", "truncated_item"); `mask_dropped` counts
-    detections that kept their box but lost a degenerate mask.
+    `dropped` counts items that could not be used, by `DropReason` ("bad_mask" counts detections
+    that kept their box but lost a degenerate mask). `finish_reason` is the provider's word for
+    why the answer ended (e.g. "MAX_TOKENS" when `truncated`), for the log.
     """
 
     detections: tuple[Detection, ...] = ()
     choices: tuple[str, ...] = ()
     text: str | None = None
     truncated: bool = False
-    dropped: dict[str, int] = field(default_factory=dict)
+    dropped: Mapping[DropReason, int] = field(default_factory=dict)
+    finish_reason: str | None = None
     # Box-sized masks derived from `detections`, memoised so the brush and polygon controls sharing
     # this answer resize and threshold each probability map once (regions.masks.shared_mask_region).
     derived: dict = field(default_factory=dict, compare=False, repr=False)

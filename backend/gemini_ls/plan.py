@@ -15,12 +15,11 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .detections import RequestKind
 from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
-
-_SPATIAL = (RequestKind.BOXES, RequestKind.MASKS)
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
     return tuple(seen.values())
 
 
-def images_needed(plans: tuple[PlannedRequest, ...] | list[PlannedRequest]) -> tuple[str, ...]:
+def images_needed(plans: Sequence[PlannedRequest]) -> tuple[str, ...]:
     """Names of the <Image>s the plans send to Gemini, sorted (each is fetched once per task)."""
     return tuple(sorted({name for plan in plans for name in plan.image_names}))
 
@@ -57,7 +56,7 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
         for control in spec.controls:
             if image.name not in control.to_names:
                 continue
-            if control.kind in _SPATIAL:
+            if control.kind.spatial:
                 group = "spatial"
             elif control.kind is RequestKind.POINTS:
                 group = "points"
@@ -85,7 +84,7 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                 )
             )
     for control in spec.controls:
-        if control.kind in (RequestKind.CHOICE, RequestKind.TEXT):
+        if control.kind.per_task:
             plans.append(
                 PlannedRequest(
                     kind=control.kind,

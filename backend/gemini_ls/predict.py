@@ -1,4 +1,6 @@
-"""Orchestration: task -> images -> Gemini requests -> parsed answers -> Label Studio regions.
+"""Orchestration: task -> images -> provider requests -> parsed answers -> Label Studio regions.
+
+Nothing here knows Gemini: requests go through a `VisionProvider` (provider.py).
 
 `Predictor` does one task and never raises: every failure becomes a `TaskOutcome` with a reason
 word (for metrics) and a message (for the log and Label Studio). `BatchRunner` runs a /predict
@@ -9,6 +11,7 @@ and is served from memory when Label Studio asks again, so nothing is computed t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -18,19 +21,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
-from .detections import ImageMeta, ParsedAnswer, RequestKind
-from .gemini.errors import GeminiError
-from .gemini.labels import LabelMatcher
-from .gemini.parse import parse_choices, parse_detections, parse_text
-from .gemini.prompts import Prompt, prompt_for
-from .gemini.request import Reply
+from .detections import ImageMeta, ParsedAnswer
 from .images.errors import ImageError
 from .images.prepare import PreparedImage, prepare_image
 from .labelconfig import ControlSpec, ProjectSpec
 from .metrics import Metrics
 from .plan import PlannedRequest, images_needed, plan_requests
+from .provider import ProviderError, VisionProvider
 from .regions import convert_for
 from .settings import Settings
 
@@ -39,19 +38,12 @@ log = logging.getLogger("gemini_ls.predict")
 Fetch = Callable[[str, Any], bytes]  # (image reference from task data, task id) -> raw bytes
 
 
-class Gateway(Protocol):
-    """The Gemini edge: sends a prompt with images (inline or as uploaded files) and returns the reply."""
-
-    def ask(
-        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float
-    ) -> Reply: ...
-
-
 class TaskFailure(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, upstream: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.upstream = upstream  # the model provider failed, not the task's input
 
 
 @dataclass(frozen=True)
@@ -63,6 +55,7 @@ class TaskOutcome:
     error: str | None = None
     reason: str | None = None
     seconds: float = 0.0
+    upstream: bool = False  # failed because the model provider did (an HTTP 502 when interactive)
 
     @property
     def succeeded(self) -> bool:
@@ -101,70 +94,44 @@ def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str])
     return refs
 
 
-def _mean(values: Iterable[float]) -> float | None:
+def _mean(values: Iterable[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return round(sum(vals) / len(vals), 4) if vals else None
 
 
 class Predictor:
-    def __init__(self, settings: Settings, metrics: Metrics, gateway: Gateway) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, provider: VisionProvider) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.gateway = gateway
+        self.provider = provider
 
-    # -- one Gemini request -> parsed answer -------------------------------------------------
+    # -- one provider request -> parsed answer -----------------------------------------------
     def _ask(
         self, plan: PlannedRequest, images: list[PreparedImage], uses: Mapping[str, int], deadline: float, task_id: Any
     ) -> ParsedAnswer:
-        prompt = prompt_for(
-            plan.kind,
-            plan.labels,
-            plan.max_objects,
-            question=plan.question,
-            multiple=plan.multiple,
-            n_images=len(images),
-        )
         try:
-            reply = self.gateway.ask(prompt, images, plan.kind, uses=uses, deadline=deadline)
-        except GeminiError as exc:
-            raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
-        if reply.block_reason:
-            raise TaskFailure("gemini_blocked", f"Gemini blocked the prompt ({reply.block_reason})")
-        if reply.text is None:
-            raise TaskFailure(
-                "gemini_empty",
-                f"Gemini returned no answer (finish reason {reply.finish_reason or 'none'})",
-            )
-        if plan.kind is RequestKind.CHOICE:
-            answer = parse_choices(reply.text, plan.labels, plan.multiple, finish_reason=reply.finish_reason)
-        elif plan.kind is RequestKind.TEXT:
-            answer = parse_text(reply.text)
-        else:
-            answer = parse_detections(
-                reply.text,
-                matcher=LabelMatcher(plan.labels),
-                finish_reason=reply.finish_reason,
-                want_masks=plan.kind is RequestKind.MASKS,
-                want_points=plan.kind is RequestKind.POINTS,
-            )
+            answer = self.provider.answer(plan, images, uses=uses, deadline=deadline)
+        except ProviderError as exc:
+            raise TaskFailure(exc.reason, exc.message, upstream=True) from exc
         for reason, count in answer.dropped.items():
             if reason == "bad_mask":
                 self.metrics.masks_dropped.inc(count)
             else:
                 self.metrics.items_dropped.labels(reason).inc(count)
         if answer.truncated:
-            log.warning("task %s: Gemini's answer was truncated (%s); kept the complete items", task_id, reply.finish_reason)
+            log.warning("task %s: the model's answer was truncated (%s); kept the complete items", task_id, answer.finish_reason)
         return answer
 
     def _regions(self, plan: PlannedRequest, control: ControlSpec, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
-        if plan.kind in (RequestKind.CHOICE, RequestKind.TEXT):
+        if plan.kind.per_task:
             conversion = convert_for(control, metas, answer)
         else:
-            # Spatial plans cover one image; the converter matches detections to the control's
-            # image by position in its toName list.
+            # Spatial plans cover one image (the provider reports every detection as image 0 of
+            # the request); the converter matches detections to the control's image by its
+            # position in the control's toName list.
             image_name = plan.image_names[0]
             index = control.to_names.index(image_name)
-            if index:
+            if any(d.image_index != index for d in answer.detections):
                 answer = replace(answer, detections=tuple(replace(d, image_index=index) for d in answer.detections))
             conversion = convert_for(control, {image_name: metas[image_name]}, answer)
         for reason, count in conversion.dropped.items():
@@ -234,7 +201,9 @@ class Predictor:
                 seconds=time.monotonic() - started,
             )
         except TaskFailure as exc:
-            return TaskOutcome(task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started)
+            return TaskOutcome(
+                task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started, upstream=exc.upstream
+            )
         except Exception as exc:  # a bug must cost one task, never the batch or the process
             log.exception("task %s: unexpected error", task_id)
             return TaskOutcome(
@@ -345,7 +314,7 @@ class BatchRunner:
                     self._inflight[key] = fut
             if submitted is not None:
                 # Outside the lock: a future that is already done runs the callback right here.
-                submitted.add_done_callback(lambda f, key=key: self._finished(key, f))
+                submitted.add_done_callback(functools.partial(self._finished, key))
             futures.append(fut)
 
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))

@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             raise ApiError(400, "'tasks' must be a list of Label Studio tasks")
         if not all(isinstance(t, dict) for t in tasks):
             raise ApiError(400, "every entry of 'tasks' must be an object")
-        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        params: dict = body["params"] if isinstance(body.get("params"), dict) else {}
         interactive = bool(params.get("context")) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body.get("label_config"), backend, "/predict")
@@ -199,7 +199,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.
             raise ApiError(
-                502 if (outcomes[0].reason or "").startswith("gemini") else 422,
+                502 if outcomes[0].upstream else 422,
                 f"gemini-ls: task {outcomes[0].task_id}: {outcomes[0].error or 'prediction failed'}",
                 in_status_line=True,
             )

@@ -10,7 +10,6 @@ import pytest
 
 from gemini_ls.images.errors import ImageError
 from gemini_ls.images.fetch import ImageFetcher
-from gemini_ls.images.load import load_image
 from gemini_ls.images.lsauth import CredentialStore
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings
@@ -235,24 +234,35 @@ def test_fetcher_is_thread_safe(fake_label_studio: FakeLabelStudio):
     assert ls.refreshes == 1
 
 
-def test_load_image_counts_preparation_failures_too(image_server):
+def test_preparation_failures_are_counted_with_fetch_failures(image_server, emu):
+    """A file that downloads but is no image fails its task as not_an_image, counted in the same
+    metric as download failures (gemini_ls_image_fetch_errors), through the whole pipeline."""
     import io
 
     from PIL import Image
+
+    from gemini_ls.backend import build_backend
+    from gemini_ls.emulator.server import DEFAULT_API_KEY
+    from gemini_ls.labelconfig import parse_label_config
 
     out = io.BytesIO()
     Image.new("RGB", (2000, 1000), (200, 10, 10)).save(out, "PNG")
     image_server.add("/photo.png", out.getvalue())
     image_server.add("/photo.jpg", b"this is a text file, whatever the name says\n", content_type="image/jpeg")
-    settings = Settings(fetch_allowlist=("127.0.0.1",), image_fetch_timeout=5.0)
-    metrics = Metrics()
-    fetcher = ImageFetcher(settings, CredentialStore(), metrics)
-    p = load_image(fetcher, image_server.url("/photo.png"), name="image", settings=settings, metrics=metrics)
-    assert (p.width, p.height, p.sent_width, p.sent_height) == (2000, 1000, 1536, 768)
-    with pytest.raises(ImageError) as e:
-        load_image(fetcher, image_server.url("/photo.jpg"), name="image", settings=settings, metrics=metrics)
-    assert e.value.reason == "not_an_image" and "text file" in str(e.value)
-    assert count(metrics, "not_an_image") == 1
+    settings = Settings(api_key=DEFAULT_API_KEY, base_url=emu.url, fetch_allowlist=("127.0.0.1",), image_fetch_timeout=5.0)
+    backend = build_backend(settings)
+    try:
+        spec = parse_label_config(
+            '<View><Image name="image" value="$image"/>'
+            '<Choices name="c" toName="image"><Choice value="Red"/><Choice value="Blue"/></Choices></View>'
+        )
+        tasks = [{"id": 1, "data": {"image": image_server.url("/photo.png")}}, {"id": 2, "data": {"image": image_server.url("/photo.jpg")}}]
+        good, bad = backend.runner.run(tasks, spec, backend.model_version(spec), backend.fetch, deadline=time.monotonic() + 30)
+    finally:
+        backend.runner.shutdown()
+    assert good.succeeded and good.result
+    assert bad.status == "failed" and bad.reason == "image_not_an_image" and "text file" in (bad.error or "")
+    assert count(backend.metrics, "not_an_image") == 1
 
 
 @pytest.mark.parametrize("value,why", [(None, "NoneType"), (42, "int"), ("http://", "no host name")])

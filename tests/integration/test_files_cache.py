@@ -1,6 +1,6 @@
 """The Files API layer end to end: real Redis, the Gemini emulator over HTTP, the real google-genai SDK.
 
-Each "task" is one GeminiCaller.generate through FilesManager.generate_with_files, exactly what a
+Each "task" is one GeminiCaller.generate through FilesManager.generate, exactly what a
 prediction does per control; the counters of the emulator say what really went over the wire.
 """
 
@@ -64,7 +64,7 @@ class Rig:
         self.caller = GeminiCaller(self.client, settings, self.metrics)
 
     def task(self, images: list[PreparedImage], uses: dict[str, int] | None = None):
-        reply = self.files.generate_with_files(self.caller, PROMPT, images, uses or {}, RequestKind.BOXES, deadline=deadline())
+        reply = self.files.generate(self.caller, PROMPT, images, uses or {}, RequestKind.BOXES, deadline=deadline())
         assert reply.text is not None
         return reply
 
@@ -100,7 +100,7 @@ def _process_worker(base_url: str, redis_url: str, prefix: str, images: list[Pre
     barrier.wait(timeout=60)  # everyone starts at once, on the same image: maximum contention
     for image in images:
         try:
-            reply = files.generate_with_files(caller, PROMPT, [image], {image.sha256: 1}, RequestKind.BOXES, deadline=deadline())
+            reply = files.generate(caller, PROMPT, [image], {image.sha256: 1}, RequestKind.BOXES, deadline=deadline())
             ok += reply.text is not None
         except Exception:
             failed += 1
@@ -360,7 +360,7 @@ def test_auto_policy_inline_reuse_and_size(emu):
     assert rig.m("files_cache_total", result="hit") == 1
 
     # Once its URI is cached, even a single-use request references it.
-    parts = rig.files.parts_for([small_twice], {}, deadline=deadline())
+    parts = rig.files.build([small_twice], {}, deadline=deadline()).parts
     assert _kinds(parts) == ["file"]
 
     rig.task([big], {big.sha256: 1})
@@ -368,7 +368,7 @@ def test_auto_policy_inline_reuse_and_size(emu):
 
     # Several images in one request: the big one becomes a file, the small ones stay inline.
     fresh = [noise_png(503, 80, 60), noise_png(504, 200, 150), noise_png(505, 80, 60)]
-    parts = rig.files.parts_for(fresh, {}, deadline=deadline(), prompt_bytes=100)
+    parts = rig.files.build(fresh, {}, deadline=deadline(), prompt_bytes=100).parts
     assert _kinds(parts) == ["inline", "file", "inline"]
     assert emu.counters()["uploads"] == 3
     assert rig.m("image_bytes_sent_total", how="inline") == len(small_once.data) + len(fresh[0].data) + len(fresh[2].data)
@@ -424,7 +424,7 @@ def test_waiter_goes_inline_when_its_deadline_comes_first(emu, redis_url, redis_
     image = noise_png(801, 80, 60)
     assert rig.cache.lock(rig.files.cache_key(image), 30.0) is not None  # a slow uploader elsewhere
     started = time.monotonic()
-    parts = rig.files.parts_for([image], {image.sha256: 5}, deadline=time.monotonic() + 1.0)
+    parts = rig.files.build([image], {image.sha256: 5}, deadline=time.monotonic() + 1.0).parts
     assert time.monotonic() - started < 0.8  # gave the file at most half the time left, then inline
     assert _kinds(parts) == ["inline"]
     assert emu.counters()["uploads"] == 0

@@ -24,7 +24,7 @@ from gemini_ls.gemini.errors import FileRejected, GeminiError
 from gemini_ls.gemini.labels import LabelMatcher
 from gemini_ls.gemini.parse import parse_choices, parse_detections, parse_text
 from gemini_ls.gemini.prompts import choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
-from gemini_ls.gemini.request import GeminiCaller, RateGate, inline_part
+from gemini_ls.gemini.request import GeminiCaller, RateGate
 from gemini_ls.labelconfig import LabelSpec
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings
@@ -45,7 +45,9 @@ def make_caller(emu, *, headers=None, gate=None, metrics=None, **overrides) -> G
 
 def detect(caller, *, deadline_in=20.0, kind=RequestKind.BOXES, prompt=None):
     prompt = prompt or detection_prompt(LABELS, 25)
-    return caller.generate(prompt, [inline_part(IMAGE, "image/png")], kind, deadline=time.monotonic() + deadline_in)
+    return caller.generate(
+        prompt, [types.Part.from_bytes(data=IMAGE, mime_type="image/png")], kind, deadline=time.monotonic() + deadline_in
+    )
 
 
 def assert_matches_truth(detections, minimum: int) -> None:
@@ -121,7 +123,10 @@ def test_points(emu):
 def test_two_images_are_labelled_and_indexed(emu):
     other = make_scene(320, 240, 1, seed=9, names=["purple circle"])
     labels = LABELS + (LabelSpec("purple circle"),)
-    parts = [inline_part(IMAGE, "image/png"), inline_part(encode_image(other.image, "jpeg"), "image/jpeg")]
+    parts = [
+        types.Part.from_bytes(data=IMAGE, mime_type="image/png"),
+        types.Part.from_bytes(data=encode_image(other.image, "jpeg"), mime_type="image/jpeg"),
+    ]
     reply = make_caller(emu).generate(detection_prompt(labels, 25), parts, RequestKind.BOXES, deadline=time.monotonic() + 20)
     answer = parse_detections(reply.text, matcher=LabelMatcher(labels))
     by_index = {(d.image_index, d.label) for d in answer.detections}
@@ -132,11 +137,16 @@ def test_choice_and_caption(emu):
     choices = (LabelSpec("red"), LabelSpec("blue"), LabelSpec("magenta"))
     caller = make_caller(emu)
     reply = caller.generate(
-        choice_prompt(choices, multiple=True), [inline_part(IMAGE, "image/png")], RequestKind.CHOICE, deadline=time.monotonic() + 20
+        choice_prompt(choices, multiple=True),
+        [types.Part.from_bytes(data=IMAGE, mime_type="image/png")],
+        RequestKind.CHOICE,
+        deadline=time.monotonic() + 20,
     )
     answer = parse_choices(reply.text, choices, multiple=True, finish_reason=reply.finish_reason)
     assert set(answer.choices) == {"red", "blue"}
-    reply = caller.generate(text_prompt(None), [inline_part(IMAGE, "image/png")], RequestKind.TEXT, deadline=time.monotonic() + 20)
+    reply = caller.generate(
+        text_prompt(None), [types.Part.from_bytes(data=IMAGE, mime_type="image/png")], RequestKind.TEXT, deadline=time.monotonic() + 20
+    )
     text = parse_text(reply.text).text
     assert text and "\n" not in text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import random
 import string
@@ -40,7 +41,7 @@ class StoredFile:
         return self.state
 
     def resource(self, now: float) -> dict:
-        body = {
+        body: dict[str, object] = {
             "name": f"files/{self.id}",
             "mimeType": self.mime_type,
             "sizeBytes": str(len(self.data)),
@@ -134,7 +135,7 @@ class FileStore:
         with self._lock:
             stored.deleted = True
 
-    def list(self, key: str) -> list[StoredFile]:
+    def list(self, key: str) -> builtins.list[StoredFile]:
         now = time.time()
         with self._lock:
             return sorted(
@@ -142,7 +143,7 @@ class FileStore:
                 key=lambda f: -f.created,
             )
 
-    def expire(self, ids: list[str] | None = None) -> int:
+    def expire(self, ids: builtins.list[str] | None = None) -> int:
         now = time.time()
         with self._lock:
             targets = [self._files[i] for i in ids if i in self._files] if ids else list(self._files.values())

@@ -204,7 +204,7 @@ def make_scene(
         room = min(room_w, room_h)
         cells = rng.sample(range(rows * cols), n)
         for (colour, shape), cell in zip(specs, cells):
-            r, c = divmod(cell, cols)
+            row, col = divmod(cell, cols)
             side = max(min_px, int(room * rng.uniform(0.40, 0.85)))
             w = h = side
             if shape == "rectangle":
@@ -215,8 +215,8 @@ def make_scene(
                     w, h = long_side, min(short_side, room_h)
                 else:
                     w, h = min(short_side, room_w), long_side
-            x0 = int(c * cw) + margin + rng.randint(0, max(0, room_w - w))
-            y0 = int(r * ch) + margin + rng.randint(0, max(0, room_h - h))
+            x0 = int(col * cw) + margin + rng.randint(0, max(0, room_w - w))
+            y0 = int(row * ch) + margin + rng.randint(0, max(0, room_h - h))
             mask = _shape_mask(shape, w, h)
             pixels[y0 : y0 + h, x0 : x0 + w][mask] = PALETTE[colour]
             objects.append(SceneObject(colour, shape, (x0, y0, x0 + w, y0 + h), mask))

@@ -535,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "DELETE":
                 emu.clear_faults()
                 return self._send_json(200, {"ok": True})
-            specs = body.get("faults") if isinstance(body.get("faults"), list) else [body]
+            specs: list = body["faults"] if isinstance(body.get("faults"), list) else [body]
             for spec in specs:
                 emu.add_fault(spec.get("fault", ""), count=spec.get("count"), rate=spec.get("rate"),
                               args=spec.get("args"), routes=spec.get("routes"))

@@ -20,15 +20,16 @@ Choices and why (facts from docs: gemini.md sections 0, 1.3, 2.1):
       a wrong one is a 400 and a missing one is merely slower.
 * Temperature: the cookbook's 0.5 for 2.x (a temperature above 0 stops the model repeating
   itself); 1.0 for 3.x, which Google recommends for that generation (lower ones loop).
-* max_output_tokens per kind: masks are a few hundred tokens each and up to max_objects (25 by
-  default) of them; boxes ~30 tokens each. On thinking models the thinking tokens come out of
-  the same budget (python-genai#811), so the expected thinking is added on top.
+* max_output_tokens: the kind's room (gemini/kinds.py) plus the expected thinking, which on
+  thinking models comes out of the same budget (python-genai#811).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from google import genai
 from google.genai import types
@@ -36,18 +37,13 @@ from google.genai import types
 from ..detections import RequestKind
 from ..settings import Settings
 from .errors import GeminiError
+from .kinds import KINDS
 from .prompts import Prompt
 
 API_VERSION = "v1beta"
 
-# Output room per kind, before thinking (see module docstring).
-OUTPUT_TOKENS: dict[RequestKind, int] = {
-    RequestKind.BOXES: 8192,
-    RequestKind.POINTS: 4096,
-    RequestKind.MASKS: 32768,
-    RequestKind.CHOICE: 1024,
-    RequestKind.TEXT: 2048,
-}
+# Output room per kind, before thinking: one table, gemini/kinds.py.
+OUTPUT_TOKENS: Mapping[RequestKind, int] = MappingProxyType({kind: spec.output_tokens for kind, spec in KINDS.items()})
 THINKING_LEVEL_ALLOWANCE = 4096  # thinking_level has no token number; MINIMAL/LOW stay well below this
 
 TEMPERATURE_2X = 0.5

@@ -21,7 +21,7 @@ to inline (when the image fits) and is not cached.
 While the shared cache is unreachable, an image that fits inline goes inline even when the policy
 says "file": an upload nobody can find again would cost the bytes twice for nothing.
 
-``generate`` (alias ``generate_with_files``) makes a stale URI invisible: when Gemini rejects a file reference (expired,
+``generate`` makes a stale URI invisible: when Gemini rejects a file reference (expired,
 deleted, another key's), the entry is evicted, the image re-uploaded and the call retried once.
 """
 
@@ -56,12 +56,16 @@ REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
 class ImageLike(Protocol):
-    """What we need of images/prepare.PreparedImage."""
+    """What we need of images/prepare.PreparedImage (read-only: that value is frozen)."""
 
-    name: str
-    data: bytes
-    mime_type: str
-    sha256: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def mime_type(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
 
 
 class Caller(Protocol):
@@ -210,17 +214,6 @@ class FilesManager:
     def cache_key(self, image: ImageLike) -> str:
         return f"{self.settings.key_fingerprint}:{image.sha256}"
 
-    def parts_for(
-        self, images: Sequence[ImageLike], uses: Mapping[str, int], *, deadline: float, prompt_bytes: int = 0
-    ) -> list[types.Part]:
-        """One part per image, in order: inline bytes or a file reference."""
-        return self.build(images, uses, deadline=deadline, prompt_bytes=prompt_bytes).parts
-
-    def evict(self, image: ImageLike, ref: FileRef | None = None) -> bool:
-        """Forget the image's cached URI (only if it is still `ref`, when given)."""
-        self.metrics.files_evictions.inc()
-        return self.cache.delete(self.cache_key(image), expected=ref)
-
     def generate(
         self,
         caller: Caller,
@@ -249,8 +242,6 @@ class FilesManager:
         rebuilt = self.build(images, uses, deadline=deadline, prompt_bytes=pbytes, avoid_uris=avoid)
         return caller.generate(prompt, rebuilt.parts, kind, deadline=deadline)
 
-    generate_with_files = generate  # the name the design notes use
-
     def build(
         self,
         images: Sequence[ImageLike],
@@ -260,7 +251,7 @@ class FilesManager:
         prompt_bytes: int = 0,
         avoid_uris: frozenset[str] = frozenset(),
     ) -> BuiltParts:
-        """Parts for `images` plus how each was sent (generate_with_files needs the refs)."""
+        """Parts for `images` plus how each was sent (`generate` needs the refs to evict stale ones)."""
         policy = self.settings.files_policy
         limit = self.settings.inline_limit_bytes
         distinct: dict[str, ImageLike] = {}

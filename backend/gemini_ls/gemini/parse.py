@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..detections import NORM, Detection, NormBox, NormPoint, ParsedAnswer
+from ..detections import NORM, Detection, DropReason, NormBox, NormPoint, ParsedAnswer
 from ..labelconfig import LabelSpec
 from .labels import LabelMatcher, normalise
 
@@ -393,11 +393,18 @@ def decode_mask(value: Any) -> np.ndarray | None:
     return mask if mask.ndim == 2 and mask.size else None
 
 
-def _image_index(item: dict) -> int:
+def _image_index(item: dict, n_images: int | None) -> tuple[int, bool]:
+    """(index of the request's image the item is about, whether Gemini wrote a stray index).
+
+    A stray index (outside the request's images, negative, not a whole number) must not make the
+    detection vanish: it is about the only image there is, or, with several, we cannot tell, so
+    image 0. Either way it is counted, never silent."""
+    if "image_index" not in item:
+        return 0, False
     number = as_number(item.get("image_index"))
-    if number is None or number < 0 or number != int(number):
-        return 0
-    return int(number)
+    if number is None or number < 0 or number != int(number) or (n_images is not None and int(number) >= n_images):
+        return 0, True
+    return int(number), False
 
 
 def _raw_label(item: dict) -> Any:
@@ -423,31 +430,37 @@ def parse_detections(
     finish_reason: str | None = None,
     want_masks: bool = False,
     want_points: bool = False,
+    n_images: int | None = None,
 ) -> ParsedAnswer:
-    """Detections (boxes, and masks or points when asked for) from one answer text."""
+    """Detections (boxes, and masks or points when asked for) from one answer text about
+    `n_images` images (each detection's `image_index` is below it; None: not bounded)."""
     value, truncated, lost, found = load_answer(text, finish_reason)
-    dropped: Counter[str] = Counter()
+    dropped: Counter[DropReason] = Counter()
     if lost:
         dropped["truncated_item"] += lost
     if not found:
         if text is not None and text.strip() and not lost:
             dropped["no_json"] += 1
-        return ParsedAnswer(truncated=truncated, dropped=dict(dropped))
+        return ParsedAnswer(truncated=truncated, dropped=dict(dropped), finish_reason=normalise_finish_reason(finish_reason))
     items = unwrap_items(value)
     if items is None:
         dropped["not_an_object"] += 1
-        return ParsedAnswer(truncated=truncated, dropped=dict(dropped))
+        return ParsedAnswer(truncated=truncated, dropped=dict(dropped), finish_reason=normalise_finish_reason(finish_reason))
 
     detections: list[Detection] = []
     for item in items:
-        detection, reasons = _detection(item, matcher, want_masks=want_masks, want_points=want_points)
+        detection, reasons = _detection(item, matcher, want_masks=want_masks, want_points=want_points, n_images=n_images)
         dropped.update(reasons)
         if detection is not None:
             detections.append(detection)
-    return ParsedAnswer(detections=tuple(detections), truncated=truncated, dropped=dict(dropped))
+    return ParsedAnswer(
+        detections=tuple(detections), truncated=truncated, dropped=dict(dropped), finish_reason=normalise_finish_reason(finish_reason)
+    )
 
 
-def _detection(item: Any, matcher: LabelMatcher, *, want_masks: bool, want_points: bool) -> tuple[Detection | None, list[str]]:
+def _detection(
+    item: Any, matcher: LabelMatcher, *, want_masks: bool, want_points: bool, n_images: int | None
+) -> tuple[Detection | None, list[DropReason]]:
     """One item -> (Detection or None, reasons to count). Order of checks = reason priority."""
     if not isinstance(item, dict):
         return None, ["not_an_object"]
@@ -456,7 +469,7 @@ def _detection(item: Any, matcher: LabelMatcher, *, want_masks: bool, want_point
     if label is None:
         return None, ["unknown_label"]
     box = point = mask = None
-    reasons: list[str] = []
+    reasons: list[DropReason] = []
     if want_points:
         point = parse_point(item.get("point"))
         if point is None:
@@ -470,6 +483,9 @@ def _detection(item: Any, matcher: LabelMatcher, *, want_masks: bool, want_point
             mask = decode_mask(item.get("mask"))
             if mask is None:
                 reasons.append("bad_mask")  # the box is still worth a rectangle/polygon
+    index, stray = _image_index(item, n_images)
+    if stray:
+        reasons.append("stray_image_index")
     return (
         Detection(
             label=label,
@@ -478,7 +494,7 @@ def _detection(item: Any, matcher: LabelMatcher, *, want_masks: bool, want_point
             point=point,
             mask=mask,
             score=parse_score(item),
-            image_index=_image_index(item),
+            image_index=index,
         ),
         reasons,
     )
@@ -542,7 +558,7 @@ def parse_choices(
         return ParsedAnswer(truncated=normalise_finish_reason(finish_reason) == "MAX_TOKENS")
     matcher = LabelMatcher(choices)
     value, truncated, lost, found = load_answer(text, finish_reason)
-    dropped: Counter[str] = Counter()
+    dropped: Counter[DropReason] = Counter()
     if lost:
         dropped["truncated_item"] += lost
     chosen: list[str] = []
@@ -566,7 +582,9 @@ def parse_choices(
     if not multiple and len(chosen) > 1:
         dropped["extra_choice"] += len(chosen) - 1
         chosen = chosen[:1]
-    return ParsedAnswer(choices=tuple(chosen), truncated=truncated, dropped=dict(dropped))
+    return ParsedAnswer(
+        choices=tuple(chosen), truncated=truncated, dropped=dict(dropped), finish_reason=normalise_finish_reason(finish_reason)
+    )
 
 
 _QUOTES = (('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"), ("`", "`"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..detections import RequestKind
 from ..labelconfig import LabelSpec
 
 PROMPT_VERSION = "p1"
@@ -142,23 +141,3 @@ def text_prompt(question: str | None, n_images: int = 1) -> Prompt:
     else:
         user = "Caption this image in one sentence."
     return Prompt(system=None, user=user + "\nAnswer in plain text.", json_mode=False)
-
-
-def prompt_for(
-    kind: RequestKind,
-    labels: tuple[LabelSpec, ...],
-    max_objects: int = 25,
-    *,
-    question: str | None = None,
-    multiple: bool = False,
-    n_images: int = 1,
-) -> Prompt:
-    if kind is RequestKind.BOXES:
-        return detection_prompt(labels, max_objects, question)
-    if kind is RequestKind.MASKS:
-        return segmentation_prompt(labels, max_objects, question)
-    if kind is RequestKind.POINTS:
-        return pointing_prompt(labels, max_objects, question)
-    if kind is RequestKind.CHOICE:
-        return choice_prompt(labels, multiple, question, n_images)
-    return text_prompt(question, n_images)

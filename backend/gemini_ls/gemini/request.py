@@ -147,11 +147,6 @@ def build_parts(images: list[types.Part], prompt_text: str) -> list[types.Part]:
     return parts
 
 
-def inline_part(data: bytes, mime_type: str) -> types.Part:
-    """An inline image part (the SDK base64-encodes it on the wire)."""
-    return types.Part.from_bytes(data=data, mime_type=mime_type)
-
-
 def _word(value: Any) -> str | None:
     if value is None:
         return None

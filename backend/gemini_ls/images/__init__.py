@@ -3,7 +3,6 @@ for Gemini (format sniffing, EXIF orientation, conversion, downscale)."""
 
 from .errors import ImageError
 from .fetch import ImageFetcher, decode_data_uri
-from .load import load_image
 from .lsauth import CredentialStore, LabelStudioAuth
 from .prepare import PreparedImage, prepare_image
 from .ssrf import check_url
@@ -16,6 +15,5 @@ __all__ = [
     "PreparedImage",
     "check_url",
     "decode_data_uri",
-    "load_image",
     "prepare_image",
 ]

@@ -1,7 +1,7 @@
 """Typed Gemini answers -> Label Studio prediction results, one handler per control type.
 
-`REGISTRY` maps a Label Studio tag to its handler; `convert_for` / `results_for` dispatch a
-control over the task's images.
+`REGISTRY` maps a Label Studio tag to its handler; `convert_for` dispatches a control over the
+task's images. The tags are those of labelconfig.CONTROL_KINDS, checked at import.
 
 Multi-image tasks: region controls (rectangles, masks, polygons, keypoints) get one call per
 image in the control's toName, and each keeps only the detections whose `image_index` is
@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ..detections import ImageMeta, ParsedAnswer, RequestKind
-from ..labelconfig import ControlSpec
+from ..detections import DropReason, ImageMeta, ParsedAnswer
+from ..labelconfig import CONTROL_KINDS, ControlSpec
 from .brush import BrushHandler
 from .choices import ChoicesHandler
 from .handler import Conversion, RegionHandler
@@ -39,8 +39,11 @@ REGISTRY: Mapping[str, RegionHandler] = MappingProxyType({
     )
 })
 
-_PER_TASK = (RequestKind.CHOICE, RequestKind.TEXT)
-
+# labelconfig decides which tags a project may use, this registry how each is filled: one list of
+# tags in two places must not drift (a tag accepted there but missing here would fail every task).
+assert set(REGISTRY) == set(CONTROL_KINDS), (
+    f"control tags differ: labelconfig only {set(CONTROL_KINDS) - set(REGISTRY)}, regions only {set(REGISTRY) - set(CONTROL_KINDS)}"
+)
 
 def handler_for(control: ControlSpec) -> RegionHandler:
     try:
@@ -53,10 +56,10 @@ def convert_for(control: ControlSpec, images: Mapping[str, ImageMeta], answer: P
     """All results of one control over the task's images (by name), with merged drop counts."""
     handler = handler_for(control)
     targets = [images[name] for name in control.to_names if name in images]
-    if control.kind in _PER_TASK:
+    if control.kind.per_task:
         targets = targets[:1]
     results: list[dict] = []
-    dropped: Counter[str] = Counter()
+    dropped: Counter[DropReason] = Counter()
     for image in targets:
         conversion = handler.convert(control, image, answer)
         results.extend(conversion.results)
@@ -64,8 +67,4 @@ def convert_for(control: ControlSpec, images: Mapping[str, ImageMeta], answer: P
     return Conversion.of(results, dropped)
 
 
-def results_for(control: ControlSpec, images: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
-    return list(convert_for(control, images, answer).results)
-
-
-__all__ = ["REGISTRY", "Conversion", "RegionHandler", "convert_for", "handler_for", "results_for"]
+__all__ = ["REGISTRY", "Conversion", "RegionHandler", "convert_for", "handler_for"]

@@ -16,20 +16,20 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from ..detections import ImageMeta, ParsedAnswer
+from ..detections import DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
-from .handler import EMPTY_MASK, Conversion, HandlerBase
+from .handler import EMPTY_MASK, Conversion
 from .masks import masked_detections
 from .result import RegionIds, image_result, pixel_box_key
 from .rle import encode_brush_rle
 
 
-class BrushHandler(HandlerBase):
+class BrushHandler:
     tag = "BrushLabels"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         settings = control.settings
-        dropped: Counter[str] = Counter()
+        dropped: Counter[DropReason] = Counter()
         ids = RegionIds(control, image)
         results = []
         for det, box, region in masked_detections(control, image, answer, dropped):

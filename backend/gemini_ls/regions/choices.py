@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..detections import ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
-from .handler import Conversion, HandlerBase
+from .handler import Conversion
 from .result import RegionIds, classification_result
 
 
@@ -18,7 +18,7 @@ def chosen(control: ControlSpec, answer: ParsedAnswer) -> list[str]:
     return picked if control.multiple else picked[:1]
 
 
-class ChoicesHandler(HandlerBase):
+class ChoicesHandler:
     tag = "Choices"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:

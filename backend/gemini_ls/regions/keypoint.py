@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..detections import Detection, ImageMeta, NormPoint, ParsedAnswer
+from ..detections import Detection, DropReason, ImageMeta, NormPoint, ParsedAnswer
 from ..labelconfig import ControlSpec
-from .handler import NO_BOX, Conversion, HandlerBase
+from .handler import NO_BOX, Conversion
 from .result import RegionIds, clamp_percent, image_result
 from .selection import select
 
@@ -21,11 +21,11 @@ def point_of(det: Detection) -> NormPoint | None:
     return None
 
 
-def _usable(det: Detection) -> str | None:
+def _usable(det: Detection) -> DropReason | None:
     return None if point_of(det) is not None else NO_BOX
 
 
-class KeyPointHandler(HandlerBase):
+class KeyPointHandler:
     tag = "KeyPointLabels"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
@@ -33,7 +33,9 @@ class KeyPointHandler(HandlerBase):
         ids = RegionIds(control, image)
         results = []
         for det in selection.detections:
-            px, py = point_of(det).to_percent()
+            point = point_of(det)
+            assert point is not None  # _usable kept only detections with a point or a box
+            px, py = point.to_percent()
             x, y = clamp_percent(px), clamp_percent(py)
             value = {"x": x, "y": y, "width": KEYPOINT_WIDTH, "keypointlabels": [det.label]}
             results.append(image_result(ids.make(det.label, (x, y)), control, image, value, det.score))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from ..detections import Detection, ImageMeta, ParsedAnswer, PixelBox
+from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer, PixelBox
 from ..labelconfig import ControlSpec
 from .handler import NO_MASK
 from .selection import select
@@ -53,12 +53,12 @@ def shared_mask_region(memo: dict, prob: np.ndarray, box: PixelBox, threshold: i
     return region
 
 
-def _has_mask(det: Detection) -> str | None:
+def _has_mask(det: Detection) -> DropReason | None:
     return None if det.mask is not None and det.box is not None else NO_MASK
 
 
 def masked_detections(
-    control: ControlSpec, image: ImageMeta, answer: ParsedAnswer, dropped: Counter
+    control: ControlSpec, image: ImageMeta, answer: ParsedAnswer, dropped: Counter[DropReason]
 ) -> Iterator[tuple[Detection, PixelBox, np.ndarray]]:
     """The control's detections that carry a usable mask, each with its pixel box and box-sized mask.
 
@@ -67,5 +67,6 @@ def masked_detections(
     selection = select(control, image, answer, _has_mask)
     dropped.update(selection.dropped)
     for det in selection.detections:
+        assert det.box is not None and det.mask is not None  # _has_mask kept only these
         box = det.box.to_pixels(image.width, image.height)
         yield det, box, shared_mask_region(answer.derived, det.mask, box, control.settings.mask_threshold)

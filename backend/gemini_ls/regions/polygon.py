@@ -19,9 +19,9 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from ..detections import ImageMeta, ParsedAnswer, PixelBox
+from ..detections import DropReason, ImageMeta, ParsedAnswer, PixelBox
 from ..labelconfig import ControlSpec
-from .handler import EMPTY_MASK, Conversion, HandlerBase
+from .handler import EMPTY_MASK, Conversion
 from .masks import masked_detections
 from .result import RegionIds, clamp_percent, image_result, pixel_box_key
 
@@ -69,12 +69,12 @@ def polygon_percent(polygon: Polygon, image: ImageMeta) -> list[list[float]]:
     return [[clamp_percent(x / image.width * 100), clamp_percent(y / image.height * 100)] for x, y in polygon]
 
 
-class PolygonHandler(HandlerBase):
+class PolygonHandler:
     tag = "PolygonLabels"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         settings = control.settings
-        dropped: Counter[str] = Counter()
+        dropped: Counter[DropReason] = Counter()
         ids = RegionIds(control, image)
         results = []
         for det, box, region in masked_detections(control, image, answer, dropped):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from ..detections import Detection, ImageMeta, ParsedAnswer
+from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
-from .handler import NO_BOX, Conversion, HandlerBase
+from .handler import NO_BOX, Conversion
 from .result import RegionIds, box_percent, image_result
 from .selection import select
 
 
-def _usable(det: Detection) -> str | None:
+def _usable(det: Detection) -> DropReason | None:
     return None if det.box is not None else NO_BOX
 
 
-class RectangleHandler(HandlerBase):
+class RectangleHandler:
     tag = "RectangleLabels"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
@@ -21,6 +21,7 @@ class RectangleHandler(HandlerBase):
         ids = RegionIds(control, image)
         results = []
         for det in selection.detections:
+            assert det.box is not None  # _usable kept only detections with a box
             x, y, w, h = box_percent(det.box)
             value = {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [det.label]}
             results.append(image_result(ids.make(det.label, (x, y, w, h)), control, image, value, det.score))

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..detections import Detection, ImageMeta, ParsedAnswer
+from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import BELOW_SCORE, OVER_LIMIT
 
@@ -14,7 +14,7 @@ from .handler import BELOW_SCORE, OVER_LIMIT
 @dataclass(frozen=True)
 class Selection:
     detections: tuple[Detection, ...]
-    dropped: Counter[str]
+    dropped: Counter[DropReason]
 
 
 def image_index(control: ControlSpec, image: ImageMeta) -> int:
@@ -29,7 +29,7 @@ def select(
     control: ControlSpec,
     image: ImageMeta,
     answer: ParsedAnswer,
-    usable: Callable[[Detection], str | None] = lambda d: None,
+    usable: Callable[[Detection], DropReason | None] = lambda d: None,
 ) -> Selection:
     """Detections for this control and image, filtered and capped by the control's settings.
 
@@ -41,7 +41,7 @@ def select(
     labels = {label.value for label in control.labels}
     index = image_index(control, image)
     settings = control.settings
-    dropped: Counter[str] = Counter()
+    dropped: Counter[DropReason] = Counter()
     kept: list[Detection] = []
     for det in answer.detections:
         if det.label not in labels or det.image_index != index:

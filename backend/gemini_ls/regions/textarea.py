@@ -6,11 +6,11 @@ import hashlib
 
 from ..detections import ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
-from .handler import Conversion, HandlerBase
+from .handler import Conversion
 from .result import RegionIds, classification_result
 
 
-class TextAreaHandler(HandlerBase):
+class TextAreaHandler:
     tag = "TextArea"
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:

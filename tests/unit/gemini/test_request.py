@@ -18,7 +18,6 @@ from gemini_ls.gemini.request import (
     Usage,
     backoff_delay,
     build_parts,
-    inline_part,
     parse_duration,
     reply_from,
     retry_delay_from,
@@ -149,14 +148,17 @@ def test_gate_is_shared_between_threads():
 
 
 def test_single_image_then_prompt():
-    image = inline_part(b"\x89PNG...", "image/png")
+    image = types.Part.from_bytes(data=b"\x89PNG...", mime_type="image/png")
     parts = build_parts([image], "Detect cats")
     assert parts[0].inline_data.data == b"\x89PNG..." and parts[0].inline_data.mime_type == "image/png"
     assert parts[1].text == "Detect cats" and len(parts) == 2
 
 
 def test_several_images_are_labelled():
-    images = [inline_part(b"a", "image/png"), types.Part.from_uri(file_uri="https://x/files/abc", mime_type="image/jpeg")]
+    images = [
+        types.Part.from_bytes(data=b"a", mime_type="image/png"),
+        types.Part.from_uri(file_uri="https://x/files/abc", mime_type="image/jpeg"),
+    ]
     parts = build_parts(images, "What differs?")
     assert [p.text for p in parts] == ["Image 1:", None, "Image 2:", None, "What differs?"]
     assert parts[3].file_data.file_uri == "https://x/files/abc"
@@ -238,6 +240,8 @@ def test_no_call_when_the_deadline_has_passed():
     metrics = Metrics()
     caller = GeminiCaller(make_client(settings), settings, metrics, sleep=t.sleep, clock=t.clock)
     with pytest.raises(GeminiError) as info:
-        caller.generate(text_prompt(None), [inline_part(b"x", "image/png")], RequestKind.TEXT, deadline=t.now + 0.1)
+        caller.generate(
+            text_prompt(None), [types.Part.from_bytes(data=b"x", mime_type="image/png")], RequestKind.TEXT, deadline=t.now + 0.1
+        )
     assert info.value.reason == "deadline" and t.sleeps == []
     assert metrics.registry.get_sample_value("gemini_ls_gemini_requests_total", {"kind": "text", "outcome": "deadline"}) == 1

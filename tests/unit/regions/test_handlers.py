@@ -9,7 +9,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from gemini_ls.detections import Detection, ImageMeta, NormBox, NormPoint, ParsedAnswer
 from gemini_ls.labelconfig import parse_label_config
-from gemini_ls.regions import REGISTRY, convert_for, results_for
+from gemini_ls.regions import REGISTRY, convert_for
 
 ONE_IMAGE = """<View>
   <Image name="image" value="$image"/>
@@ -62,7 +62,7 @@ def controls(config: str):
 
 
 def all_results(config: str, images: dict[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
-    return [r for c in parse_label_config(config).controls for r in results_for(c, images, answer)]
+    return [r for c in parse_label_config(config).controls for r in list(convert_for(c, images, answer).results)]
 
 
 def test_registry_covers_the_six_tags():
@@ -88,7 +88,7 @@ def test_all_six_controls_validate_with_label_interface():
 
 
 def test_rectangle_fields():
-    (rect, *_) = results_for(controls(ONE_IMAGE)["rect"], {"image": IMAGE}, ANSWER)
+    (rect, *_) = list(convert_for(controls(ONE_IMAGE)["rect"], {"image": IMAGE}, ANSWER).results)
     assert rect == {
         "id": rect["id"],
         "from_name": "rect",
@@ -104,16 +104,16 @@ def test_rectangle_fields():
 
 def test_ids_are_stable_and_depend_on_geometry():
     control = controls(ONE_IMAGE)["rect"]
-    first = results_for(control, {"image": IMAGE}, ANSWER)
-    again = results_for(control, {"image": IMAGE}, ANSWER)
+    first = list(convert_for(control, {"image": IMAGE}, ANSWER).results)
+    again = list(convert_for(control, {"image": IMAGE}, ANSWER).results)
     assert [r["id"] for r in first] == [r["id"] for r in again]
     moved = ParsedAnswer(detections=(Detection("Cat", "cat", box=NormBox(101, 200, 500, 600), score=0.9),))
-    assert results_for(control, {"image": IMAGE}, moved)[0]["id"] != first[0]["id"]
+    assert list(convert_for(control, {"image": IMAGE}, moved).results)[0]["id"] != first[0]["id"]
 
 
 def test_duplicate_detections_get_distinct_ids():
     answer = ParsedAnswer(detections=(CAT, CAT, CAT))
-    ids = [r["id"] for r in results_for(controls(ONE_IMAGE)["rect"], {"image": IMAGE}, answer)]
+    ids = [r["id"] for r in list(convert_for(controls(ONE_IMAGE)["rect"], {"image": IMAGE}, answer).results)]
     assert len(ids) == 3 and len(set(ids)) == 3
 
 
@@ -144,7 +144,7 @@ def test_polygon_splits_parts_and_clamps():
 
 
 def test_keypoint_uses_point_or_box_centre():
-    results = results_for(controls(ONE_IMAGE)["kp"], {"image": IMAGE}, ANSWER)
+    results = list(convert_for(controls(ONE_IMAGE)["kp"], {"image": IMAGE}, ANSWER).results)
     assert [(r["value"]["x"], r["value"]["y"]) for r in results] == [(75.0, 25.0), (20.0, 10.0)]
     assert results[0]["score"] == 0.6 and "score" not in results[1]
     assert all(0 < r["value"]["width"] <= 1 for r in results)
@@ -200,7 +200,7 @@ def test_two_images_validate_and_route_by_image_index():
 
 def test_per_task_results_fall_back_to_the_first_available_image():
     images = {"image2": ImageMeta("image2", 300, 200)}
-    results = results_for(controls(TWO_IMAGES)["caption"], images, ParsedAnswer(text="x"))
+    results = list(convert_for(controls(TWO_IMAGES)["caption"], images, ParsedAnswer(text="x")).results)
     assert [r["to_name"] for r in results] == ["image2"]
 
 
@@ -214,4 +214,4 @@ def test_comma_to_name_is_rejected_by_the_validator():
 
 def test_handler_rejects_an_image_the_control_does_not_target():
     with pytest.raises(ValueError):
-        REGISTRY["RectangleLabels"].to_results(controls(ONE_IMAGE)["rect"], ImageMeta("other", 10, 10), ANSWER)
+        REGISTRY["RectangleLabels"].convert(controls(ONE_IMAGE)["rect"], ImageMeta("other", 10, 10), ANSWER)

@@ -1,0 +1,55 @@
+"""Gemini behind the provider boundary: a planned request and its images in, a ParsedAnswer out.
+
+Everything Gemini-specific happens here or below: the prompt for the request's kind and the
+parser of its answer (kinds.py), the model and generation config (client.py), inline bytes or
+Files API references (files.py), retries and the shared 429 cool-down (request.py). What leaves is
+typed detections, or a ProviderError whose reason starts with "gemini_".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from ..detections import ParsedAnswer
+from ..images.prepare import PreparedImage
+from ..plan import PlannedRequest
+from ..provider import CallHealth, ProviderError
+from .errors import GeminiError
+from .files import FilesManager
+from .kinds import KINDS
+from .request import GeminiCaller
+
+log = logging.getLogger(__name__)
+
+
+class GeminiGateway:
+    """The VisionProvider for Gemini (and for our emulator, which speaks the same API)."""
+
+    def __init__(self, caller: GeminiCaller, files: FilesManager) -> None:
+        self.caller = caller
+        self.files = files
+        self.health = CallHealth()
+
+    def __repr__(self) -> str:  # the client below holds the key; never print it
+        return f"GeminiGateway({self.caller!r})"
+
+    def answer(
+        self, plan: PlannedRequest, images: Sequence[PreparedImage], *, uses: Mapping[str, int], deadline: float
+    ) -> ParsedAnswer:
+        spec = KINDS[plan.kind]
+        prompt = spec.prompt(plan, len(images))
+        try:
+            reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline)
+        except GeminiError as exc:
+            self.health.failed(str(exc))
+            raise ProviderError(f"gemini_{exc.reason}", str(exc)) from exc
+        except Exception as exc:  # not Gemini's answer: a bug of ours, reported as internal upstream
+            self.health.failed(f"{type(exc).__name__}: {exc}")
+            raise
+        self.health.ok()
+        if reply.block_reason:
+            raise ProviderError("gemini_blocked", f"Gemini blocked the prompt ({reply.block_reason})")
+        if reply.text is None:
+            raise ProviderError("gemini_empty", f"Gemini returned no answer (finish reason {reply.finish_reason or 'none'})")
+        return spec.parse(reply.text, plan, reply.finish_reason, len(images))

@@ -1,0 +1,82 @@
+"""One table of request kinds: for each, the prompt Gemini gets, the parser of its answer and the
+room it may answer in. Adding a kind means adding one row here (and its RequestKind member).
+
+Output room, before thinking (client.generation_config adds the thinking allowance on top, since
+on thinking models the thinking tokens come out of the same budget, python-genai#811): masks are a
+few hundred tokens each and up to max_objects (25 by default) of them; boxes about 30 tokens each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..detections import ParsedAnswer, RequestKind
+from ..plan import PlannedRequest
+from .labels import LabelMatcher
+from .parse import parse_choices, parse_detections, parse_text
+from .prompts import Prompt, choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
+
+# (plan, number of images sent) -> prompt
+PromptBuilder = Callable[[PlannedRequest, int], Prompt]
+# (answer text, plan, finish reason, number of images sent) -> parsed answer
+AnswerParser = Callable[[str, PlannedRequest, "str | None", int], ParsedAnswer]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: RequestKind
+    prompt: PromptBuilder
+    parse: AnswerParser
+    output_tokens: int
+
+
+def _spatial_parser(*, masks: bool, points: bool) -> AnswerParser:
+    def parse(text: str, plan: PlannedRequest, finish_reason: str | None, n_images: int) -> ParsedAnswer:
+        return parse_detections(
+            text, matcher=LabelMatcher(plan.labels), finish_reason=finish_reason,
+            want_masks=masks, want_points=points, n_images=n_images,
+        )
+
+    return parse
+
+
+KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
+    spec.kind: spec
+    for spec in (
+        KindSpec(
+            RequestKind.BOXES,
+            prompt=lambda plan, n: detection_prompt(plan.labels, plan.max_objects, plan.question),
+            parse=_spatial_parser(masks=False, points=False),
+            output_tokens=8192,
+        ),
+        KindSpec(
+            RequestKind.MASKS,
+            prompt=lambda plan, n: segmentation_prompt(plan.labels, plan.max_objects, plan.question),
+            parse=_spatial_parser(masks=True, points=False),
+            output_tokens=32768,
+        ),
+        KindSpec(
+            RequestKind.POINTS,
+            prompt=lambda plan, n: pointing_prompt(plan.labels, plan.max_objects, plan.question),
+            parse=_spatial_parser(masks=False, points=True),
+            output_tokens=4096,
+        ),
+        KindSpec(
+            RequestKind.CHOICE,
+            prompt=lambda plan, n: choice_prompt(plan.labels, plan.multiple, plan.question, n),
+            parse=lambda text, plan, finish, n: parse_choices(text, plan.labels, plan.multiple, finish_reason=finish),
+            output_tokens=1024,
+        ),
+        KindSpec(
+            RequestKind.TEXT,
+            prompt=lambda plan, n: text_prompt(plan.question, n),
+            parse=lambda text, plan, finish, n: parse_text(text, finish),
+            output_tokens=2048,
+        ),
+    )
+})
+
+# Every RequestKind has exactly one row: a new member without one fails at import, not mid-batch.
+assert set(KINDS) == set(RequestKind), f"request kinds without a row in KINDS: {set(RequestKind) - set(KINDS)}"
