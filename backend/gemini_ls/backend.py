@@ -19,6 +19,7 @@ from .gemini.cache import make_file_cache
 from .gemini.client import make_client
 from .gemini.files import FilesManager
 from .gemini.gateway import GeminiGateway
+from .gemini.prompts import PROMPT_VERSION
 from .gemini.request import GeminiCaller, RateGate
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
@@ -94,7 +95,9 @@ class Backend:
         return self.emulator is not None
 
     def model_version(self, spec: ProjectSpec) -> str:
-        return model_version(self.settings.model, spec, emulated=self.emulated, suffix=self.settings.model_version_suffix)
+        return model_version(
+            self.settings.model, spec, prompt_version=PROMPT_VERSION, emulated=self.emulated, suffix=self.settings.model_version_suffix
+        )
 
     def fetch(self, ref: str, task_id: Any) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)

@@ -86,7 +86,10 @@ class ImageSpec:
 class ProjectSpec:
     images: tuple[ImageSpec, ...]
     controls: tuple[ControlSpec, ...]
-    ignored_controls: tuple[str, ...] = field(default=())  # controls we cannot fill (e.g. Labels on Text)
+    ignored_controls: tuple[str, ...] = field(default=())  # names of controls this backend cannot fill
+    # The same controls as "<name> (<Tag>): why", logged once per config so that a user learns why,
+    # e.g., an EllipseLabels control got nothing.
+    ignored_reasons: tuple[str, ...] = field(default=())
     interface: LabelInterface | None = field(default=None, compare=False, repr=False)
 
     def image(self, name: str) -> ImageSpec:
@@ -148,19 +151,21 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
     for control in interface.controls:
         kind = CONTROL_KINDS.get(control.tag)
         to_names = tuple(n for n in (control.to_name or []) if n in image_names)
-        if kind is None or not to_names:
-            ignored.append(control.name)
+        if kind is None:
+            supported = ", ".join(CONTROL_KINDS)
+            ignored.append(f"{control.name} (<{control.tag}>): not a control type this backend fills (supported: {supported})")
+            continue
+        if not to_names:
+            ignored.append(f"{control.name} (<{control.tag}>): not bound to an <Image> (toName={control.to_name})")
             continue
         labels_attrs = getattr(control, "labels_attrs", None) or {}
         labels = tuple(
             LabelSpec(value=value, hint=(tag.attr.get("hint") or None) if tag is not None else None)
-            for value, tag in (
-                (v, labels_attrs.get(v)) for v in (getattr(control, "labels", None) or [])
-            )
+            for value, tag in ((v, labels_attrs.get(v)) for v in (getattr(control, "labels", None) or []))
         )
         result_type, request_kind = kind
         if request_kind not in (RequestKind.TEXT,) and not labels:
-            ignored.append(control.name)
+            ignored.append(f"{control.name} (<{control.tag}>): has no labels or choices")
             continue
         controls.append(
             ControlSpec(
@@ -176,9 +181,12 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
         )
     if not controls:
         raise LabelConfigError(
-            "the label config has no image control this backend can fill "
-            f"(supported: {', '.join(CONTROL_KINDS)} bound to an <Image>)"
+            f"the label config has no image control this backend can fill (supported: {', '.join(CONTROL_KINDS)} bound to an <Image>)"
         )
     return ProjectSpec(
-        images=images, controls=tuple(controls), ignored_controls=tuple(ignored), interface=interface
+        images=images,
+        controls=tuple(controls),
+        interface=interface,
+        ignored_controls=tuple(text.split(" ", 1)[0] for text in ignored),
+        ignored_reasons=tuple(ignored),
     )

@@ -1,8 +1,9 @@
 """`model_version`: changes exactly when predictions would change.
 
 Label Studio skips tasks that already hold a prediction of the current model_version, so the version
-must move with the model name, the prompt template and the project's label set (labels, hints and
-per-control model_* settings), and must stay put otherwise (no timestamps, no process ids).
+must move with the model name, the provider's prompt version (its wording of the requests) and the
+project's label set (labels, hints and per-control model_* settings), and must stay put otherwise
+(no timestamps, no process ids).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import json
 import re
 
-from .gemini.prompts import PROMPT_VERSION
 from .labelconfig import ProjectSpec
 
 
@@ -38,9 +38,9 @@ def label_set_digest(spec: ProjectSpec) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-def model_version(model: str, spec: ProjectSpec, *, emulated: bool = False, suffix: str | None = None) -> str:
+def model_version(model: str, spec: ProjectSpec, *, prompt_version: str, emulated: bool = False, suffix: str | None = None) -> str:
     model_tag = re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")
-    parts = ["gemini-ls", model_tag, PROMPT_VERSION, label_set_digest(spec)]
+    parts = ["gemini-ls", model_tag, prompt_version, label_set_digest(spec)]
     if emulated:
         parts.append("emulator")
     if suffix:

@@ -70,6 +70,8 @@ class SpecCache:
                 self._items.move_to_end(key)
                 return spec
         spec = parse_label_config(config, self._settings.defaults)  # raises LabelConfigError
+        for ignored in spec.ignored_reasons:  # once per config, not per /setup: Label Studio repeats it
+            log.warning("label config: control %s; it gets no predictions", ignored)
         with self._lock:
             self._items[key] = spec
             while len(self._items) > self._size:

@@ -7,6 +7,7 @@ can build its own `Settings(...)` without touching the process environment.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,7 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float:
     raw = _get(env, name)
     if raw is None:
         return default
@@ -46,8 +47,24 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -
         value = float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a number") from exc
-    if value < lo:
-        raise SettingsError(f"{name}={raw!r} must be >= {lo}")
+    if not math.isfinite(value) or value < lo:
+        raise SettingsError(f"{name}={raw!r} must be a number >= {lo}")
+    if hi is not None and value > hi:
+        raise SettingsError(f"{name}={raw!r} must be <= {hi}")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    return _get(env, name) or default
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, options: tuple[str, ...], *, upper: bool = True) -> str:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    value = raw.upper() if upper else raw.lower()
+    if value not in options:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(options)}")
     return value
 
 
@@ -65,6 +82,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = _get(env, name)
     return tuple(p.strip() for p in raw.split(",") if p.strip()) if raw else ()
+
+
+FILES_POLICIES = ("auto", "always", "never")
+MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -121,16 +143,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every variable parsed and validated the same way; a bad value is a SettingsError naming
+        it. Defaults are the dataclass fields above (written once) and `Defaults`."""
         env = os.environ if env is None else env
-        files_policy = (_get(env, "GEMINI_FILES", "auto") or "auto").lower()
-        if files_policy not in ("auto", "always", "never"):
-            raise SettingsError(f"GEMINI_FILES={files_policy!r} must be auto, always or never")
-        media_resolution = _get(env, "GEMINI_MEDIA_RESOLUTION")
-        if media_resolution is not None:
-            media_resolution = media_resolution.upper()
-            if media_resolution not in ("LOW", "MEDIUM", "HIGH"):
-                raise SettingsError("GEMINI_MEDIA_RESOLUTION must be LOW, MEDIUM or HIGH")
-        temperature = _get(env, "GEMINI_TEMPERATURE")
+        d = cls()
         defaults = Defaults(
             score_threshold=_float(env, "MODEL_SCORE_THRESHOLD", Defaults.score_threshold),
             max_objects=_int(env, "MODEL_MAX_OBJECTS", Defaults.max_objects, lo=1),
@@ -138,40 +154,44 @@ class Settings:
             polygon_tolerance=_float(env, "MODEL_POLYGON_TOLERANCE", Defaults.polygon_tolerance),
             min_area=_int(env, "MODEL_MIN_AREA", Defaults.min_area),
         )
+        temperature = _get(env, "GEMINI_TEMPERATURE")
+        media_resolution = _get(env, "GEMINI_MEDIA_RESOLUTION")
         return cls(
             # google-genai itself prefers GOOGLE_API_KEY over GEMINI_API_KEY; we follow the SDK.
             api_key=_get(env, "GOOGLE_API_KEY") or _get(env, "GEMINI_API_KEY"),
             base_url=_get(env, "GEMINI_BASE_URL"),
-            model=_get(env, "GEMINI_MODEL", "gemini-2.5-flash") or "gemini-2.5-flash",
-            concurrency=_int(env, "GEMINI_CONCURRENCY", 8, lo=1),
-            files_policy=files_policy,
-            request_timeout=_float(env, "GEMINI_TIMEOUT", 60.0, lo=0.1),
-            max_retries=_int(env, "GEMINI_MAX_RETRIES", 4),
-            temperature=float(temperature) if temperature is not None else None,
-            media_resolution=media_resolution,
-            inline_limit_bytes=_int(env, "GEMINI_INLINE_LIMIT_BYTES", 20 * 1024 * 1024, lo=1),
-            predict_timeout=_float(env, "PREDICT_TIMEOUT", 90.0, lo=0.1),
+            model=_str(env, "GEMINI_MODEL", d.model),
+            concurrency=_int(env, "GEMINI_CONCURRENCY", d.concurrency, lo=1),
+            files_policy=_choice(env, "GEMINI_FILES", d.files_policy, FILES_POLICIES, upper=False),
+            request_timeout=_float(env, "GEMINI_TIMEOUT", d.request_timeout, lo=0.1),
+            max_retries=_int(env, "GEMINI_MAX_RETRIES", d.max_retries),
+            temperature=_float(env, "GEMINI_TEMPERATURE", 0.0, hi=2.0) if temperature is not None else d.temperature,
+            media_resolution=(
+                _choice(env, "GEMINI_MEDIA_RESOLUTION", "", MEDIA_RESOLUTIONS) if media_resolution is not None else d.media_resolution
+            ),
+            inline_limit_bytes=_int(env, "GEMINI_INLINE_LIMIT_BYTES", d.inline_limit_bytes, lo=1),
+            predict_timeout=_float(env, "PREDICT_TIMEOUT", d.predict_timeout, lo=0.1),
             model_version_suffix=_get(env, "MODEL_VERSION_SUFFIX"),
             defaults=defaults,
-            image_max_side=_int(env, "IMAGE_MAX_SIDE", 1536, lo=64),
-            image_max_download_bytes=_int(env, "IMAGE_MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, lo=1),
-            image_max_pixels=_int(env, "IMAGE_MAX_PIXELS", 100_000_000, lo=1),
-            image_fetch_timeout=_float(env, "IMAGE_FETCH_TIMEOUT", 30.0, lo=0.1),
-            fetch_allow_private=_bool(env, "FETCH_ALLOW_PRIVATE", False),
+            image_max_side=_int(env, "IMAGE_MAX_SIDE", d.image_max_side, lo=64),
+            image_max_download_bytes=_int(env, "IMAGE_MAX_DOWNLOAD_BYTES", d.image_max_download_bytes, lo=1),
+            image_max_pixels=_int(env, "IMAGE_MAX_PIXELS", d.image_max_pixels, lo=1),
+            image_fetch_timeout=_float(env, "IMAGE_FETCH_TIMEOUT", d.image_fetch_timeout, lo=0.1),
+            fetch_allow_private=_bool(env, "FETCH_ALLOW_PRIVATE", d.fetch_allow_private),
             fetch_allowlist=_csv(env, "FETCH_ALLOWLIST"),
             label_studio_url=(_get(env, "LABEL_STUDIO_URL") or "").rstrip("/") or None,
             label_studio_api_key=_get(env, "LABEL_STUDIO_API_KEY"),
             redis_url=_get(env, "REDIS_URL"),
-            redis_prefix=_get(env, "REDIS_PREFIX", "gemini-ls:") or "gemini-ls:",
-            host=_get(env, "HOST", "0.0.0.0") or "0.0.0.0",
-            port=_int(env, "PORT", 9090, lo=1),
+            redis_prefix=_str(env, "REDIS_PREFIX", d.redis_prefix),
+            host=_str(env, "HOST", d.host),
+            port=_int(env, "PORT", d.port, lo=1),
             basic_auth_user=_get(env, "BASIC_AUTH_USER"),
             basic_auth_pass=_get(env, "BASIC_AUTH_PASS"),
-            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 50 * 1024 * 1024, lo=1024),
-            log_level=(_get(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
-            workers=_int(env, "WORKERS", 1, lo=1),
-            threads=_int(env, "THREADS", 8, lo=1),
-            emulator_latency=_float(env, "EMULATOR_LATENCY", 0.0),
+            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", d.max_request_bytes, lo=1024),
+            log_level=_choice(env, "LOG_LEVEL", d.log_level, LOG_LEVELS),
+            workers=_int(env, "WORKERS", d.workers, lo=1),
+            threads=_int(env, "THREADS", d.threads, lo=1),
+            emulator_latency=_float(env, "EMULATOR_LATENCY", d.emulator_latency),
         )
 
     def with_(self, **changes) -> Settings:

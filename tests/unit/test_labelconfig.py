@@ -64,10 +64,29 @@ def test_bad_configs_give_clear_errors(config, message):
 
 def test_model_version_moves_with_model_labels_and_settings_only():
     spec = parse_label_config(FULL)
-    v1 = model_version("gemini-2.5-flash", spec)
-    assert v1 == model_version("gemini-2.5-flash", parse_label_config(FULL))
+    v1 = model_version("gemini-2.5-flash", prompt_version="p1", spec=spec)
+    assert v1 == model_version("gemini-2.5-flash", prompt_version="p1", spec=parse_label_config(FULL))
     assert v1.startswith("gemini-ls-gemini-2.5-flash-")
-    assert model_version("gemini-3-flash", spec) != v1
-    assert model_version("gemini-2.5-flash", parse_label_config(FULL.replace("red square", "red circle"))) != v1
-    assert model_version("gemini-2.5-flash", parse_label_config(FULL.replace('"0.4"', '"0.5"'))) != v1
-    assert model_version("gemini-2.5-flash", spec, emulated=True).endswith("-emulator")
+    assert model_version("gemini-2.5-flash", prompt_version="p2", spec=spec) != v1
+    assert model_version("gemini-3-flash", prompt_version="p1", spec=spec) != v1
+    assert model_version("gemini-2.5-flash", prompt_version="p1", spec=parse_label_config(FULL.replace("red square", "red circle"))) != v1
+    assert model_version("gemini-2.5-flash", prompt_version="p1", spec=parse_label_config(FULL.replace('"0.4"', '"0.5"'))) != v1
+    assert model_version("gemini-2.5-flash", prompt_version="p1", spec=spec, emulated=True).endswith("-emulator")
+
+
+def test_ignored_controls_say_which_and_why():
+    spec = parse_label_config(
+        '<View><Image name="image" value="$image"/><Text name="t" value="$text"/>'
+        '<EllipseLabels name="ell" toName="image"><Label value="A"/></EllipseLabels>'
+        '<Labels name="ner" toName="t"><Label value="PER"/></Labels>'
+        '<RectangleLabels name="on_text" toName="t"><Label value="X"/></RectangleLabels>'
+        '<Choices name="empty" toName="image"></Choices>'
+        '<RectangleLabels name="r" toName="image"><Label value="B"/></RectangleLabels></View>'
+    )
+    assert set(spec.ignored_controls) == {"ell", "ner", "on_text", "empty"}
+    by_name = {text.split(" ", 1)[0]: text for text in spec.ignored_reasons}
+    assert set(by_name) == set(spec.ignored_controls)
+    assert "<EllipseLabels>" in by_name["ell"] and "not a control type" in by_name["ell"]
+    assert "not a control type" in by_name["ner"]
+    assert "not bound to an <Image>" in by_name["on_text"]
+    assert "no labels or choices" in by_name["empty"]

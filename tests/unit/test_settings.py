@@ -91,7 +91,8 @@ def test_key_never_in_repr_and_fingerprint_is_not_the_key():
 @pytest.mark.parametrize(
     "name, value",
     [("GEMINI_FILES", "sometimes"), ("GEMINI_CONCURRENCY", "0"), ("GEMINI_CONCURRENCY", "many"),
-     ("PREDICT_TIMEOUT", "-1"), ("FETCH_ALLOW_PRIVATE", "maybe"), ("GEMINI_MEDIA_RESOLUTION", "ULTRA")],
+     ("PREDICT_TIMEOUT", "-1"), ("FETCH_ALLOW_PRIVATE", "maybe"), ("GEMINI_MEDIA_RESOLUTION", "ULTRA"),
+     ("GEMINI_TEMPERATURE", "warm"), ("GEMINI_TEMPERATURE", "nan"), ("GEMINI_TEMPERATURE", "5"), ("LOG_LEVEL", "LOUD")],
 )
 def test_malformed_values_are_rejected_with_the_variable_name(name, value):
     with pytest.raises(SettingsError, match=name):
@@ -100,7 +101,7 @@ def test_malformed_values_are_rejected_with_the_variable_name(name, value):
 
 def test_every_variable_read_is_tested_here_and_documented_in_the_readme():
     source = (ROOT / "backend/gemini_ls/settings.py").read_text()
-    read = set(re.findall(r'_(?:get|int|float|bool|csv)\(env, "([A-Z_]+)"', source))
+    read = set(re.findall(r'_(?:get|str|int|float|bool|csv|choice)\(env, "([A-Z_]+)"', source))
     assert read, "no env var found in settings.py"
     assert read - {"GOOGLE_API_KEY"} <= set(ENV), f"untested: {sorted(read - set(ENV))}"
     readme = (ROOT / "README.md").read_text()

@@ -1,6 +1,6 @@
 """The configured google-genai client and the per-request generation config.
 
-Choices and why (facts from docs: gemini.md sections 0, 1.3, 2.1):
+Choices and why (facts: docs/gemini-facts.md#wire-format and #thinking):
 
 * api_version pinned to v1beta: the SDK defaults to v1, which the real API rejects for some
   payloads (js-genai#1746); every doc and sample uses v1beta.
@@ -8,7 +8,7 @@ Choices and why (facts from docs: gemini.md sections 0, 1.3, 2.1):
   key into a Vertex call.
 * SDK retries off (attempts=1): the SDK ignores RetryInfo.retryDelay (python-genai#1875) and
   cannot see our deadline; request.GeminiCaller retries instead.
-* Thinking per model family (docs: gemini.md 1.3, known issues 6, 7, 9):
+* Thinking per model family (docs/gemini-facts.md#thinking):
     - 1.x / 2.0: no thinking; no thinking config is sent (it would be an error).
     - 2.5 Flash, 2.5 Flash-Lite, other 2.5 (e.g. Robotics-ER): thinking_budget=0, i.e. off,
       the cookbook's setting for spatial tasks (thinking adds latency, not accuracy).

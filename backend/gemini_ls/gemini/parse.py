@@ -1,7 +1,6 @@
 """Turn Gemini's answer text into typed detections, choices or a caption, robustly.
 
-Implements the recommended parser of the reference (docs: gemini.md section 7) and tolerates
-every quirk listed in its known-issues table that concerns the answer text:
+Tolerates every quirk of Gemini's answer text we know of (docs/gemini-facts.md#spatial-output):
 
 * fences: ```json, ```JSON, bare ```, indented fences, an opening fence never closed;
 * prose before/after the JSON (the first JSON value that decodes is used);

@@ -1,6 +1,6 @@
 """Label Studio credentials for fetching /data/upload and /data/local-files images.
 
-Label Studio 1.23 accepts two kinds of API key (reference label-studio.md, "Tokens in 1.23"):
+Label Studio 1.23 accepts two kinds of API key (docs/gemini-facts.md#label-studio-123):
 
 * the legacy DRF token, sent as `Authorization: Token <key>` (dead when the organisation has
   legacy tokens disabled: LS answers 401);

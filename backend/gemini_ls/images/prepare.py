@@ -10,7 +10,7 @@ was sent) are mapped back onto Label Studio's image as percentages:
 * Downscaling keeps the aspect ratio, so normalised coordinates are unchanged by it.
 
 Format: the format is sniffed from the bytes, never from the URL or extension. Gemini takes PNG,
-JPEG, WebP, HEIC and HEIF (reference gemini.md section 3). Anything else (GIF: first frame, BMP,
+JPEG, WebP, HEIC and HEIF (docs/gemini-facts.md#images-and-tokens). Anything else (GIF: first frame, BMP,
 TIFF: first page, ICO, AVIF, JPEG 2000, animated PNG/WebP: first frame...) is re-encoded:
 
 * PNG when the picture has real transparency or came from a lossless format (screenshots, charts,
@@ -27,7 +27,7 @@ mode, orientation 1 or absent, single frame, longest side <= max_side): cheapest
 are still fully decoded once, so a truncated file fails here with a clear message instead of
 inside Gemini.
 
-Default max_side = 1536 (IMAGE_MAX_SIDE), from the token arithmetic of gemini.md section 4: a
+Default max_side = 1536 (IMAGE_MAX_SIDE), from the token arithmetic in docs/gemini-facts.md#images-and-tokens: a
 Gemini 2.x model bills an image with both sides <= 384 px as 258 tokens; anything larger is cut
 into crops of min(w, h) / 1.5 px, each resampled to a 768 px tile (258 tokens each). The short
 side is thus seen at about 768 * 1.5 = 1152 px whatever the upload's resolution, and the token

@@ -1,7 +1,7 @@
 """Gemini's box-local probability map -> a boolean mask the size of the detection's pixel box.
 
 Gemini sends each mask as a (typically 256x256) uint8 probability map covering only the box
-(reference gemini.md 1.2/1.4): resize it bilinearly to the box in the original image, then
+(docs/gemini-facts.md#spatial-output): resize it bilinearly to the box in the original image, then
 keep values above the threshold. Only box-sized arrays are ever built, never the full image.
 """
 

@@ -1,6 +1,7 @@
 """The robust answer parser (gemini/parse.py) against every answer-text quirk in the reference.
 
-Known issues of docs: gemini.md section 6, and which module covers each:
+Known issues of Gemini's answers (docs/gemini-facts.md#spatial-output, with the public issues
+they come from), and which module covers each:
 
 | #  | issue                                              | covered by                    | test here / elsewhere                                  |
 |----|----------------------------------------------------|-------------------------------|--------------------------------------------------------|
@@ -513,3 +514,14 @@ def test_cut_single_object_yields_nothing_but_a_count():
 def test_unbalanced_bracket_in_prose_before_the_json():
     answer = detect(f"I found two (see [1) of them: {JSON}")
     assert [d.label for d in answer.detections] == ["cat", "dog"]
+
+
+def test_a_stray_image_index_keeps_the_detection_and_is_counted():
+    """A single-image request answered with "image_index": 3 (or -1, or "x") is about the only image
+    there is: the detection stays, as image 0, and the stray index is counted, never silent."""
+    items = [dict(ITEMS[0], image_index=3), dict(ITEMS[0], image_index=-1), dict(ITEMS[0], image_index="x"), ITEMS[0]]
+    answer = detect(json.dumps(items), n_images=1)
+    assert [d.image_index for d in answer.detections] == [0, 0, 0, 0]
+    assert answer.dropped.get("stray_image_index") == 3
+    two = detect(json.dumps([dict(ITEMS[0], image_index=1), dict(ITEMS[0], image_index=2)]), n_images=2)
+    assert [d.image_index for d in two.detections] == [1, 0] and two.dropped.get("stray_image_index") == 1

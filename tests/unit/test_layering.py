@@ -1,0 +1,54 @@
+"""The layering the README's architecture section promises, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from gemini_ls.detections import DROP_REASONS
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "backend" / "gemini_ls"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute dotted names of everything a module of gemini_ls imports."""
+    tree = ast.parse(path.read_text())
+    here = path.relative_to(PACKAGE.parent).with_suffix("").parts  # ("gemini_ls", "predict")
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(here[: len(here) - node.level])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_predict_imports_nothing_from_gemini():
+    imports = _imported_modules(PACKAGE / "predict.py")
+    assert not {m for m in imports if m.startswith(("gemini_ls.gemini", "google"))}, sorted(imports)
+
+
+def test_only_the_wiring_and_entry_points_import_the_gemini_package():
+    allowed = {"backend.py", "cli.py", "preview.py"}  # wiring and commands; everything else goes through provider.py
+    offenders = []
+    for path in PACKAGE.glob("*.py"):
+        if path.name in allowed:
+            continue
+        if any(m.startswith("gemini_ls.gemini") for m in _imported_modules(path)):
+            offenders.append(path.name)
+    assert not offenders, f"import gemini/ directly instead of going through provider.py: {offenders}"
+
+
+def test_every_drop_reason_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Why a detection gives no region") :]
+    table = table[: table.index("\n## ")]
+    missing = [reason for reason in DROP_REASONS if f"`{reason}`" not in table]
+    assert not missing, f"README's drop-reason table lacks {missing}"
