@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT, free_port
 
 GEMINI_LS_BIN = Path(os.environ.get("GEMINI_LS_BIN", ROOT / ".venv" / "bin" / "gemini-ls"))
+EMULATOR_KEY = "emulator-key"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,6 +156,24 @@ class BackendProcess:
             self.process.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+
+def backend_env(emulator_url: str, label_studio=None, **extra: str) -> dict[str, str]:
+    """The environment of a `gemini-ls serve` under test: the e2e emulator, loopback fetches, one worker."""
+    env = {
+        "GEMINI_BASE_URL": emulator_url,
+        "GEMINI_API_KEY": EMULATOR_KEY,
+        "FETCH_ALLOWLIST": "127.0.0.1",
+        "PREDICT_TIMEOUT": "60",
+        "GEMINI_MAX_RETRIES": "2",
+        "WORKERS": "1",
+        "THREADS": "8",
+    }
+    if label_studio is not None:
+        env["LABEL_STUDIO_URL"] = label_studio.url
+        env["LABEL_STUDIO_API_KEY"] = label_studio.api_key
+    env.update(extra)
+    return env
 
 
 def start_backend_process(name: str, env: dict[str, str], timeout: float = 30) -> BackendProcess:

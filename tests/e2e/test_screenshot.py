@@ -12,8 +12,7 @@ import pytest
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT
 
 from .cdp import Browser, find_chromium
-from .conftest import backend_env
-from .helpers import start_backend_process
+from .helpers import backend_env, start_backend_process
 from .project import check_stored, make_project
 
 pytestmark = pytest.mark.e2e
