@@ -76,7 +76,7 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
         raise SystemExit("predict/preview take configs with exactly one <Image> (one file per task)")
     backend = build_backend(settings)
     key = spec.images[0].value_key
-    tasks = [{"id": i + 1, "data": {key: str(p)}} for i, p in enumerate(images)]
+    tasks: list[dict[str, Any]] = [{"id": i + 1, "data": {key: str(p)}} for i, p in enumerate(images)]
     version = backend.model_version(spec)
     results: list[dict] = []
     # Files are read from disk here (the HTTP fetcher refuses file paths on purpose).
