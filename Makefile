@@ -1,6 +1,7 @@
 # gemini-ls developer entry points. The README's two set-up commands:
 #   make serve   virtualenv + package, then `gemini-ls serve` (no key: embedded Gemini emulator)
 #   make test    system packages, virtualenvs (ours and Label Studio's), then the whole pytest suite
+# and two quick ones for while you work: `make unit` (tests/unit only) and `make lint` (ruff + mypy).
 # Both are idempotent: installs are skipped while pyproject.toml is unchanged (stamp files keyed on
 # its hash inside the virtualenv), so a second run goes straight to work.
 
@@ -20,16 +21,18 @@ RUN_STAMP    := $(VENV)/.installed-run-$(PROJECT_HASH)
 TEST_STAMP   := $(VENV)/.installed-test-$(PROJECT_HASH)
 VPY          := $(VENV)/bin/python
 
-.PHONY: help serve test install install-test system-deps label-studio pytest
+.PHONY: help serve test install install-test system-deps label-studio pytest unit lint
 
 help:
 	@echo "make serve         install (if needed) and run the backend: gemini-ls serve $(SERVE_ARGS)"
 	@echo "make test          install everything the tests need (if needed) and run pytest over tests/"
 	@echo "make install       $(VENV) with the package (pip install -e .)"
 	@echo "make install-test  $(VENV) with the package and its test extras"
-	@echo "make system-deps   apt-get install redis-server chromium when missing"
+	@echo "make system-deps   apt-get install redis-server chromium chromium-driver when missing"
 	@echo "make label-studio  Label Studio $(LS_VERSION) in its own virtualenv $(LS_VENV)"
 	@echo "make pytest        run pytest only (PYTEST_ARGS=... to pass options)"
+	@echo "make unit          the fast unit tests only (tests/unit): no Label Studio, no system packages installed"
+	@echo "make lint          ruff check backend tests, then mypy (as configured in pyproject.toml)"
 
 # A virtualenv whose interpreter is missing or broken is made anew (its stamps go with it). The checks
 # run in the shell, not as make prerequisites, so a venv recreated in this very run is reinstalled.
@@ -82,3 +85,15 @@ pytest: install-test
 
 test: system-deps install-test label-studio
 	@$(MAKE) --no-print-directory pytest
+
+# The quick loop: only our virtualenv, never apt-get or Label Studio. (Tests here that need Redis
+# start the redis-server already on PATH, as everywhere in the suite.)
+unit: install-test
+	@rc=0; $(VPY) -m pytest tests/unit -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make unit: pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$rc
+
+# The same tools and versions as .pre-commit-config.yaml: both use the virtualenv's ruff and mypy.
+lint: install-test
+	$(VENV)/bin/ruff check backend tests
+	$(VENV)/bin/mypy

@@ -66,6 +66,8 @@ def _read_image(path: str) -> bytes:
 
 def _run_local(images: Sequence[str], config_path: str, settings: Settings, progress: bool) -> tuple[Any, list[dict], str]:
     """Predict local image files with the full pipeline; returns (spec, results, model_version)."""
+    from tqdm import tqdm
+
     from .backend import build_backend
     from .labelconfig import parse_label_config
 
@@ -76,32 +78,24 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
     key = spec.images[0].value_key
     tasks: list[dict[str, Any]] = [{"id": i + 1, "data": {key: str(p)}} for i, p in enumerate(images)]
     version = backend.model_version(spec)
-    done = 0
     results: list[dict] = []
-    started = time.monotonic()
     # Files are read from disk here (the HTTP fetcher refuses file paths on purpose).
     chunk = max(1, settings.concurrency)
-    for i in range(0, len(tasks), chunk):
-        batch = tasks[i : i + chunk]
-        outcomes = backend.runner.run(
-            batch, spec, version, lambda ref, _tid: _read_image(ref),
-            deadline=time.monotonic() + settings.predict_timeout,
-        )
-        for task, outcome in zip(batch, outcomes):
-            entry = outcome.to_response(version)
-            entry["image"] = task["data"][key]
-            results.append(entry)
-        done += len(batch)
-        if progress:
-            width = 30
-            filled = int(width * done / len(tasks))
-            sys.stderr.write(
-                f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(tasks)} images "
-                f"{time.monotonic() - started:.1f}s"
+    # Progress on stderr so stdout stays pure JSON; "n/total images" as the count.
+    bar = tqdm(total=len(tasks), desc="predict", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images [{elapsed}<{remaining}]")
+    with bar:
+        for i in range(0, len(tasks), chunk):
+            batch = tasks[i : i + chunk]
+            outcomes = backend.runner.run(
+                batch, spec, version, lambda ref, _tid: _read_image(ref),
+                deadline=time.monotonic() + settings.predict_timeout,
             )
-            sys.stderr.flush()
-    if progress:
-        sys.stderr.write("\n")
+            for task, outcome in zip(batch, outcomes):
+                entry = outcome.to_response(version)
+                entry["image"] = task["data"][key]
+                results.append(entry)
+            bar.update(len(batch))
     backend.runner.shutdown()
     if backend.emulator is not None:
         backend.emulator.stop()

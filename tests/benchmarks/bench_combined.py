@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from gemini_ls.emulator.server import DEFAULT_API_KEY, EmulatorServer
-from tests.fixtures.backend import start_backend, test_env
+from tests.fixtures.backend import backend_test_env, start_backend
 from tests.helpers import brush_control, brush_ious, config, data_uri, polygon_control, polygon_ious, rect_control, rect_ious
 
 OUT = Path(__file__).parent / "results" / "combined.md"
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     scenes = _scenes(args.scenes)
     emu = EmulatorServer(port=0).start()
-    backend = start_backend(test_env(emu.url, DEFAULT_API_KEY))
+    backend = start_backend(backend_test_env(emu.url, DEFAULT_API_KEY))
     try:
         combined = _run(backend, emu, scenes, [config(rect_control(extra=MAX), brush_control(extra=MAX), polygon_control(extra=MAX))])
         separate = _run(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from gemini_ls.emulator.scenes import COLOURS, make_scene
 from gemini_ls.emulator.server import DEFAULT_API_KEY, EmulatorServer
-from tests.fixtures.backend import RunningBackend, start_backend, test_env
+from tests.fixtures.backend import RunningBackend, backend_test_env, start_backend
 from tests.fixtures.redis import LocalRedis
 from tests.fixtures.servers import ImageServer
 from tests.helpers import config, keypoint_control, rect_control
@@ -114,7 +114,7 @@ def bench(n_tasks: int, latency: float) -> tuple[list[Row], list[int]]:
             tasks = [{"id": i + 1, "data": {"image": files.add(f"/img/{i}.png", data)}} for i, data in enumerate(images)]
 
             def env(policy: str, prefix: str) -> dict[str, str]:
-                e = test_env(emu.url, DEFAULT_API_KEY)
+                e = backend_test_env(emu.url, DEFAULT_API_KEY)
                 e.update({
                     "REDIS_URL": store.url, "REDIS_PREFIX": prefix, "GEMINI_FILES": policy,
                     "FETCH_ALLOWLIST": "127.0.0.1", "GEMINI_CONCURRENCY": "1", "GEMINI_MAX_RETRIES": "0",

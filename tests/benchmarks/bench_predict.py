@@ -16,14 +16,14 @@ import requests
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from gemini_ls.emulator.server import DEFAULT_API_KEY, EmulatorServer
-from tests.fixtures.backend import start_backend, test_env
+from tests.fixtures.backend import backend_test_env, start_backend
 from tests.helpers import config, data_uri, rect_control
 
 OUT = Path(__file__).parent / "results" / "predict.md"
 
 
 def run(n_tasks: int, latency: float, concurrency: int, emulator: EmulatorServer) -> tuple[float, int]:
-    env = test_env(emulator.url, DEFAULT_API_KEY)
+    env = backend_test_env(emulator.url, DEFAULT_API_KEY)
     env.update(GEMINI_CONCURRENCY=str(concurrency), PREDICT_TIMEOUT=str(n_tasks * latency * 2 + 30))
     backend = start_backend(env)
     try:

@@ -11,9 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .helpers import BackendProcess, CorsImageServer, start_backend_process
-
-EMULATOR_KEY = "emulator-key"
+from .helpers import EMULATOR_KEY, BackendProcess, CorsImageServer, start_backend_process
 
 
 def pytest_collection_modifyitems(items):
@@ -57,23 +55,6 @@ def emulator_factory() -> Iterator[Callable[..., object]]:
     yield start
     for emu in started:
         emu.stop()
-
-
-def backend_env(emulator_url: str, label_studio=None, **extra: str) -> dict[str, str]:
-    env = {
-        "GEMINI_BASE_URL": emulator_url,
-        "GEMINI_API_KEY": EMULATOR_KEY,
-        "FETCH_ALLOWLIST": "127.0.0.1",
-        "PREDICT_TIMEOUT": "60",
-        "GEMINI_MAX_RETRIES": "2",
-        "WORKERS": "1",
-        "THREADS": "8",
-    }
-    if label_studio is not None:
-        env["LABEL_STUDIO_URL"] = label_studio.url
-        env["LABEL_STUDIO_API_KEY"] = label_studio.api_key
-    env.update(extra)
-    return env
 
 
 @pytest.fixture

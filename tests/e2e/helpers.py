@@ -1,5 +1,6 @@
 """Infrastructure for the e2e suite: a CORS image server, our backend as a real subprocess,
-Prometheus text parsing, and the geometry checks against scene ground truth."""
+Prometheus text parsing, headless Chromium through Selenium, and the geometry checks against scene
+ground truth."""
 
 from __future__ import annotations
 
@@ -20,10 +21,14 @@ from typing import Any
 import numpy as np
 import requests
 from PIL import Image, ImageDraw
+from selenium import webdriver
+from selenium.common.exceptions import JavascriptException, TimeoutException
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT, free_port
 
 GEMINI_LS_BIN = Path(os.environ.get("GEMINI_LS_BIN", ROOT / ".venv" / "bin" / "gemini-ls"))
+EMULATOR_KEY = "emulator-key"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,6 +162,24 @@ class BackendProcess:
             pass
 
 
+def backend_env(emulator_url: str, label_studio=None, **extra: str) -> dict[str, str]:
+    """The environment of a `gemini-ls serve` under test: the e2e emulator, loopback fetches, one worker."""
+    env = {
+        "GEMINI_BASE_URL": emulator_url,
+        "GEMINI_API_KEY": EMULATOR_KEY,
+        "FETCH_ALLOWLIST": "127.0.0.1",
+        "PREDICT_TIMEOUT": "60",
+        "GEMINI_MAX_RETRIES": "2",
+        "WORKERS": "1",
+        "THREADS": "8",
+    }
+    if label_studio is not None:
+        env["LABEL_STUDIO_URL"] = label_studio.url
+        env["LABEL_STUDIO_API_KEY"] = label_studio.api_key
+    env.update(extra)
+    return env
+
+
 def start_backend_process(name: str, env: dict[str, str], timeout: float = 30) -> BackendProcess:
     if not GEMINI_LS_BIN.exists():
         raise AssertionError(f"{GEMINI_LS_BIN} not found: install the project (pip install -e .[test])")
@@ -190,6 +213,119 @@ def start_backend_process(name: str, env: dict[str, str], timeout: float = 30) -
         time.sleep(0.1)
     bp.stop()
     raise AssertionError(f"gemini-ls serve not healthy after {timeout} s:\n{bp.log_text()[-3000:]}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Headless Chromium, driven by Selenium through Debian's version-matched chromedriver
+# ----------------------------------------------------------------------------------------------
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMEDRIVER_CANDIDATES = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
+# Headless as root, no GPU; the rest stop Chromium's own traffic (updates, sync, QUIC probes),
+# which the closed network of CI refuses anyway, so nothing waits on it.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+def _executable(env_name: str, candidates: tuple[str, ...]) -> str | None:
+    explicit = os.environ.get(env_name)
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    return next((c for c in candidates if os.access(c, os.X_OK)), None)
+
+
+def find_chromium() -> str | None:
+    return _executable("CHROMIUM", CHROMIUM_CANDIDATES)
+
+
+def find_chromedriver() -> str | None:
+    return _executable("CHROMEDRIVER", CHROMEDRIVER_CANDIDATES)
+
+
+class Chromium:
+    """One headless Chromium with a fresh profile, HOME and XDG dirs in a temp dir, as a WebDriver.
+
+    The driver path is given explicitly, so Selenium Manager never runs (it would try to download)."""
+
+    def __init__(self, width: int = 1600, height: int = 1000, log_path: Path | None = None) -> None:
+        browser, driver = find_chromium(), find_chromedriver()
+        if not browser or not driver:
+            raise RuntimeError(
+                f"need chromium and its chromedriver (apt-get install chromium chromium-driver, or set CHROMIUM= and "
+                f"CHROMEDRIVER=): found browser={browser} driver={driver}"
+            )
+        self.tmp = Path(tempfile.mkdtemp(prefix="e2e-chromium-"))
+        options = webdriver.ChromeOptions()
+        options.binary_location = browser
+        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={self.tmp / 'profile'}", f"--window-size={width},{height}"):
+            options.add_argument(flag)
+        env = {
+            **os.environ,
+            "HOME": str(self.tmp),
+            "XDG_CONFIG_HOME": str(self.tmp / "config"),
+            "XDG_CACHE_HOME": str(self.tmp / "cache"),
+            "XDG_DATA_HOME": str(self.tmp / "data"),
+        }
+        log = log_path or (self.tmp / "chromedriver.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        service = webdriver.ChromeService(executable_path=driver, log_output=str(log), env=env)
+        try:
+            self.driver = webdriver.Chrome(options=options, service=service)
+        except Exception:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        self.driver.set_page_load_timeout(60)
+        # --window-size counts the (invisible) window frame: grow the window until the page itself
+        # (the viewport, what a screenshot shows) is width x height.
+        frame_w, frame_h = self.evaluate("[window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
+        self.driver.set_window_size(width + frame_w, height + frame_h)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of one JavaScript expression in the page."""
+        return self.driver.execute_script(f"return ({expression});")
+
+    def wait_for(self, expression: str, timeout: float = 30, interval: float = 0.25) -> Any:
+        """Poll a JavaScript expression until it is truthy; returns its value."""
+        wait = WebDriverWait(self.driver, timeout, poll_frequency=interval, ignored_exceptions=(JavascriptException,))
+        try:
+            return wait.until(lambda _d: self.evaluate(expression))
+        except TimeoutException:
+            raise TimeoutException(f"timed out after {timeout} s on {self.driver.current_url} waiting for {expression!r}") from None
+
+    def set_cookies(self, url: str, cookies: dict[str, str]) -> None:
+        # WebDriver sets cookies for the page's own origin only: open a page of that origin first.
+        self.driver.get(url.rstrip("/") + "/favicon.ico")
+        for name, value in cookies.items():
+            self.driver.add_cookie({"name": name, "value": value, "path": "/"})
+
+    def navigate(self, url: str) -> None:
+        self.driver.get(url)  # returns once the document is loaded (page load strategy "normal")
+
+    def screenshot(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.driver.get_screenshot_as_png())
+        return path
+
+    def close(self) -> None:
+        try:
+            self.driver.quit()  # ends Chromium and chromedriver
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> Chromium:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import backend_env
+from .helpers import backend_env
 from .project import RECT_CONFIG, make_project
 
 pytestmark = pytest.mark.e2e

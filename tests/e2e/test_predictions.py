@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from .conftest import backend_env
-from .helpers import BackendProcess, start_backend_process
+from .helpers import BackendProcess, backend_env, start_backend_process
 from .project import LABEL_CONFIG, Project, check_result, check_stored, make_project
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,7 @@ import pytest
 
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT
 
-from .cdp import Browser, find_chromium
-from .conftest import backend_env
-from .helpers import start_backend_process
+from .helpers import Chromium, backend_env, find_chromedriver, find_chromium, start_backend_process
 from .project import check_stored, make_project
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +31,12 @@ IMAGE_READY_JS = """(() => {
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not find_chromium():
-        pytest.fail("Chromium not found: apt-get install chromium (the Makefile does it on CI), or set CHROMIUM=", pytrace=False)
+    if not find_chromium() or not find_chromedriver():
+        pytest.fail(
+            "Chromium or chromedriver not found: apt-get install chromium chromium-driver (the Makefile does it on CI), "
+            "or set CHROMIUM= and CHROMEDRIVER=",
+            pytrace=False,
+        )
     return find_chromium()
 
 
@@ -50,7 +52,7 @@ def test_labeling_page_shows_predicted_regions(label_studio, gemini_emulator, co
 
     session = ls.login_session()
     shots = []
-    with Browser(width=1600, height=1000, log_path=ARTIFACTS / "chromium.log") as b:
+    with Chromium(width=1600, height=1000, log_path=ARTIFACTS / "chromedriver.log") as b:
         b.set_cookies(ls.url, dict(session.cookies.items()))
         for t in sorted(project.good(), key=lambda t: t.source != "upload"):
             pred = preds[t.task_id]

@@ -1,4 +1,4 @@
-"""The loopback-only fence (conftest.py) that the SSRF tests rely on really sees and refuses."""
+"""The loopback-only fence (fence.py) that the SSRF tests rely on really sees and refuses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.faults import conftest
+from tests.faults import fence
 
 
 def test_fence_sees_every_connect(net_fence):
@@ -34,8 +34,8 @@ def test_fence_sees_every_connect(net_fence):
 )
 def test_fence_refuses_anything_off_the_machine(event, args, net_fence):
     # The hook itself is called: no socket is created, nothing leaves the machine.
-    with pytest.raises(conftest.NetworkFenceError):
-        conftest._hook(event, args)
+    with pytest.raises(fence.NetworkFenceError):
+        fence.hook(event, args)
     assert net_fence.targets()
     net_fence.reset()  # expected refusals: do not fail the test at teardown
 
@@ -52,5 +52,5 @@ def test_fence_refuses_anything_off_the_machine(event, args, net_fence):
     ],
 )
 def test_fence_lets_loopback_through(event, args, net_fence):
-    conftest._hook(event, args)
+    fence.hook(event, args)
     assert net_fence.targets() == []

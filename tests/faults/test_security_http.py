@@ -9,8 +9,7 @@ import requests
 
 from gemini_ls.emulator.server import DEFAULT_API_KEY
 from tests.faults.common import CONFIG, assert_good, good_task
-from tests.fixtures.backend import start_backend
-from tests.fixtures.backend import test_env as _test_env
+from tests.fixtures.backend import backend_test_env, start_backend
 
 USER, PASSWORD = "labelstudio", "s3cret-Pa55word"
 
@@ -30,7 +29,7 @@ def _call(backend, route: str, auth=None) -> requests.Response:
 
 
 def _module_backend(emulator, **env):
-    full = _test_env(emulator.url, DEFAULT_API_KEY)
+    full = backend_test_env(emulator.url, DEFAULT_API_KEY)
     full.update(env)
     return start_backend(full)
 

@@ -1,6 +1,6 @@
 """Server-side request forgery: task data is user input, its image URLs must not reach internal
 services. Only addresses on this machine are ever contacted: the `net_fence` fixture
-(tests/faults/conftest.py) refuses, records and fails any connect or DNS lookup that would leave
+(tests/faults/fence.py) refuses, records and fails any connect or DNS lookup that would leave
 loopback, which is how "refused WITHOUT connecting" is asserted for 169.254.169.254 and friends.
 
 FETCH_ALLOWLIST=None removes the test default (which allowlists loopback) so the guard runs with
