@@ -1,6 +1,6 @@
 # gemini-ls developer entry points. The README's two set-up commands:
 #   make serve   virtualenv + package, then `gemini-ls serve` (no key: embedded Gemini emulator)
-#   make test    system packages, virtualenvs (ours and Label Studio's), then the whole pytest suite
+#   make test    system packages, virtualenvs (ours and Label Studio's), lint + types, then the whole pytest suite
 # and two quick ones for while you work: `make unit` (tests/unit only) and `make lint` (ruff + mypy).
 # Both are idempotent: installs are skipped while pyproject.toml is unchanged (stamp files keyed on
 # its hash inside the virtualenv), so a second run goes straight to work.
@@ -83,7 +83,9 @@ pytest: install-test
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
+# Lint and types first: a tree that fails them is not worth the suite's minutes.
 test: system-deps install-test label-studio
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory pytest
 
 # The quick loop: only our virtualenv, never apt-get or Label Studio. (Tests here that need Redis

@@ -307,7 +307,7 @@ def decode_image(data: bytes, *, transpose: bool = False) -> Image.Image:
 
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc"):
         _register_heif()
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     if transpose:
         img = ImageOps.exif_transpose(img)
     return img.convert("RGB")

@@ -386,9 +386,10 @@ class FilesManager:
         self.metrics.files_uploaded_bytes.inc(len(image.data))
         self.metrics.image_bytes_sent.labels(how="file").inc(len(image.data))
 
-        file, why_not = self._wait_active(file, deadline, wait_end)
-        if file is None:
+        active, why_not = self._wait_active(file, deadline, wait_end)
+        if active is None:
             return _Upload(None, why_not)
+        file = active
         if not file.name or not file.uri:
             return _Upload(None, "the Files API answer had no name or URI")
         now = self._wall()
@@ -411,6 +412,8 @@ class FilesManager:
             # No state at all: nothing says it is not usable; Gemini's 400 would be handled anyway.
             if state is None or state == types.FileState.ACTIVE:
                 return file, ""
+            if not file.name:  # nothing to poll by: asking again could only fail until `end`
+                return None, f"the uploaded file is {getattr(state, 'value', state)} and has no name to poll"
             if state == types.FileState.FAILED:
                 self._discard(file)
                 return None, "Gemini could not process the uploaded file (state FAILED)"

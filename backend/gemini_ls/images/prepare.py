@@ -209,6 +209,7 @@ def _to_8bit_gray(im: Image.Image) -> Image.Image:
     """16-bit / 32-bit / float grey to 8-bit: scaled by the format's range, not by the data,
     so a dark 16-bit scan stays dark (except for floats and out-of-range ints, which have no range)."""
     arr = np.asarray(im)
+    out: np.ndarray
     if im.mode.startswith("I;16"):
         out = (arr.astype(np.uint32) // 257).astype(np.uint8)
     else:
