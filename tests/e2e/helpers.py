@@ -283,11 +283,15 @@ class Chromium:
         except Exception:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
-        self.driver.set_page_load_timeout(60)
-        # --window-size counts the (invisible) window frame: grow the window until the page itself
-        # (the viewport, what a screenshot shows) is width x height.
-        frame_w, frame_h = self.evaluate("[window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
-        self.driver.set_window_size(width + frame_w, height + frame_h)
+        try:
+            self.driver.set_page_load_timeout(60)
+            # --window-size counts the (invisible) window frame: grow the window until the page itself
+            # (the viewport, what a screenshot shows) is width x height.
+            frame_w, frame_h = self.evaluate("[window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
+            self.driver.set_window_size(width + frame_w, height + frame_h)
+        except Exception:
+            self.close()
+            raise
 
     def evaluate(self, expression: str) -> Any:
         """The value of one JavaScript expression in the page."""
