@@ -77,17 +77,20 @@ class Settings:
     files_policy: str = "auto"  # auto | always | never
     request_timeout: float = 60.0  # seconds, one Gemini call
     max_retries: int = 4
+    max_cooldown: float = 60.0  # cap of the shared 429 cool-down, then one probe request (half-open)
     temperature: float | None = None  # None: the model family's recommended value
     media_resolution: str | None = None  # LOW | MEDIUM | HIGH, None: the model default
     inline_limit_bytes: int = 20 * 1024 * 1024
     # Predictions
     predict_timeout: float = 90.0  # below Label Studio's ML_TIMEOUT_PREDICT (100 s)
+    max_requests_per_task: int = 16  # a config needing more Gemini requests per task is refused
     model_version_suffix: str | None = None
     defaults: Defaults = Defaults()
     # Images
     image_max_side: int = 1536
     image_max_download_bytes: int = 50 * 1024 * 1024
     image_max_pixels: int = 100_000_000
+    image_decode_budget: int = 100_000_000  # pixels being decoded at once, shared by the process's threads
     image_fetch_timeout: float = 30.0
     fetch_allow_private: bool = False
     fetch_allowlist: tuple[str, ...] = ()
@@ -147,15 +150,18 @@ class Settings:
             files_policy=files_policy,
             request_timeout=_float(env, "GEMINI_TIMEOUT", 60.0, lo=0.1),
             max_retries=_int(env, "GEMINI_MAX_RETRIES", 4),
+            max_cooldown=_float(env, "GEMINI_MAX_COOLDOWN", 60.0, lo=0.1),
             temperature=float(temperature) if temperature is not None else None,
             media_resolution=media_resolution,
             inline_limit_bytes=_int(env, "GEMINI_INLINE_LIMIT_BYTES", 20 * 1024 * 1024, lo=1),
             predict_timeout=_float(env, "PREDICT_TIMEOUT", 90.0, lo=0.1),
+            max_requests_per_task=_int(env, "MAX_REQUESTS_PER_TASK", 16, lo=1),
             model_version_suffix=_get(env, "MODEL_VERSION_SUFFIX"),
             defaults=defaults,
             image_max_side=_int(env, "IMAGE_MAX_SIDE", 1536, lo=64),
             image_max_download_bytes=_int(env, "IMAGE_MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, lo=1),
             image_max_pixels=_int(env, "IMAGE_MAX_PIXELS", 100_000_000, lo=1),
+            image_decode_budget=_int(env, "IMAGE_DECODE_BUDGET", 100_000_000, lo=1),
             image_fetch_timeout=_float(env, "IMAGE_FETCH_TIMEOUT", 30.0, lo=0.1),
             fetch_allow_private=_bool(env, "FETCH_ALLOW_PRIVATE", False),
             fetch_allowlist=_csv(env, "FETCH_ALLOWLIST"),
