@@ -215,7 +215,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             raise ApiError(400, "'tasks' must be a list of Label Studio tasks")
         if not all(isinstance(t, dict) for t in tasks):
             raise ApiError(400, "every entry of 'tasks' must be an object")
-        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        params = body["params"] if isinstance(body.get("params"), dict) else {}
         # Label Studio sends context null for a batch and an object for an interactive call, an
         # empty one when nothing is drawn yet.
         interactive = isinstance(params.get("context"), dict) and len(tasks) == 1

@@ -34,7 +34,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 import requests
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
-from .errors import ImageError
+from .errors import ImageError, Reason
 from .lsauth import CredentialStore, LabelStudioAuth
 from .ssrf import AddressPolicy, check_url_with
 from .transport import GuardedAdapter, WallClock
@@ -48,7 +48,8 @@ CONNECT_TIMEOUT = 10.0  # a TCP handshake that takes longer is not going to deli
 USER_AGENT = "gemini-ls (Label Studio ML backend)"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _REDIRECTS = (301, 302, 303, 307, 308)
-_NO_PROXIES = {"http": None, "https": None, "all": None}  # overrides HTTP(S)_PROXY from the environment
+# Overrides HTTP(S)_PROXY from the environment (requests drops None values; its stubs want str).
+_NO_PROXIES: dict[str, str] = {"http": None, "https": None, "all": None}  # type: ignore[dict-item]
 
 
 class ImageFetcher:
@@ -272,7 +273,7 @@ def _status_error(status: int, reason: str | None, url: str, is_ls: bool, auth: 
         hint = (f" (deleted from Label Studio, or the task comes from another Label Studio instance than {ls_base})") if is_ls else ""
         return ImageError("not_found", f"Image not found ({label}) at {shown}{hint}")
     if status in (401, 403):
-        word = "unauthorized" if status == 401 else "forbidden"
+        word: Reason = "unauthorized" if status == 401 else "forbidden"
         if is_ls:
             return ImageError(word, f"Label Studio refused the image download ({label}) for {shown}: {_auth_hint(auth)}")
         return ImageError(

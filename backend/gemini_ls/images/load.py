@@ -13,7 +13,10 @@ def load_image(fetcher: ImageFetcher, url: str, *, name: str, settings, metrics=
     the fetcher, preparation failures here (same metric, gemini_ls_image_fetch_errors)."""
     raw = fetcher.fetch(url, task_id=task_id)
     try:
-        return prepare_image(raw, name=name, max_side=settings.image_max_side, max_pixels=settings.image_max_pixels)
+        return prepare_image(
+            raw, name=name, max_side=settings.image_max_side, max_pixels=settings.image_max_pixels,
+            decode_pixels=settings.image_decode_budget,
+        )
     except ImageError as exc:
         if metrics is not None:
             metrics.image_fetch_errors.labels(reason=exc.reason).inc()

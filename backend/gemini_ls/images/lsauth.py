@@ -278,6 +278,7 @@ class CredentialStore:
             self._rebuild()
 
     def _rebuild(self) -> None:
+        url: str | None
         key: str | None
         source: Source
         if self._env_url:

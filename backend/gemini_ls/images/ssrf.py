@@ -167,7 +167,7 @@ def resolve_checked(
     seen: set[tuple] = set()
     checked: list[tuple] = []
     for family, type_, proto, _canon, sockaddr in infos:
-        ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         problem = policy.address_problem(host, ip, scheme=scheme, port=port)
         if problem is not None:
             raise ImageError("blocked_address", _blocked_message(shown, host, ip, problem))
