@@ -88,7 +88,7 @@ def measure(emulator_url: str, *, tasks: int = 8, env: dict[str, str] | None = N
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full = dict(os.environ)
-    for name in ("GOOGLE_API_KEY", "REDIS_URL", "BASIC_AUTH_USER", "PROMETHEUS_MULTIPROC_DIR", "PYTHONPATH"):
+    for name in ("GOOGLE_API_KEY", "REDIS_URL", "BASIC_AUTH_USER", "PROMETHEUS_MULTIPROC_DIR"):
         full.pop(name, None)
     full.update(
         GEMINI_API_KEY=DEFAULT_API_KEY, GEMINI_BASE_URL=emulator_url, WORKERS="1", THREADS="8",

@@ -57,7 +57,7 @@ METADATA_HOSTS = frozenset(
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which destinations may be fetched. Built per request from Settings + Label Studio's host."""
+    """Which destinations may be fetched. Built per request from Settings + LABEL_STUDIO_URL's origin."""
 
     allow_private: bool = False
     allowed_hosts: frozenset[str] = frozenset()  # exact names, lower case
