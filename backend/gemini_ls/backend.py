@@ -84,6 +84,7 @@ class Backend:
     emulator: Any = None
     ledger: PredictionLedger = field(default_factory=PredictionLedger)
     redis_probe: BackgroundProbe | None = None
+    rate_gate: RateGate | None = None  # the process's shared 429 cool-down, for /health
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -115,6 +116,8 @@ class Backend:
             "files_policy": self.settings.files_policy,
             "reachable": health.reachable,
             "last_error": health.last_error,
+            # None, or {"state": "open", "until": <UTC time>, "seconds_left": s} / {"state": "half_open", ...}
+            "cooling_down": self.rate_gate.status() if self.rate_gate is not None else None,
         }
 
     def redis_status(self) -> dict:
@@ -157,7 +160,8 @@ def build_backend(settings: Settings) -> Backend:
         settings = settings.with_(api_key=DEFAULT_API_KEY, base_url=emulator.url)
         log.warning(BANNER, emulator.url)
     client = make_client(settings)
-    caller = GeminiCaller(client, settings, metrics, RateGate())
+    gate = RateGate(max_cooldown=settings.max_cooldown, probe_lease=settings.request_timeout + 5)
+    caller = GeminiCaller(client, settings, metrics, gate)
     cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)
     files = FilesManager(client, cache, settings, metrics)
     gateway = GeminiGateway(caller, files)
@@ -167,5 +171,5 @@ def build_backend(settings: Settings) -> Backend:
     runner = BatchRunner(predictor, settings, metrics)
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
-        gateway=gateway, runner=runner, cache=cache, emulator=emulator,
+        gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate,
     )

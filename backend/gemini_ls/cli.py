@@ -70,10 +70,14 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
 
     from .backend import build_backend
     from .labelconfig import parse_label_config
+    from .plan import plan_requests, request_budget_problem
 
     spec = parse_label_config(Path(config_path).read_text(), settings.defaults)
     if len(spec.images) != 1:
         raise SystemExit("predict/preview take configs with exactly one <Image> (one file per task)")
+    problem = request_budget_problem(plan_requests(spec), settings.max_requests_per_task)
+    if problem is not None:
+        raise SystemExit(f"gemini-ls: {config_path}: {problem}")
     backend = build_backend(settings)
     key = spec.images[0].value_key
     tasks: list[dict[str, Any]] = [{"id": i + 1, "data": {key: str(p)}} for i, p in enumerate(images)]

@@ -97,3 +97,38 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                 )
             )
     return tuple(plans)
+
+
+def request_budget_problem(plans: tuple[PlannedRequest, ...], limit: int) -> str | None:
+    """Why a config needing len(plans) Gemini requests per task is refused (MAX_REQUESTS_PER_TASK),
+    naming the controls to merge; None when it fits.
+
+    Every request is sequential work for one task and paid for: without a cap, a config of 2,000
+    differently labelled controls makes one task call Gemini 2,000 times.
+    """
+    if len(plans) <= limit:
+        return None
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for plan in plans:
+        for control in plan.controls:
+            names = groups.setdefault((control.tag, plan.image_names), [])
+            if control.name not in names:
+                names.append(control.name)
+    advice = []
+    for (tag, images), names in sorted(groups.items(), key=lambda item: -len(item[1])):
+        if len(names) < 2:
+            continue
+        shown = ", ".join(repr(n) for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        advice.append(f"{len(names)} {tag} on {', '.join(images)} ({shown})")
+        if len(advice) == 4:
+            break
+    how = (
+        "merge " + "; ".join(advice) + " into one control each (controls of one kind on one image with the "
+        "same labels share one request)"
+        if advice
+        else "use fewer Choices/TextArea controls or images (each takes its own request)"
+    )
+    return (
+        f"this config needs {len(plans)} Gemini requests per task, above MAX_REQUESTS_PER_TASK={limit}: "
+        f"{how}, or raise MAX_REQUESTS_PER_TASK"
+    )

@@ -173,7 +173,8 @@ class Predictor:
                     raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
                 try:
                     prepared[name] = prepare_image(
-                        raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels
+                        raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
+                        decode_pixels=self.settings.image_decode_budget,
                     )
                 except ImageError as exc:
                     self.metrics.image_fetch_errors.labels(exc.reason).inc()
@@ -319,6 +320,7 @@ class BatchRunner:
 
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         outcomes: list[TaskOutcome] = []
+        late_ids: list[Any] = []
         for task, key, fut in zip(tasks, keys, futures):
             with self._lock:
                 # A future's state turns done before its callbacks run, so a task seen running here
@@ -343,7 +345,13 @@ class BatchRunner:
                 self.metrics.task_failures.labels(outcome.reason or "unknown").inc()
                 log.warning("task %s failed (%s): %s", outcome.task_id, outcome.reason, outcome.error)
             elif outcome.status == "late":
-                log.warning("task %s: %s", outcome.task_id, outcome.error)
+                late_ids.append(outcome.task_id)
+        if late_ids:  # one line per batch, not one per task: a big batch can leave hundreds behind
+            shown = ", ".join(f"task {i}" for i in late_ids[:20]) + (f" and {len(late_ids) - 20} more" if len(late_ids) > 20 else "")
+            log.warning(
+                "%d of %d tasks not finished within PREDICT_TIMEOUT=%gs, still running (served when asked again): %s",
+                len(late_ids), len(tasks), self.settings.predict_timeout, shown,
+            )
         return outcomes
 
     def shutdown(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -67,11 +67,40 @@ def draw_overlay(image: Image.Image, results: Iterable[Mapping[str, Any]]) -> Im
             notes.append(f"{region.get('from_name')}: {' '.join(value.get('text', []))}")
     out = Image.alpha_composite(base, layer)
     if notes:
-        bar_h = 16 * len(notes) + 8
+        # Captions and classes go in a bar under the image, wrapped to its width (a long caption
+        # used to run off the right edge).
+        lines = [line for note in notes for line in wrap_text(note, w - 2 * NOTE_MARGIN, draw.textlength)]
+        bar_h = NOTE_LINE * len(lines) + 8
         canvas = Image.new("RGBA", (w, h + bar_h), (255, 255, 255, 255))
         canvas.paste(out, (0, 0))
         d = ImageDraw.Draw(canvas)
-        for i, note in enumerate(notes):
-            d.text((6, h + 4 + 16 * i), note, fill=(0, 0, 0, 255))
+        for i, text in enumerate(lines):
+            d.text((NOTE_MARGIN, h + 4 + NOTE_LINE * i), text, fill=(0, 0, 0, 255))
         out = canvas
     return out.convert("RGB")
+
+
+NOTE_MARGIN = 6  # pixels left and right of a note
+NOTE_LINE = 16  # pixels per line of Pillow's default font
+
+
+def wrap_text(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """`text` in lines no wider than `width` by `measure` (pixels); words are kept whole unless
+    one alone is too wide, which is then cut where it must be."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if measure(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while measure(word) > width and len(word) > 1:
+            cut = max(1, max(n for n in range(1, len(word) + 1) if n == 1 or measure(word[:n]) <= width))
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines or [""]

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from . import __version__
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
+from .plan import plan_requests, request_budget_problem
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.server")
@@ -44,13 +45,40 @@ def _reason_phrase(message: str) -> str:
     return " ".join(text.split())[:300] or "prediction failed"
 
 
-def _spec_or_400(specs: SpecCache, config: str | None, backend: Backend, route: str) -> ProjectSpec:
+def _spec_or_400(specs: SpecCache, body: dict, field: str, backend: Backend, route: str) -> ProjectSpec:
+    """The parsed label config in body[field] ("schema" in /setup, "label_config" in /predict), or a
+    400 that says what is wrong with it."""
+    config = body.get(field)
     try:
-        return specs.get(config)
+        if config is not None and not isinstance(config, str):
+            raise LabelConfigError(f"'{field}' must be the label config XML as a string, got {_json_type(config)}")
+        spec = specs.get(config)
+        problem = request_budget_problem(plan_requests(spec), backend.settings.max_requests_per_task)
+        if problem is not None:
+            raise LabelConfigError(problem)
+        return spec
     except LabelConfigError as exc:
         backend.metrics.config_errors.labels(route).inc()
         log.warning("%s: rejected the label config: %s", route, exc)
         raise ApiError(400, f"label config: {exc}") from exc
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _optional_str(body: dict, field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, f"'{field}' must be a string, got {_json_type(value)}")
+    return value
+
+
+def _ledger_key(task_id: object) -> int | str | None:
+    """Label Studio's task ids are integers; anything else a client sends (a list, an object) is
+    no key to remember feedback by, and must cost nothing beyond that."""
+    return task_id if isinstance(task_id, (int, str)) and not isinstance(task_id, bool) else None
 
 
 class SpecCache:
@@ -174,8 +202,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     @app.post("/setup")
     def setup():
         body = _json_body(settings.max_request_bytes)
-        backend.credentials.update_from_setup(body.get("hostname"), body.get("access_token"))
-        spec = _spec_or_400(specs, body.get("schema"), backend, "/setup")
+        hostname, access_token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
+        backend.credentials.update_from_setup(hostname, access_token)
+        spec = _spec_or_400(specs, body, "schema", backend, "/setup")
         return jsonify({"model_version": backend.model_version(spec)})
 
     @app.post("/predict")
@@ -189,15 +218,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         if not all(isinstance(t, dict) for t in tasks):
             raise ApiError(400, "every entry of 'tasks' must be an object")
         params: dict = body["params"] if isinstance(body.get("params"), dict) else {}
-        interactive = bool(params.get("context")) and len(tasks) == 1
+        # Label Studio sends context null for a batch and an object for an interactive call, an
+        # empty one when nothing is drawn yet.
+        interactive = isinstance(params.get("context"), dict) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
-        spec = _spec_or_400(specs, body.get("label_config"), backend, "/predict")
+        spec = _spec_or_400(specs, body, "label_config", backend, "/predict")
         version = backend.model_version(spec)
         outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         for outcome in outcomes:
-            if outcome.succeeded:
-                backend.ledger.record(outcome.task_id, outcome.result or ())
+            key = _ledger_key(outcome.task_id)
+            if outcome.succeeded and key is not None:
+                backend.ledger.record(key, outcome.result or ())
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.
             raise ApiError(

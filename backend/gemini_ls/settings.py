@@ -99,17 +99,20 @@ class Settings:
     files_policy: str = "auto"  # auto | always | never
     request_timeout: float = 60.0  # seconds, one Gemini call
     max_retries: int = 4
+    max_cooldown: float = 60.0  # cap of the shared 429 cool-down, then one probe request (half-open)
     temperature: float | None = None  # None: the model family's recommended value
     media_resolution: str | None = None  # LOW | MEDIUM | HIGH, None: the model default
     inline_limit_bytes: int = 20 * 1024 * 1024
     # Predictions
     predict_timeout: float = 90.0  # below Label Studio's ML_TIMEOUT_PREDICT (100 s)
+    max_requests_per_task: int = 16  # a config needing more Gemini requests per task is refused
     model_version_suffix: str | None = None
     defaults: Defaults = Defaults()
     # Images
     image_max_side: int = 1536
     image_max_download_bytes: int = 50 * 1024 * 1024
     image_max_pixels: int = 100_000_000
+    image_decode_budget: int = 100_000_000  # pixels being decoded at once, shared by the process's threads
     image_fetch_timeout: float = 30.0
     fetch_allow_private: bool = False
     fetch_allowlist: tuple[str, ...] = ()
@@ -165,17 +168,20 @@ class Settings:
             files_policy=_choice(env, "GEMINI_FILES", d.files_policy, FILES_POLICIES, upper=False),
             request_timeout=_float(env, "GEMINI_TIMEOUT", d.request_timeout, lo=0.1),
             max_retries=_int(env, "GEMINI_MAX_RETRIES", d.max_retries),
+            max_cooldown=_float(env, "GEMINI_MAX_COOLDOWN", d.max_cooldown, lo=0.1),
             temperature=_float(env, "GEMINI_TEMPERATURE", 0.0, hi=2.0) if temperature is not None else d.temperature,
             media_resolution=(
                 _choice(env, "GEMINI_MEDIA_RESOLUTION", "", MEDIA_RESOLUTIONS) if media_resolution is not None else d.media_resolution
             ),
             inline_limit_bytes=_int(env, "GEMINI_INLINE_LIMIT_BYTES", d.inline_limit_bytes, lo=1),
             predict_timeout=_float(env, "PREDICT_TIMEOUT", d.predict_timeout, lo=0.1),
+            max_requests_per_task=_int(env, "MAX_REQUESTS_PER_TASK", d.max_requests_per_task, lo=1),
             model_version_suffix=_get(env, "MODEL_VERSION_SUFFIX"),
             defaults=defaults,
             image_max_side=_int(env, "IMAGE_MAX_SIDE", d.image_max_side, lo=64),
             image_max_download_bytes=_int(env, "IMAGE_MAX_DOWNLOAD_BYTES", d.image_max_download_bytes, lo=1),
             image_max_pixels=_int(env, "IMAGE_MAX_PIXELS", d.image_max_pixels, lo=1),
+            image_decode_budget=_int(env, "IMAGE_DECODE_BUDGET", d.image_decode_budget, lo=1),
             image_fetch_timeout=_float(env, "IMAGE_FETCH_TIMEOUT", d.image_fetch_timeout, lo=0.1),
             fetch_allow_private=_bool(env, "FETCH_ALLOW_PRIVATE", d.fetch_allow_private),
             fetch_allowlist=_csv(env, "FETCH_ALLOWLIST"),

@@ -136,19 +136,6 @@ def test_label_studio_own_host_is_allowed_and_nothing_else(backend_factory, emu,
     assert image_server.hits("/c.png") == 0
 
 
-def test_label_studio_host_learned_from_setup_is_allowed(backend_factory, emu, image_server):
-    backend = backend_factory(**DEFAULTS)
-    image_server.add("/data/upload/3/a.png", png(1))
-    from tests.faults.common import CONFIG
-
-    resp = backend.post(
-        "/setup", {"project": "3.1", "schema": CONFIG, "hostname": image_server.base_url, "access_token": "tok0123456789"}
-    )
-    assert resp.status_code == 200, resp.text
-    (entry,) = predict(backend, [url_task(1, "/data/upload/3/a.png")])
-    assert_good(entry, 1)
-
-
 @pytest.mark.parametrize(
     "url, words",
     [

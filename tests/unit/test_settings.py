@@ -17,10 +17,12 @@ ENV = {
     "GEMINI_FILES": "always",
     "GEMINI_TIMEOUT": "12.5",
     "GEMINI_MAX_RETRIES": "2",
+    "GEMINI_MAX_COOLDOWN": "45",
     "GEMINI_TEMPERATURE": "0.7",
     "GEMINI_MEDIA_RESOLUTION": "high",
     "GEMINI_INLINE_LIMIT_BYTES": "1000000",
     "PREDICT_TIMEOUT": "30",
+    "MAX_REQUESTS_PER_TASK": "6",
     "MODEL_VERSION_SUFFIX": "exp1",
     "MODEL_SCORE_THRESHOLD": "0.25",
     "MODEL_MAX_OBJECTS": "40",
@@ -30,6 +32,7 @@ ENV = {
     "IMAGE_MAX_SIDE": "1024",
     "IMAGE_MAX_DOWNLOAD_BYTES": "1000",
     "IMAGE_MAX_PIXELS": "5000",
+    "IMAGE_DECODE_BUDGET": "7000",
     "IMAGE_FETCH_TIMEOUT": "3",
     "FETCH_ALLOW_PRIVATE": "true",
     "FETCH_ALLOWLIST": "10.0.0.0/8, images.local",
@@ -59,6 +62,7 @@ def test_every_variable_is_read():
     d = s.defaults
     assert (d.score_threshold, d.max_objects, d.mask_threshold, d.polygon_tolerance, d.min_area) == (0.25, 40, 100, 2.0, 9)
     assert s.image_max_side == 1024 and s.image_max_download_bytes == 1000 and s.image_max_pixels == 5000
+    assert s.image_decode_budget == 7000 and s.max_requests_per_task == 6 and s.max_cooldown == 45
     assert s.image_fetch_timeout == 3 and s.fetch_allow_private is True
     assert s.fetch_allowlist == ("10.0.0.0/8", "images.local")
     assert s.label_studio_url == "http://ls:8080" and s.label_studio_api_key == "tok"
@@ -92,7 +96,8 @@ def test_key_never_in_repr_and_fingerprint_is_not_the_key():
     "name, value",
     [("GEMINI_FILES", "sometimes"), ("GEMINI_CONCURRENCY", "0"), ("GEMINI_CONCURRENCY", "many"),
      ("PREDICT_TIMEOUT", "-1"), ("FETCH_ALLOW_PRIVATE", "maybe"), ("GEMINI_MEDIA_RESOLUTION", "ULTRA"),
-     ("GEMINI_TEMPERATURE", "warm"), ("GEMINI_TEMPERATURE", "nan"), ("GEMINI_TEMPERATURE", "5"), ("LOG_LEVEL", "LOUD")],
+     ("GEMINI_TEMPERATURE", "warm"), ("GEMINI_TEMPERATURE", "nan"), ("GEMINI_TEMPERATURE", "5"), ("LOG_LEVEL", "LOUD"),
+     ("MAX_REQUESTS_PER_TASK", "0"), ("IMAGE_DECODE_BUDGET", "lots"), ("GEMINI_MAX_COOLDOWN", "0")],
 )
 def test_malformed_values_are_rejected_with_the_variable_name(name, value):
     with pytest.raises(SettingsError, match=name):

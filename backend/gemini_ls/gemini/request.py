@@ -3,9 +3,10 @@
 Retry policy (the SDK's own retries are off, see client.py):
 
 * 429 RESOURCE_EXHAUSTED: wait RetryInfo.retryDelay ("7s", "1.5s") from the error details, or
-  the backoff below when Gemini names none. The wait goes through a shared `RateGate`, so every
-  task of the batch/process pauses until the cooldown ends instead of each one hitting the
-  quota wall on its own.
+  the backoff below when Gemini names none, capped at GEMINI_MAX_COOLDOWN. The wait goes through
+  a shared `RateGate`, so every task of the batch/process pauses until the cooldown ends instead
+  of each one hitting the quota wall on its own; then one probe request finds out whether the
+  quota is back before the others follow (a half-open circuit).
 * 500/502/503/504, 408, connection errors, timeouts and a garbled 200 body: exponential backoff
   with full jitter, uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retry)).
 * any other 4xx: raised at once (a FileRejected for file references, see errors.py).
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from google import genai
@@ -182,40 +184,104 @@ def reply_from(response: types.GenerateContentResponse) -> Reply:
 
 
 class RateGate:
-    """A cooldown shared by every caller: after a 429, nobody calls Gemini until it ends."""
+    """The 429 cool-down shared by every caller of the process: a circuit breaker.
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    * closed: calls go;
+    * open, after a 429: nobody calls until the cool-down ends. The cool-down is what Gemini asked
+      for (RetryInfo), capped at `max_cooldown` (GEMINI_MAX_COOLDOWN): a daily quota answers with a
+      retryDelay of hours, and one such answer must not stop every prediction until a restart;
+    * half-open, when the cool-down is over: ONE caller goes through as a probe, the others wait
+      for its answer. A success closes the gate, a 429 opens it again (capped again). A probe that
+      fails otherwise or never reports (its deadline, its thread) hands the probe to the next
+      caller: at once, or after `probe_lease` seconds at the latest.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_cooldown: float = 60.0,
+        probe_lease: float = 60.0,
+        poll: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self._clock = clock
         self._sleep = sleep
+        self._max_cooldown = max_cooldown
+        self._probe_lease = probe_lease
+        self._poll = poll
         self._lock = threading.Lock()
         self._until = 0.0
+        self._half_open = False  # a 429 was seen and no probe has succeeded since
+        self._probe_since: float | None = None  # when the probe in flight started
 
     @property
     def until(self) -> float:
         with self._lock:
             return self._until
 
-    def cool_down(self, seconds: float) -> None:
-        """Nobody calls before now + seconds (an earlier, longer cooldown is kept)."""
+    def cool_down(self, seconds: float) -> float:
+        """Nobody calls before now + min(seconds, max_cooldown) (an earlier, longer cool-down is
+        kept); returns the capped wait. Ends the probe in flight: it just got its answer."""
+        capped = min(max(0.0, seconds), self._max_cooldown)
         with self._lock:
-            self._until = max(self._until, self._clock() + max(0.0, seconds))
+            self._until = max(self._until, self._clock() + capped)
+            self._half_open = True
+            self._probe_since = None
+        return capped
 
-    def wait(self, deadline: float) -> None:
-        """Sleep until the cooldown ends; GeminiError if it ends after `deadline`."""
+    def wait(self, deadline: float) -> bool:
+        """Return when this caller may call Gemini: True when it is the half-open probe (it must
+        then call `probe_done`). Raises GeminiError when that would be after `deadline`."""
         while True:
-            until = self.until
-            now = self._clock()
-            if until <= now:
-                return
-            if until > deadline:
+            with self._lock:
+                now = self._clock()
+                until = self._until
+                if until <= now:
+                    if not self._half_open:
+                        return False
+                    if self._probe_since is None or now - self._probe_since > self._probe_lease:
+                        self._probe_since = now
+                        return True
+                    pause = self._poll  # a probe is in flight: its answer decides
+                else:
+                    pause = until - now
+            if now + pause > deadline:
                 raise GeminiError(
-                    f"Gemini's rate limit is cooling down for {until - now:.1f} s more, "
-                    "longer than this request may wait",
+                    f"Gemini's rate limit is cooling down for {max(0.0, until - now):.1f} s more "
+                    f"(until {_wall_time(until - now)}), longer than this request may wait"
+                    if until > now
+                    else "Gemini's rate limit is being probed by another request; this one may not wait for the answer",
                     status=429,
                     retryable=True,
                     reason="rate_limited",
                 )
-            self._sleep(until - now)
+            self._sleep(pause)
+
+    def probe_done(self, ok: bool) -> None:
+        """The probe's answer when it was not a 429 (cool_down handles that): a success closes the
+        gate; anything else lets the next caller probe."""
+        with self._lock:
+            if ok:
+                self._half_open = False
+            self._probe_since = None
+
+    def status(self) -> dict[str, Any] | None:
+        """For /health: None when closed, else the state and until when Gemini is cooling down."""
+        with self._lock:
+            until, half_open, probing = self._until, self._half_open, self._probe_since is not None
+        left = until - self._clock()
+        if left > 0:
+            return {"state": "open", "until": _wall_time(left), "seconds_left": round(left, 1)}
+        if half_open:
+            return {"state": "half_open", "probe_in_flight": probing}
+        return None
+
+
+def _wall_time(seconds_from_now: float) -> str:
+    """An ISO-8601 UTC time `seconds_from_now` ahead (the gate runs on the monotonic clock)."""
+    moment = datetime.fromtimestamp(time.time() + seconds_from_now, tz=timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- the caller
@@ -245,7 +311,9 @@ class GeminiCaller:
         self.client = client
         self.settings = settings
         self.metrics = metrics
-        self.gate = gate if gate is not None else RateGate(clock=clock, sleep=sleep)
+        self.gate = gate if gate is not None else RateGate(
+            max_cooldown=settings.max_cooldown, probe_lease=settings.request_timeout + 5, clock=clock, sleep=sleep
+        )
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
@@ -290,27 +358,38 @@ class GeminiCaller:
     def _with_retries(self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float) -> Reply:
         retries = 0
         while True:
-            self.gate.wait(deadline)
-            left = deadline - self._clock()
-            if left < MIN_ATTEMPT_SECONDS:
-                raise GeminiError(
-                    "no time left before the prediction deadline to call Gemini"
-                    + (f" (after {retries} retries)" if retries else ""),
-                    retryable=True,
-                    reason="deadline",
-                )
-            timeout = min(self.settings.request_timeout, left)
-            config = base_config.model_copy(update={"http_options": types.HttpOptions(timeout=max(1, int(timeout * 1000)))})
+            probe = self.gate.wait(deadline)
+            answered = False  # the probe's answer was handed to the gate
             try:
-                response = self.client.models.generate_content(model=self.settings.model, contents=contents, config=config)
-                return reply_from(response)
-            except Exception as exc:  # classified below; anything unknown is re-raised as GeminiError
-                failure = self._classify(exc, timeout)
+                left = deadline - self._clock()
+                if left < MIN_ATTEMPT_SECONDS:
+                    raise GeminiError(
+                        "no time left before the prediction deadline to call Gemini"
+                        + (f" (after {retries} retries)" if retries else ""),
+                        retryable=True,
+                        reason="deadline",
+                    )
+                timeout = min(self.settings.request_timeout, left)
+                config = base_config.model_copy(update={"http_options": types.HttpOptions(timeout=max(1, int(timeout * 1000)))})
+                try:
+                    response = self.client.models.generate_content(model=self.settings.model, contents=contents, config=config)
+                    reply = reply_from(response)
+                except Exception as exc:  # classified below; anything unknown is re-raised as GeminiError
+                    failure = self._classify(exc, timeout)
+                else:
+                    if probe:
+                        self.gate.probe_done(ok=True)
+                        answered = True
+                    return reply
+                delay = failure.delay if failure.delay is not None else backoff_delay(retries, self._rand)
+                if failure.retry_reason == "rate_limited":
+                    delay = self.gate.cool_down(delay)  # capped; everybody waits, even if this call gives up below
+                    answered = True
+            finally:
+                if probe and not answered:
+                    self.gate.probe_done(ok=False)
             if not failure.error.retryable:
                 raise failure.error from failure.cause
-            delay = failure.delay if failure.delay is not None else backoff_delay(retries, self._rand)
-            if failure.retry_reason == "rate_limited":
-                self.gate.cool_down(delay)  # everybody waits, even if this call gives up below
             if retries >= self.settings.max_retries:
                 raise GeminiError(
                     f"{failure.error.message} (gave up after {retries + 1} attempts)",

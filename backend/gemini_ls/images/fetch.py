@@ -17,8 +17,9 @@ let task data read this server's disk.
 Every request and redirect hop goes through the SSRF guard (ssrf.py, transport.py). The body is
 streamed: Content-Length is checked first, then bytes are counted as they arrive and the download
 is abandoned as soon as IMAGE_MAX_DOWNLOAD_BYTES is passed. IMAGE_FETCH_TIMEOUT bounds the whole
-fetch (all hops and the body) as a wall-clock deadline, checked between reads; each socket read
-is itself bounded by the remaining time, so a stalled or trickling server cannot hold a worker.
+fetch (connect, every hop's headers, the body) as a wall-clock deadline: checked between reads,
+and enforced on the sockets themselves by `transport.WallClock`, so neither a stalled server nor
+one trickling its headers or body a byte at a time can hold a worker past it.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 from .errors import ImageError, Reason
 from .lsauth import CredentialStore, LabelStudioAuth
 from .ssrf import AddressPolicy, check_url_with
-from .transport import GuardedAdapter
-from .urls import host_of, origin, redact_url
+from .transport import GuardedAdapter, WallClock
+from .urls import origin, redact_url
 
 log = logging.getLogger("gemini_ls.images")
 
@@ -111,18 +112,40 @@ class ImageFetcher:
     # -- download -------------------------------------------------------------------------------
 
     def _policy(self) -> AddressPolicy:
-        ls_host = host_of(self._credentials.base_url or "")
-        return AddressPolicy.from_settings(self._settings, (ls_host,) if ls_host else ())
+        trusted = self._credentials.trusted_origin  # LABEL_STUDIO_URL only, never a /setup hostname
+        return AddressPolicy.from_settings(self._settings, (trusted,) if trusted else ())
+
+    def _check(self, url: str) -> None:
+        try:
+            check_url_with(url, self._policy())
+        except ImageError as exc:
+            base = self._credentials.base_url
+            if exc.reason != "blocked_address" or not self._credentials.from_setup or origin(base or "") != origin(url):
+                raise
+            raise ImageError(
+                "blocked_address",
+                f"{exc}. Label Studio's address {redact_url(base or '')} came from /setup, which anybody can "
+                "call, so it cannot unlock a private address: set LABEL_STUDIO_URL on the ML backend",
+            ) from None
 
     def _download(self, url: str) -> bytes:
-        deadline = time.monotonic() + self._settings.image_fetch_timeout
+        with WallClock(time.monotonic() + self._settings.image_fetch_timeout) as clock:
+            try:
+                return self._download_within(url, clock)
+            except ImageError as exc:
+                if clock.expired and exc.reason != "timeout":  # the socket was shut by the wall clock
+                    raise _timeout(url, self._settings.image_fetch_timeout) from None
+                raise
+
+    def _download_within(self, url: str, clock: WallClock) -> bytes:
+        deadline = clock.deadline
         seen: set[str] = set()
         current = url
         retried_auth = False
         hops = 0
         while True:
             seen.add(current)
-            check_url_with(current, self._policy())
+            self._check(current)
             auth = self._credentials.current()
             base = self._credentials.base_url
             ls_target = base is not None and origin(base) == origin(current)
@@ -144,7 +167,10 @@ class ImageFetcher:
                     continue
                 if not 200 <= status < 300:
                     raise _status_error(status, resp.reason, current, ls_target, auth, base)
-                return self._read_body(resp, current, deadline)
+                body = self._read_body(resp, current, deadline)
+                if clock.expired:  # a shut socket ends a close-delimited body like a real EOF would
+                    raise _timeout(current, self._settings.image_fetch_timeout)
+                return body
             finally:
                 resp.close()
 

@@ -14,6 +14,11 @@ A JWT that is already an access token is sent as Bearer as-is (it cannot be rene
 `CredentialStore` holds the credentials in use. LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY from the
 environment win; otherwise the `hostname` and `access_token` Label Studio sends in /setup are used
 (that token is always the project creator's legacy token, so it fails when legacy tokens are off).
+
+Who may receive which key: /setup is an unauthenticated call anybody who reaches the backend can
+make, so its `hostname` must never attract the operator's key. LABEL_STUDIO_API_KEY is only ever
+paired with LABEL_STUDIO_URL (set without it, it is not used at all, and a warning says so); a
+/setup `hostname` is only paired with the `access_token` of that same /setup.
 Neither class ever logs or formats the key itself.
 """
 
@@ -191,9 +196,14 @@ class LabelStudioAuth:
 class CredentialStore:
     """The Label Studio credentials currently in use: environment first, /setup as the fallback.
 
-    Field by field: LABEL_STUDIO_URL beats /setup's `hostname`, LABEL_STUDIO_API_KEY beats /setup's
-    `access_token`. The resulting `LabelStudioAuth` is kept (with its access-token cache) until one of
-    them actually changes, because Label Studio calls /setup very often.
+    LABEL_STUDIO_URL beats /setup's `hostname`. The key sent to that URL:
+
+    * LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY: the env key;
+    * LABEL_STUDIO_URL alone: /setup's `access_token` (sent to the operator's URL only);
+    * no LABEL_STUDIO_URL: /setup's `hostname` with /setup's `access_token`, never the env key.
+
+    The resulting `LabelStudioAuth` is kept (with its access-token cache) until one of them actually
+    changes, because Label Studio calls /setup very often.
     """
 
     def __init__(
@@ -210,7 +220,13 @@ class CredentialStore:
         self._setup_url: str | None = None
         self._setup_key: str | None = None
         self._auth: LabelStudioAuth | None = None
-        self._announced: object = object()  # last state logged; a sentinel so the first one logs
+        self._announced: object = (None,)  # last state logged: "nothing known" is not worth a line
+        if self._env_key and not self._env_url:
+            log.warning(
+                "LABEL_STUDIO_API_KEY is set but LABEL_STUDIO_URL is not: the key is not used (it is only "
+                "ever sent to LABEL_STUDIO_URL, never to a host named in /setup). Set LABEL_STUDIO_URL to "
+                "Label Studio's address"
+            )
         self._rebuild()
 
     @classmethod
@@ -224,6 +240,17 @@ class CredentialStore:
     def base_url(self) -> str | None:
         """Label Studio's URL (for relative /data/upload paths), even when no key is known."""
         return self._env_url or self._setup_url
+
+    @property
+    def trusted_origin(self) -> tuple[str, str, int] | None:
+        """Label Studio's origin as the operator set it (LABEL_STUDIO_URL): the only one the SSRF
+        guard may exempt. A /setup hostname is not: anybody can call /setup."""
+        return origin(self._env_url) if self._env_url else None
+
+    @property
+    def from_setup(self) -> bool:
+        """True when Label Studio's URL came from /setup (no LABEL_STUDIO_URL)."""
+        return self._env_url is None and self._setup_url is not None
 
     def describe(self) -> dict[str, str | None]:
         """For /health: where Label Studio is and what kind of key is in use (never the key)."""
@@ -251,9 +278,14 @@ class CredentialStore:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        url = self._env_url or self._setup_url
-        key = self._env_key or self._setup_key
-        source: Source = "env" if self._env_key else "setup"
+        url: str | None
+        key: str | None
+        source: Source
+        if self._env_url:
+            url = self._env_url
+            key, source = (self._env_key, "env") if self._env_key else (self._setup_key, "setup")
+        else:  # a /setup hostname gets the token of that /setup, never the env key
+            url, key, source = self._setup_url, self._setup_key, "setup"
         auth: LabelStudioAuth | None = None
         if url and key:
             try:

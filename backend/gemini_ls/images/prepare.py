@@ -40,13 +40,39 @@ upload bandwidth and latency. (Gemini 3 bills a fixed amount per media_resolutio
 Decompression bombs: the header size is checked against `max_pixels` before any pixel is
 decoded; PIL's own global guard (Image.MAX_IMAGE_PIXELS, which we never modify: it is process-wide
 and not ours to race on) still raises above ~179 MP, which we report the same way.
+
+Decode memory: a PNG of a few hundred KB can hold 100 MP (300 MB as RGB), so the pixel count of a
+download says nothing about its size, and eight threads decoding such files at once took a worker
+past 3.6 GB. Two things bound it:
+
+* `DecodeBudget` (IMAGE_DECODE_BUDGET, default 100 M pixels): the pixels being decoded at once in
+  this process, shared by all its threads. A decode waits until its pixels fit; one larger than the
+  whole budget runs alone. With the default, eight tasks on a 100 MP PNG decode one after another
+  and peak under 1 GB (tests/benchmarks/bench_decode_memory.py);
+* decoding straight to the size sent where the format allows: JPEG through libjpeg's DCT scaling
+  (`draft`, 1/2 to 1/8, never below the target), and a cheap integer `reduce` before the LANCZOS
+  pass for everything else (`reducing_gap`), so the full-size copy is the only large buffer. PNG,
+  WebP and HEIC have no scaled decode: their full-size pixels are what the budget counts.
+
+The budget alone was not enough: glibc gives each thread its own malloc arena, and a 400 MB decode
+freed by one thread stayed mapped in that thread's arena while the next decode, in another thread,
+took 400 MB more (4 serialized decodes peaked at 1.7 GB). So the first budget a process creates
+also fixes malloc's mmap threshold at 1 MiB (`mallopt(M_MMAP_THRESHOLD)`, what MALLOC_MMAP_THRESHOLD_
+does from the environment): every large pixel buffer is then its own mapping, returned to the
+system the moment it is freed (4 decodes: 650 MB, the same as one).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
+import logging
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,9 +94,17 @@ _PASS_THROUGH_MODES = {
 }
 _LOSSY_FORMATS = {"JPEG", "MPO", "HEIF", "AVIF", "JPEG2000", "WEBP"}  # WEBP: unless VP8L, see below
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # these swap width and height
+# Downscale by an integer box reduce first, then LANCZOS over the last factor of 3: Pillow's
+# documentation calls the result indistinguishable from a LANCZOS pass over the full image.
+REDUCING_GAP = 3.0
+DEFAULT_DECODE_BUDGET = 100_000_000
 
 _heif_lock = threading.Lock()
 _heif_registered = False
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+log = logging.getLogger("gemini_ls.images")
 
 
 @dataclass(frozen=True)
@@ -91,35 +125,106 @@ class PreparedImage:
     sha256: str
 
 
-def prepare_image(raw: bytes, *, name: str, max_side: int, max_pixels: int) -> PreparedImage:
-    """Validate, orient, convert and downscale `raw`; raises ImageError, never anything else."""
+class DecodeBudget:
+    """Pixels being decoded at once, shared by every thread that holds this object.
+
+    `hold(pixels)` waits until the pixels fit beside those already held; a request larger than the
+    whole budget is treated as exactly the budget (it runs alone rather than never).
+    """
+
+    def __init__(self, pixels: int) -> None:
+        if pixels < 1:
+            raise ValueError("the decode budget must be positive")
+        self.capacity = pixels
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @property
+    def in_use(self) -> int:
+        with self._cond:
+            return self._used
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        cost = max(1, min(pixels, self.capacity))
+        with self._cond:
+            while self._used + cost > self.capacity:
+                self._cond.wait()
+            self._used += cost
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= cost
+                self._cond.notify_all()
+
+
+# The budget bounds a PROCESS's memory, so every caller in the process must share one: one per
+# configured size (IMAGE_DECODE_BUDGET), created on first use and never changed afterwards.
+_budgets: dict[int, DecodeBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def decode_budget(pixels: int = DEFAULT_DECODE_BUDGET) -> DecodeBudget:
+    """The process-wide DecodeBudget of `pixels`."""
+    with _budgets_lock:
+        if not _budgets:
+            _return_large_buffers_to_the_system()
+        budget = _budgets.get(pixels)
+        if budget is None:
+            budget = _budgets[pixels] = DecodeBudget(pixels)
+        return budget
+
+
+def _return_large_buffers_to_the_system() -> bool:
+    """Fix glibc's mmap threshold (see the module docstring); False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        done = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):  # musl and other libcs without mallopt
+        done = False
+    if not done:
+        log.info("Could not set malloc's mmap threshold: decode memory may stay high after large images")
+    return done
+
+
+def prepare_image(
+    raw: bytes, *, name: str, max_side: int, max_pixels: int, decode_pixels: int = DEFAULT_DECODE_BUDGET
+) -> PreparedImage:
+    """Validate, orient, convert and downscale `raw`; raises ImageError, never anything else.
+
+    Messages do not name the image: the caller says which one it was ("image 'photo': ...").
+    `decode_pixels` is IMAGE_DECODE_BUDGET, the process-wide budget this decode waits for.
+    """
     if max_side < 1 or max_pixels < 1:
         raise ValueError("max_side and max_pixels must be positive")
     if not raw:
-        raise ImageError("empty", f"Image '{name}': the file is empty (0 bytes)")
+        raise ImageError("empty", "the file is empty (0 bytes)")
     _register_heif()
     try:
-        return _prepare(raw, name=name, max_side=max_side, max_pixels=max_pixels)
+        return _prepare(raw, name=name, max_side=max_side, max_pixels=max_pixels, budget=decode_budget(decode_pixels))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError("too_many_pixels", f"Image '{name}': {exc}") from None
+        raise ImageError("too_many_pixels", str(exc)) from None
     except MemoryError:
-        raise ImageError("too_many_pixels", f"Image '{name}' is too large to decode in memory") from None
+        raise ImageError("too_many_pixels", "the picture is too large to decode in memory") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error... for bad data
-        raise ImageError("corrupt", f"Image '{name}' is damaged or truncated ({_describe(exc)})") from None
+        raise ImageError("corrupt", f"the picture is damaged or truncated ({_describe(exc)})") from None
 
 
-def _prepare(raw: bytes, *, name: str, max_side: int, max_pixels: int) -> PreparedImage:
-    im = _open(raw, name)
+def _prepare(raw: bytes, *, name: str, max_side: int, max_pixels: int, budget: DecodeBudget) -> PreparedImage:
+    im = _open(raw)
     fmt = im.format or "?"
     stored_w, stored_h = im.size
     if stored_w < 1 or stored_h < 1:
-        raise ImageError("corrupt", f"Image '{name}' ({fmt}) declares a size of {stored_w}x{stored_h}")
+        raise ImageError("corrupt", f"the picture ({fmt}) declares a size of {stored_w}x{stored_h}")
     if stored_w * stored_h > max_pixels:
         raise ImageError(
             "too_many_pixels",
-            f"Image '{name}' is {stored_w}x{stored_h} = {stored_w * stored_h / 1e6:.1f} megapixels, above "
+            f"the picture is {stored_w}x{stored_h} = {stored_w * stored_h / 1e6:.1f} megapixels, above "
             f"IMAGE_MAX_PIXELS={max_pixels:,} (a guard against decompression bombs); shrink it or raise the limit",
         )
     fits = max(stored_w, stored_h) <= max_side  # rotation never changes the longest side
@@ -128,6 +233,14 @@ def _prepare(raw: bytes, *, name: str, max_side: int, max_pixels: int) -> Prepar
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 50 MP photo then
         # costs a fraction of the memory and time. Must happen before load().
         im.draft(im.mode, target_stored)
+    with budget.hold(im.size[0] * im.size[1]):  # after draft: the pixels actually decoded
+        return _decode(im, raw, fmt, name=name, max_side=max_side, fits=fits, stored=(stored_w, stored_h))
+
+
+def _decode(
+    im: Image.Image, raw: bytes, fmt: str, *, name: str, max_side: int, fits: bool, stored: tuple[int, int]
+) -> PreparedImage:
+    stored_w, stored_h = stored
     animated = bool(getattr(im, "is_animated", False)) and fmt != "MPO"
     # Decode now, before anything reads metadata: PNG's getexif() loads the image itself and a
     # failure there would be swallowed (a failed load leaves nothing to retry), hiding corruption.
@@ -149,18 +262,18 @@ def _prepare(raw: bytes, *, name: str, max_side: int, max_pixels: int) -> Prepar
     im = ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
     im = _normalize_mode(im)
     if im.size != target:
-        im = im.resize(target, Image.Resampling.LANCZOS)
+        im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     data, mime = _encode(im, lossy_source=_is_lossy(fmt, raw))
     return _result(name, data, mime, width, height, im.size[0], im.size[1])
 
 
-def _open(raw: bytes, name: str) -> Image.Image:
+def _open(raw: bytes) -> Image.Image:
     # Between MAX_IMAGE_PIXELS and twice that Pillow emits a DecompressionBombWarning; we leave it
     # alone (silencing it would mean mutating the process-wide warnings filters) and enforce our limit.
     try:
         return Image.open(io.BytesIO(raw))
     except UnidentifiedImageError:
-        raise ImageError("not_an_image", f"Image '{name}' is not a picture: {_sniff_hint(raw)}") from None
+        raise ImageError("not_an_image", f"not a picture: {_sniff_hint(raw)}") from None
 
 
 def _orientation(im: Image.Image) -> int | None:

@@ -7,8 +7,10 @@ IPv4-mapped IPv6 (::ffff:10.0.0.1) is judged as the IPv4 address it maps.
 
 Allowed anyway when:
 * FETCH_ALLOW_PRIVATE=true (everything except cloud metadata, see below);
-* the host is Label Studio's own (from LABEL_STUDIO_URL or /setup): it is usually on a private
-  network and is the one host we must reach;
+* the URL has Label Studio's origin as the operator set it in LABEL_STUDIO_URL (scheme, host AND
+  port: another port of the same machine is another service): Label Studio is usually on a private
+  network and is the one host we must reach. A hostname that only /setup named is never exempt:
+  anybody who reaches the backend can call /setup;
 * the host name, or an address it resolves to, matches FETCH_ALLOWLIST (comma-separated host
   names, "*.example.com" / ".example.com" suffixes, IP addresses or CIDR ranges).
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import ImageError
-from .urls import redact_url
+from .urls import Origin, origin, redact_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -55,16 +57,16 @@ METADATA_HOSTS = frozenset(
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which destinations may be fetched. Built per request from Settings + Label Studio's host."""
+    """Which destinations may be fetched. Built per request from Settings + LABEL_STUDIO_URL's origin."""
 
     allow_private: bool = False
     allowed_hosts: frozenset[str] = frozenset()  # exact names, lower case
     allowed_suffixes: tuple[str, ...] = ()  # ".example.com"
     allowed_networks: tuple[IPNetwork, ...] = ()
-    trusted_hosts: frozenset[str] = frozenset()  # Label Studio's host and extra_allowed_hosts
+    trusted_origins: frozenset[Origin] = frozenset()  # LABEL_STUDIO_URL's (scheme, host, port)
 
     @classmethod
-    def from_settings(cls, settings, extra_allowed_hosts: Iterable[str] = ()) -> AddressPolicy:
+    def from_settings(cls, settings, trusted_origins: Iterable[Origin] = ()) -> AddressPolicy:
         hosts: set[str] = set()
         suffixes: list[str] = []
         networks: list[IPNetwork] = []
@@ -88,20 +90,25 @@ class AddressPolicy:
             allowed_hosts=frozenset(hosts),
             allowed_suffixes=tuple(suffixes),
             allowed_networks=tuple(networks),
-            trusted_hosts=frozenset(_norm_host(h) for h in extra_allowed_hosts if h),
+            trusted_origins=frozenset(o for o in trusted_origins if o),
         )
 
     def host_trusted(self, host: str) -> bool:
-        """Allowed by name: Label Studio's host or an allowlisted name (whatever it resolves to)."""
+        """Allowed by name: an allowlisted name (whatever it resolves to)."""
         host = _norm_host(host)
-        return (
-            host in self.trusted_hosts
-            or host in self.allowed_hosts
-            or any(host.endswith(s) for s in self.allowed_suffixes)
-        )
+        return host in self.allowed_hosts or any(host.endswith(s) for s in self.allowed_suffixes)
 
-    def address_problem(self, host: str, ip: IPAddress) -> str | None:
-        """Why connecting to `ip` (resolved from `host`) is refused; None when it is allowed."""
+    def origin_trusted(self, scheme: str | None, host: str, port: int | None) -> bool:
+        """Label Studio's own origin (from LABEL_STUDIO_URL): scheme, host and port all match."""
+        if scheme is None or port is None:
+            return False
+        return (scheme.lower(), _norm_host(host), port) in self.trusted_origins
+
+    def address_problem(
+        self, host: str, ip: IPAddress, *, scheme: str | None = None, port: int | None = None
+    ) -> str | None:
+        """Why connecting to `ip` (resolved from `host`, for scheme://host:port) is refused; None
+        when it is allowed."""
         ip = _unmap(ip)
         if any(ip in net for net in self.allowed_networks):
             if ip in METADATA_ADDRESSES and not _names_exactly(self.allowed_networks, ip):
@@ -112,14 +119,16 @@ class AddressPolicy:
             return None
         if kind == "a cloud metadata address":
             return None if _norm_host(host) in self.allowed_hosts else kind
-        if self.allow_private or self.host_trusted(host):
+        if self.allow_private or self.host_trusted(host) or self.origin_trusted(scheme, host, port):
             return None
         return kind
 
 
-def check_url(url: str, settings, *, extra_allowed_hosts: Iterable[str] = ()) -> None:
-    """Raise ImageError("blocked_address") when `url` must not be fetched (see module docstring)."""
-    check_url_with(url, AddressPolicy.from_settings(settings, extra_allowed_hosts))
+def check_url(url: str, settings, *, trusted_urls: Iterable[str] = ()) -> None:
+    """Raise ImageError("blocked_address") when `url` must not be fetched (see module docstring);
+    `trusted_urls` are Label Studio's (operator-set) URLs whose exact origin is exempt."""
+    origins = (o for o in (origin(u) for u in trusted_urls) if o is not None)
+    check_url_with(url, AddressPolicy.from_settings(settings, origins))
 
 
 def check_url_with(url: str, policy: AddressPolicy) -> None:
@@ -132,11 +141,15 @@ def check_url_with(url: str, policy: AddressPolicy) -> None:
         raise ImageError("unsupported_url", f"Not an http(s) URL: {redact_url(url)}")
     if not host:
         raise ImageError("unsupported_url", f"The URL {redact_url(url)} has no host name")
-    resolve_checked(host, port or (443 if parts.scheme.lower() == "https" else 80), policy, url=url)
+    scheme = parts.scheme.lower()
+    resolve_checked(host, port or (443 if scheme == "https" else 80), policy, url=url, scheme=scheme)
 
 
-def resolve_checked(host: str, port: int, policy: AddressPolicy, *, url: str | None = None) -> list[tuple]:
+def resolve_checked(
+    host: str, port: int, policy: AddressPolicy, *, url: str | None = None, scheme: str | None = None
+) -> list[tuple]:
     """getaddrinfo(host, port) with every address checked; the list to connect to, in order.
+    `scheme` (http/https) lets Label Studio's exact origin through; without it only the allowlist can.
 
     Raises ImageError("blocked_address") if any address is refused, ("connection") if the name
     does not resolve.
@@ -155,7 +168,7 @@ def resolve_checked(host: str, port: int, policy: AddressPolicy, *, url: str | N
     checked: list[tuple] = []
     for family, type_, proto, _canon, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        problem = policy.address_problem(host, ip)
+        problem = policy.address_problem(host, ip, scheme=scheme, port=port)
         if problem is not None:
             raise ImageError("blocked_address", _blocked_message(shown, host, ip, problem))
         if sockaddr not in seen:

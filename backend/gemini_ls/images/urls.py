@@ -10,6 +10,8 @@ _PUBLIC_QUERY_KEYS = frozenset({"d", "filepath"})
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+Origin = tuple[str, str, int]  # (scheme, lower-case host, port)
+
 
 def redact_url(url: str) -> str:
     """`url` fit for a log line or an error message.
@@ -39,7 +41,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def origin(url: str) -> tuple[str, str, int] | None:
+def origin(url: str) -> Origin | None:
     """(scheme, lower-case host, port) of an http(s) URL, None for anything else or garbage."""
     try:
         parts = urlsplit(url)

@@ -91,7 +91,7 @@ def test_full_jitter_backoff_bounds():
 
 def test_gate_open_by_default():
     t = FakeTime()
-    RateGate(clock=t.clock, sleep=t.sleep).wait(deadline=t.now + 1)
+    assert RateGate(clock=t.clock, sleep=t.sleep).wait(deadline=t.now + 1) is False  # closed: no probe
     assert t.sleeps == []
 
 
@@ -100,10 +100,52 @@ def test_gate_waits_out_the_cooldown():
     gate = RateGate(clock=t.clock, sleep=t.sleep)
     gate.cool_down(7.0)
     start = t.now
-    gate.wait(deadline=start + 60)
+    assert gate.wait(deadline=start + 60) is True  # the first one after the cool-down probes
     assert t.now - start == pytest.approx(7.0)
-    gate.wait(deadline=t.now + 60)  # over: no more sleeping
+    gate.probe_done(ok=True)
+    assert gate.wait(deadline=t.now + 60) is False  # closed again: no more sleeping
     assert sum(t.sleeps) == pytest.approx(7.0)
+    assert gate.status() is None
+
+
+def test_gate_caps_the_cooldown_gemini_asks_for():
+    """A retryDelay of 100000 s (a daily quota) must not stop every prediction until a restart."""
+    t = FakeTime()
+    gate = RateGate(max_cooldown=60.0, clock=t.clock, sleep=t.sleep)
+    assert gate.cool_down(100_000.0) == 60.0
+    status = gate.status()
+    assert status["state"] == "open" and status["seconds_left"] == 60.0 and status["until"].endswith("Z")
+    gate.wait(deadline=t.now + 90)
+    assert sum(t.sleeps) == pytest.approx(60.0)
+
+
+def test_gate_half_open_lets_one_probe_through_and_holds_the_others():
+    t = FakeTime()
+    gate = RateGate(max_cooldown=5.0, poll=0.5, clock=t.clock, sleep=t.sleep)
+    gate.cool_down(100.0)
+    assert gate.wait(deadline=t.now + 30) is True  # the probe, at the end of the 5 s
+    assert gate.status() == {"state": "half_open", "probe_in_flight": True}
+    with pytest.raises(GeminiError) as info:  # another caller may not overtake the probe ...
+        gate.wait(deadline=t.now + 2)
+    assert info.value.reason == "rate_limited" and "probed" in str(info.value)
+    before = t.now
+    gate.cool_down(100.0)  # ... and the probe met another 429: open again, capped again
+    assert gate.until == pytest.approx(before + 5.0)
+    assert gate.wait(deadline=t.now + 30) is True  # the next probe
+    gate.probe_done(ok=False)  # a 500 is no answer about the quota: the next caller probes
+    assert gate.wait(deadline=t.now + 30) is True
+    gate.probe_done(ok=True)
+    assert gate.wait(deadline=t.now + 30) is False and gate.status() is None
+
+
+def test_gate_probe_that_never_reports_is_replaced_after_its_lease():
+    t = FakeTime()
+    gate = RateGate(max_cooldown=1.0, probe_lease=10.0, poll=0.5, clock=t.clock, sleep=t.sleep)
+    gate.cool_down(1.0)
+    assert gate.wait(deadline=t.now + 30) is True  # this probe's thread dies without a word
+    start = t.now
+    assert gate.wait(deadline=t.now + 30) is True  # the lease ran out: another caller probes
+    assert 10.0 <= t.now - start <= 11.0
 
 
 def test_gate_keeps_the_longer_cooldown():
@@ -133,7 +175,8 @@ def test_gate_is_shared_between_threads():
 
     def worker() -> None:
         start = time.monotonic()
-        gate.wait(deadline=start + 5)
+        if gate.wait(deadline=start + 5):
+            gate.probe_done(ok=True)  # the probe's call succeeded: the others follow
         waited.append(time.monotonic() - start)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]

@@ -74,10 +74,14 @@ def test_wildcard_allowlist_matches_subdomains_only():
     assert not policy.host_trusted("example.internal.evil.com")
 
 
-def test_label_studio_host_and_allow_private():
-    check_url("http://127.0.0.1:8080/data/upload/1/a.png", Settings(), extra_allowed_hosts=("127.0.0.1",))
+def test_label_studio_origin_and_allow_private():
+    ls = ("http://127.0.0.1:8080",)
+    check_url("http://127.0.0.1:8080/data/upload/1/a.png", Settings(), trusted_urls=ls)
     check_url("http://127.0.0.1:8080/a.png", Settings(fetch_allow_private=True))
-    blocked("http://127.0.0.1:8080/a.png", Settings(), extra_allowed_hosts=("ls.example.com",))
+    blocked("http://127.0.0.1:8080/a.png", Settings(), trusted_urls=("http://ls.example.com",))
+    # the origin, not the host: another port or scheme of Label Studio's machine is another service
+    blocked("http://127.0.0.1:8081/internal-admin", Settings(), trusted_urls=ls)
+    blocked("https://127.0.0.1:8080/a.png", Settings(), trusted_urls=ls)
 
 
 def test_metadata_refused_even_with_allow_private_and_without_connecting():
