@@ -57,10 +57,13 @@ class GeminiGateway:
         self.status = GatewayStatus()
 
     def ask(
-        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float
+        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float,
+        model: str | None = None,
     ) -> Reply:
         try:
-            reply = self.files.generate(self.caller, prompt, list(images), uses=uses, kind=kind, deadline=deadline)
+            reply = self.files.generate(
+                self.caller, prompt, list(images), uses=uses, kind=kind, deadline=deadline, model=model
+            )
         except Exception as exc:
             self.status.last_error = str(exc)[:300]
             self.status.last_error_at = time.time()
@@ -124,7 +127,11 @@ class Backend:
         return self.emulator is not None
 
     def model_version(self, spec: ProjectSpec) -> str:
-        return model_version(self.settings.model, spec, emulated=self.emulated, suffix=self.settings.model_version_suffix)
+        routing = self.settings.routing
+        return model_version(
+            routing.model.name, spec, emulated=self.emulated, suffix=self.settings.model_version_suffix,
+            mask_model=routing.mask_model.name,
+        )
 
     def fetch(self, ref: str, task_id: Any) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
@@ -136,7 +143,8 @@ class Backend:
         else:
             endpoint = self.settings.base_url or "Google Gemini API"
         return {
-            "model": self.settings.model,
+            "model": self.settings.routing.model.name,
+            "routing": self.settings.routing.describe(),
             "endpoint": endpoint,
             "emulator": self.emulated,
             "files_policy": self.settings.files_policy,

@@ -10,7 +10,11 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 - Each Choices and TextArea control gets its own request (its own options or question), with all of
   its images in that one prompt, so "what differs" and pair classification see both images.
 - A detection control bound to several images is asked once per image.
-- Controls with different `model_prompt` extras are not merged (the extra text changes the answer).
+- Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
+  nor controls naming different models (`model_name` / `model_mask_name`).
+- Each plan names its model: GEMINI_MASK_MODEL for segmentation, GEMINI_MODEL for the rest, unless a
+  control overrides it (gemini/models.py `ModelRouting`). Without a routing the model stays None
+  and the caller's default model answers.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .detections import RequestKind
+from .gemini.models import ModelRouting
 from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
 
 _SPATIAL = (RequestKind.BOXES, RequestKind.MASKS)
@@ -32,6 +37,14 @@ class PlannedRequest:
     max_objects: int
     question: str | None = None
     multiple: bool = False
+    model: str | None = None  # the Gemini model to call (resolved), None: the caller's default
+
+
+def _model_for(routing: ModelRouting | None, kind: RequestKind, controls: list[ControlSpec] | tuple[ControlSpec, ...]) -> str | None:
+    if routing is None:
+        return None
+    first = controls[0].settings  # grouped controls share their overrides
+    return routing.for_kind(kind, model_name=first.model_name, mask_name=first.model_mask_name).name
 
 
 def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
@@ -50,10 +63,10 @@ def images_needed(plans: tuple[PlannedRequest, ...] | list[PlannedRequest]) -> t
     return tuple(sorted({name for plan in plans for name in plan.image_names}))
 
 
-def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
+def plan_requests(spec: ProjectSpec, routing: ModelRouting | None = None) -> tuple[PlannedRequest, ...]:
     plans: list[PlannedRequest] = []
     for image in spec.images:
-        groups: dict[tuple[str, str | None, frozenset], list[ControlSpec]] = {}
+        groups: dict[tuple, list[ControlSpec]] = {}
         for control in spec.controls:
             if image.name not in control.to_names:
                 continue
@@ -64,8 +77,9 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
             else:
                 continue
             label_set = frozenset((label.value, label.hint) for label in control.labels)
-            groups.setdefault((group, control.settings.prompt, label_set), []).append(control)
-        for (group, extra, _labels), controls in groups.items():
+            models = (control.settings.model_name, control.settings.model_mask_name)
+            groups.setdefault((group, control.settings.prompt, label_set, models), []).append(control)
+        for (group, extra, _labels, _models), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -82,6 +96,7 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                     labels=_union_labels(controls),
                     max_objects=max(c.settings.max_objects for c in controls),
                     question=extra,
+                    model=_model_for(routing, kind, controls),
                 )
             )
     for control in spec.controls:
@@ -95,6 +110,7 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                     max_objects=control.settings.max_objects,
                     question=control.settings.prompt,
                     multiple=control.multiple,
+                    model=_model_for(routing, control.kind, (control,)),
                 )
             )
     return tuple(plans)

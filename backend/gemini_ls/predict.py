@@ -43,7 +43,8 @@ class Gateway(Protocol):
     """The Gemini edge: sends a prompt with images (inline or as uploaded files) and returns the reply."""
 
     def ask(
-        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float
+        self, prompt: Prompt, images: Sequence[PreparedImage], kind: RequestKind, *, uses: Mapping[str, int], deadline: float,
+        model: str | None = None,
     ) -> Reply: ...
 
 
@@ -125,7 +126,7 @@ class Predictor:
             n_images=len(images),
         )
         try:
-            reply = self.gateway.ask(prompt, images, plan.kind, uses=uses, deadline=deadline)
+            reply = self.gateway.ask(prompt, images, plan.kind, uses=uses, deadline=deadline, model=plan.model)
         except GeminiError as exc:
             raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
         if reply.block_reason:
@@ -306,7 +307,7 @@ class BatchRunner:
         *,
         deadline: float,
     ) -> list[TaskOutcome]:
-        plans = plan_requests(spec)
+        plans = plan_requests(spec, self.settings.routing)
         names = images_needed(plans)
         uses_by_ref: dict[str, int] = {}
         for task in tasks:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .gemini.models import DEFAULT_MASK_MODEL, DEFAULT_MODEL, ModelRouting
 from .labelconfig import Defaults
 
 
@@ -72,7 +73,8 @@ class Settings:
     # Gemini
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
-    model: str = "gemini-2.5-flash"
+    model: str = DEFAULT_MODEL  # boxes, points, classes, captions
+    mask_model: str = DEFAULT_MASK_MODEL  # segmentation (BrushLabels / PolygonLabels)
     concurrency: int = 8
     files_policy: str = "auto"  # auto | always | never
     request_timeout: float = 60.0  # seconds, one Gemini call
@@ -110,6 +112,11 @@ class Settings:
     emulator_latency: float = 0.0
 
     @property
+    def routing(self) -> ModelRouting:
+        """Which model serves which request kind (deprecated names resolved), see gemini/models.py."""
+        return ModelRouting.of(self.model, self.mask_model)
+
+    @property
     def uses_emulator(self) -> bool:
         return self.api_key is None
 
@@ -142,7 +149,8 @@ class Settings:
             # google-genai itself prefers GOOGLE_API_KEY over GEMINI_API_KEY; we follow the SDK.
             api_key=_get(env, "GOOGLE_API_KEY") or _get(env, "GEMINI_API_KEY"),
             base_url=_get(env, "GEMINI_BASE_URL"),
-            model=_get(env, "GEMINI_MODEL", "gemini-2.5-flash") or "gemini-2.5-flash",
+            model=_get(env, "GEMINI_MODEL", DEFAULT_MODEL) or DEFAULT_MODEL,
+            mask_model=_get(env, "GEMINI_MASK_MODEL", DEFAULT_MASK_MODEL) or DEFAULT_MASK_MODEL,
             concurrency=_int(env, "GEMINI_CONCURRENCY", 8, lo=1),
             files_policy=files_policy,
             request_timeout=_float(env, "GEMINI_TIMEOUT", 60.0, lo=0.1),

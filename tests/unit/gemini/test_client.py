@@ -13,6 +13,7 @@ from gemini_ls.gemini.client import (
     generation_config,
     make_client,
     model_family,
+    per_part_media_resolution,
 )
 from gemini_ls.gemini.errors import GeminiError
 from gemini_ls.gemini.prompts import choice_prompt, detection_prompt, segmentation_prompt, text_prompt
@@ -25,6 +26,7 @@ BOX_PROMPT = detection_prompt(LABELS, 25)
 
 
 def settings(**kw) -> Settings:
+    kw.setdefault("model", "gemini-2.5-flash")  # the 2.x baseline; 3.x cases name their model
     return Settings(api_key=KEY, **kw)
 
 
@@ -99,8 +101,13 @@ def test_thinking_per_family():
     for model in ("gemini-3-flash-preview", "gemini-3.6-flash", "gemini-3-flash-lite"):
         config = _thinking(model)
         assert config.thinking_level == types.ThinkingLevel.MINIMAL and config.thinking_budget is None
-    config = _thinking("gemini-3-pro-preview")
-    assert config.thinking_level == types.ThinkingLevel.LOW and config.thinking_budget is None
+    # 3.x Pro, 3.7 and 3.8 Flash offer no MINIMAL (a 400): LOW, the cheapest they accept.
+    for model in ("gemini-3-pro-preview", "gemini-3.1-pro-preview", "gemini-3.7-flash", "gemini-3.8-flash"):
+        config = _thinking(model)
+        assert config.thinking_level == types.ThinkingLevel.LOW and config.thinking_budget is None
+    # A deprecated name is configured with its successor's rules (gemini-3.5-flash -> gemini-3.6-flash).
+    assert _thinking("gemini-3.5-flash").thinking_level == types.ThinkingLevel.MINIMAL
+    assert _thinking("gemini-robotics-er-1.6-preview").thinking_budget == 0
 
 
 @pytest.mark.parametrize(("model", "temperature"), [("gemini-2.5-flash", 0.5), ("gemini-2.0-flash", 0.5), ("gemini-3-pro-preview", 1.0)])
@@ -159,3 +166,14 @@ def test_media_resolution(level):
     # Issue 2 (cookbook#907): HIGH suggested for parity with AI Studio; configurable.
     config = generation_config(settings(media_resolution=level), BOX_PROMPT, RequestKind.BOXES)
     assert config.media_resolution == types.MediaResolution(f"MEDIA_RESOLUTION_{level}")
+    assert per_part_media_resolution(settings(media_resolution=level), "gemini-2.5-flash") is None
+
+
+@pytest.mark.parametrize("level", ["LOW", "MEDIUM", "HIGH"])
+def test_media_resolution_is_per_part_on_3x(level):
+    s = settings(media_resolution=level)
+    config = generation_config(s, BOX_PROMPT, RequestKind.BOXES, "gemini-3.6-flash")
+    assert config.media_resolution is None  # 3.x reads it per image part
+    part = per_part_media_resolution(s, "gemini-3.6-flash")
+    assert part.level == types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{level}")
+    assert per_part_media_resolution(settings(), "gemini-3.6-flash") is None  # unset: model default
