@@ -24,6 +24,7 @@ from .gemini.request import GeminiCaller, RateGate, Reply
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
 from .images.prepare import PreparedImage
+from .interactive import InteractiveService
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
@@ -116,6 +117,7 @@ class Backend:
     emulator: Any = None
     ledger: PredictionLedger = field(default_factory=PredictionLedger)
     redis_probe: BackgroundProbe | None = None
+    interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -205,7 +207,8 @@ def build_backend(settings: Settings) -> Backend:
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
     runner = BatchRunner(predictor, settings, metrics)
+    interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
-        gateway=gateway, runner=runner, cache=cache, emulator=emulator,
+        gateway=gateway, runner=runner, cache=cache, emulator=emulator, interactive=interactive,
     )

@@ -78,6 +78,7 @@ class ControlSpec:
     labels: tuple[LabelSpec, ...]
     settings: ControlSettings
     multiple: bool = False  # Choices: choice="multiple"
+    smart: bool = False  # smart="true" / smartOnly="true": an interactive prompting tool
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 labels=labels,
                 settings=_settings(control.attr or {}, defaults),
                 multiple=(control.attr or {}).get("choice") == "multiple",
+                smart=any(str((control.attr or {}).get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
             )
         )
     if not controls:

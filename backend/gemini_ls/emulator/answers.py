@@ -70,19 +70,25 @@ def _selected(task: Task, images: list[SeenImage]) -> list[tuple[int, SeenObject
 def spatial_items(task: Task, images: list[SeenImage], mask: MaskEncoder | None = png_mask) -> list[dict]:
     """The answer items; `mask` writes a segmentation mask the way the model family does (None: the
     family does not segment, so no "mask" key)."""
+    return object_items(task.kind, _selected(task, images), images, mask)
+
+
+def object_items(kind: TaskKind, chosen: list[tuple[int, SeenObject, str]], images: list[SeenImage],
+                 mask: MaskEncoder | None = png_mask) -> list[dict]:
+    """Answer items for the chosen (image index, object, label) triples, in the shape `kind` asks for."""
     many = len(images) > 1
     items = []
-    for idx, obj, label in _selected(task, images):
+    for idx, obj, label in chosen:
         seen = images[idx]
         x0, y0, x1, y1 = obj.box
-        if task.kind is TaskKind.POINT:
+        if kind is TaskKind.POINT:
             cx, cy = obj.centre
             item: dict = {"point": [_norm(cy, seen.height), _norm(cx, seen.width)], "label": label}
         else:
             item = {
                 "box_2d": [_norm(y0, seen.height), _norm(x0, seen.width), _norm(y1, seen.height), _norm(x1, seen.width)]
             }
-            if task.kind is TaskKind.SEGMENT and mask is not None:
+            if kind is TaskKind.SEGMENT and mask is not None:
                 item["mask"] = mask(obj, seen)
             item["label"] = label
         item["confidence"] = _confidence(idx, obj)

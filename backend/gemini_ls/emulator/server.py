@@ -27,7 +27,7 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from . import DEFAULT_API_KEY, answers, errors, families, tokens, understanding, vision, wire
+from . import DEFAULT_API_KEY, answers, errors, families, interactive, tokens, understanding, vision, wire
 from . import faults as faults_mod
 from .errors import ApiError
 from .faults import Fault, FaultError, FaultPlan
@@ -42,6 +42,7 @@ _FILE_ROUTE = re.compile(rf"^/{_VERSION}/files/([a-z0-9][a-z0-9-]*)$")
 _UPLOAD_ROUTE = re.compile(rf"^/upload/{_VERSION}/files$")
 _KNOWN_MODEL = re.compile(r"^(gemini|gemma|learnlm)", re.IGNORECASE)
 _VISION_CACHE_SIZE = 64
+_SPATIAL = (understanding.TaskKind.DETECT, understanding.TaskKind.SEGMENT)
 
 
 class _DropConnection(Exception):
@@ -442,7 +443,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         task = understanding.read_task(parsed.system_text, parsed.user_text)
         request_key = hashlib.sha256(raw).hexdigest()
-        items = answers.build_items(task, seen, families.mask_encoder(family))
+        mask = families.mask_encoder(family)
+        items = interactive.items_for(task, parsed.user_text, seen, mask) if task.kind in _SPATIAL else None
+        items = items if items is not None else answers.build_items(task, seen, mask)
         if items is None:
             text = answers.plain_text(task, seen)
             n_masks = 0

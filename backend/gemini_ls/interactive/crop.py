@@ -1,0 +1,103 @@
+"""A drawn box -> the crop Gemini is asked on, and the answer mapped back to the whole image.
+
+Asking on a crop of the box (with a margin, so the object's edges and some context are in view)
+costs fewer tokens than the whole image and shows a small object larger. The crop's long side is
+at most CROP_MAX_SIDE px; a JPEG is decoded at the smallest DCT scale that still gives that (PIL's
+draft), so a 12 MP photo is not decoded in full for a small box.
+
+Coordinates: Gemini answers in 0-1000 of the crop; `CropFrame.to_image` maps a ParsedAnswer into
+0-1000 of the whole image (boxes and polygon rings; a probability map is box-relative and needs
+nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, replace
+
+from PIL import Image, ImageOps
+
+from ..detections import NORM, ParsedAnswer, PolygonMask
+from ..gemini.parse import parse_box
+from ..images.prepare import PreparedImage
+from .context import DrawnBox
+
+CROP_MAX_SIDE = 768
+MARGIN = 0.2  # of the box's size, on every side
+MIN_MARGIN_PX = 8
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class CropFrame:
+    """The crop's rectangle in pixels of the image as Label Studio shows it (w x h)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    width: int
+    height: int
+
+    def _x(self, x: float) -> float:
+        return (self.x0 + x / NORM * (self.x1 - self.x0)) / self.width * NORM
+
+    def _y(self, y: float) -> float:
+        return (self.y0 + y / NORM * (self.y1 - self.y0)) / self.height * NORM
+
+    def box_in_crop(self, box: DrawnBox) -> list[int]:
+        """The drawn box as [ymin, xmin, ymax, xmax] in 0-1000 of the crop (what the prompt names)."""
+        cw, ch = self.x1 - self.x0, self.y1 - self.y0
+        x0, y0 = box.x / 100 * self.width, box.y / 100 * self.height
+        x1, y1 = x0 + box.width / 100 * self.width, y0 + box.height / 100 * self.height
+        return [round((y0 - self.y0) / ch * NORM), round((x0 - self.x0) / cw * NORM),
+                round((y1 - self.y0) / ch * NORM), round((x1 - self.x0) / cw * NORM)]
+
+    def to_image(self, answer: ParsedAnswer) -> ParsedAnswer:
+        mapped = []
+        for det in answer.detections:
+            box = det.box
+            if box is not None:
+                box = parse_box([self._y(box.ymin), self._x(box.xmin), self._y(box.ymax), self._x(box.xmax)])
+            polygon = det.polygon
+            if polygon is not None:
+                polygon = PolygonMask(tuple(tuple((self._x(x), self._y(y)) for x, y in ring) for ring in polygon.rings))
+            mapped.append(replace(det, box=box, polygon=polygon))
+        return replace(answer, detections=tuple(mapped), derived={})
+
+
+def crop_frame(box: DrawnBox, width: int, height: int) -> CropFrame:
+    bw, bh = box.width / 100 * width, box.height / 100 * height
+    mx, my = max(MIN_MARGIN_PX, MARGIN * bw), max(MIN_MARGIN_PX, MARGIN * bh)
+    x0 = max(0.0, box.x / 100 * width - mx)
+    y0 = max(0.0, box.y / 100 * height - my)
+    x1 = min(float(width), box.x / 100 * width + bw + mx)
+    y1 = min(float(height), box.y / 100 * height + bh + my)
+    # whole pixels, so the crop's pixels are exactly the frame's
+    return CropFrame(float(int(x0)), float(int(y0)), float(min(width, int(x1 + 0.999))), float(min(height, int(y1 + 0.999))),
+                     width, height)
+
+
+def crop_image(raw: bytes, frame: CropFrame, *, name: str) -> PreparedImage:
+    """The frame's pixels of `raw` (EXIF-oriented like Label Studio shows it), long side <= 768 px."""
+    cw, ch = frame.x1 - frame.x0, frame.y1 - frame.y0
+    scale = min(1.0, CROP_MAX_SIDE / max(cw, ch))
+    with Image.open(io.BytesIO(raw)) as im:
+        if im.format in ("JPEG", "MPO") and scale < 1.0:
+            # Decode at 1/2..1/8 when that still leaves the crop >= its target size.
+            im.draft(im.mode, (max(1, int(im.size[0] * scale)), max(1, int(im.size[1] * scale))))
+        im.load()
+        oriented = ImageOps.exif_transpose(im)
+        fx, fy = oriented.size[0] / frame.width, oriented.size[1] / frame.height  # draft scale
+        piece = oriented.crop((round(frame.x0 * fx), round(frame.y0 * fy), round(frame.x1 * fx), round(frame.y1 * fy)))
+        target = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+        if piece.size != target:
+            piece = piece.resize(target, Image.Resampling.BILINEAR)
+        if piece.mode not in ("RGB", "L"):
+            piece = piece.convert("RGB")
+        out = io.BytesIO()
+        piece.save(out, "JPEG", quality=JPEG_QUALITY)
+    data = out.getvalue()
+    return PreparedImage(name=name, data=data, mime_type="image/jpeg", width=target[0], height=target[1],
+                         sent_width=target[0], sent_height=target[1], sha256=hashlib.sha256(data).hexdigest())
