@@ -130,12 +130,13 @@ class InteractiveService:
 
     @staticmethod
     def _outputs(spec: ProjectSpec, interaction: Interaction, image: str) -> list[ControlSpec]:
-        outputs = [c for c in spec.controls
-                   if c.tag in OUTPUT_TAGS and image in c.to_names and c.name not in interaction.sources]
-        # Smart controls are the annotator's prompting tools; they get results only when nothing else would.
-        outputs = [c for c in outputs if not c.smart] or outputs
+        spatial = [c for c in spec.controls if c.tag in OUTPUT_TAGS and image in c.to_names]
         if interaction.kind != "phrase" and interaction.label is not None:
-            outputs = [c for c in outputs if any(label.value == interaction.label for label in c.labels)]
+            spatial = [c for c in spatial if any(label.value == interaction.label for label in c.labels)]
+        # The control the prompt came from and smart (prompting) controls get results only when
+        # nothing else would (a RectangleLabels-only project: the drawn box comes back fitted).
+        others = [c for c in spatial if c.name not in interaction.sources]
+        outputs = [c for c in others if not c.smart] or others or spatial
         if not outputs:
             wanted = f" with the label {interaction.label!r}" if interaction.label and interaction.kind != "phrase" else ""
             raise TaskFailure("context", f"the config has no BrushLabels, PolygonLabels or RectangleLabels control "
