@@ -12,6 +12,8 @@ ORDER = [
     ("combined.md", "Issue 5: one combined request vs separate requests"),
     ("files.md", "Issue 6: bytes and latency per task by Files API policy"),
     ("soak.md", "Issue 8: soak, 2 gunicorn workers, faults injected"),
+    ("models.md", "Issue 17: tokens per task by model routing (2.5 vs 3.x)"),
+    ("interactive.md", "Issue 17: interactive pre-annotation overhead on a 12 MP photo"),
 ]
 
 HEADER = """# Benchmarks

@@ -2,8 +2,7 @@
 
 Asking on a crop of the box (with a margin, so the object's edges and some context are in view)
 costs fewer tokens than the whole image and shows a small object larger. The crop's long side is
-at most CROP_MAX_SIDE px; a JPEG is decoded at the smallest DCT scale that still gives that (PIL's
-draft), so a 12 MP photo is not decoded in full for a small box.
+at most CROP_MAX_SIDE px, cut from the full-resolution pixels (a small box keeps all its detail).
 
 Coordinates: Gemini answers in 0-1000 of the crop; `CropFrame.to_image` maps a ParsedAnswer into
 0-1000 of the whole image (boxes and polygon rings; a probability map is box-relative and needs
@@ -79,25 +78,28 @@ def crop_frame(box: DrawnBox, width: int, height: int) -> CropFrame:
                      width, height)
 
 
-def crop_image(raw: bytes, frame: CropFrame, *, name: str) -> PreparedImage:
-    """The frame's pixels of `raw` (EXIF-oriented like Label Studio shows it), long side <= 768 px."""
-    cw, ch = frame.x1 - frame.x0, frame.y1 - frame.y0
-    scale = min(1.0, CROP_MAX_SIDE / max(cw, ch))
+def decode_oriented(raw: bytes) -> Image.Image:
+    """The whole image at full resolution, as Label Studio shows it (EXIF applied), RGB or L.
+
+    Decoded once per task and kept (service.py): a 12 MP JPEG costs ~0.1-0.3 s to decode, and
+    every box the annotator draws on that image crops from the same pixels.
+    """
     with Image.open(io.BytesIO(raw)) as im:
-        if im.format in ("JPEG", "MPO") and scale < 1.0:
-            # Decode at 1/2..1/8 when that still leaves the crop >= its target size.
-            im.draft(im.mode, (max(1, int(im.size[0] * scale)), max(1, int(im.size[1] * scale))))
         im.load()
         oriented = ImageOps.exif_transpose(im)
-        fx, fy = oriented.size[0] / frame.width, oriented.size[1] / frame.height  # draft scale
-        piece = oriented.crop((round(frame.x0 * fx), round(frame.y0 * fy), round(frame.x1 * fx), round(frame.y1 * fy)))
-        target = (max(1, round(cw * scale)), max(1, round(ch * scale)))
-        if piece.size != target:
-            piece = piece.resize(target, Image.Resampling.BILINEAR)
-        if piece.mode not in ("RGB", "L"):
-            piece = piece.convert("RGB")
-        out = io.BytesIO()
-        piece.save(out, "JPEG", quality=JPEG_QUALITY)
+        return oriented if oriented.mode in ("RGB", "L") else oriented.convert("RGB")
+
+
+def crop_image(pixels: Image.Image, frame: CropFrame, *, name: str) -> PreparedImage:
+    """The frame's pixels of the oriented image, long side <= 768 px, as a JPEG for Gemini."""
+    cw, ch = frame.x1 - frame.x0, frame.y1 - frame.y0
+    scale = min(1.0, CROP_MAX_SIDE / max(cw, ch))
+    piece = pixels.crop((int(frame.x0), int(frame.y0), int(frame.x1), int(frame.y1)))
+    target = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+    if piece.size != target:
+        piece = piece.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    piece.save(out, "JPEG", quality=JPEG_QUALITY)
     data = out.getvalue()
     return PreparedImage(name=name, data=data, mime_type="image/jpeg", width=target[0], height=target[1],
                          sent_width=target[0], sent_height=target[1], sha256=hashlib.sha256(data).hexdigest())

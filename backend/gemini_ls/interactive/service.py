@@ -14,8 +14,9 @@ Segmentation goes to GEMINI_MASK_MODEL when any mask control is among them, else
 GEMINI_MODEL (control overrides apply). The request goes through the predictor's own ask / region /
 validation steps, so parsing, label matching, metrics and Label Studio validation are the batch's.
 
-The fetched and prepared image is kept for the last few tasks: an annotator clicks several times
-on one image, and only the first interaction pays for the download and decode.
+The fetched and prepared image is kept for the last few tasks, and the full-resolution decode (for
+box crops) for the last two: an annotator clicks several times on one image, and only the first
+interaction pays for the download and decode.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from PIL import Image
+
 from ..detections import ImageMeta, ParsedAnswer, RequestKind
 from ..images.errors import ImageError
 from ..images.prepare import PreparedImage, prepare_image
@@ -35,12 +38,13 @@ from ..plan import PlannedRequest, _union_labels
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome, image_refs
 from ..settings import Settings
 from .context import ContextError, Interaction, parse_context
-from .crop import crop_frame, crop_image
+from .crop import crop_frame, crop_image, decode_oriented
 from .prompts import box_instruction, click_instruction, phrase_instruction
 
 OUTPUT_TAGS = ("BrushLabels", "PolygonLabels", "RectangleLabels")
 _MASK_TAGS = ("BrushLabels", "PolygonLabels")
-CACHE_IMAGES = 8
+CACHE_IMAGES = 8  # prepared (downscaled) images kept, a few hundred kB each
+CACHE_PIXELS = 2  # full-resolution decodes kept for box crops (36 MB for 12 MP)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class InteractiveService:
         self.fetch = fetch
         self._lock = threading.Lock()
         self._images: OrderedDict[tuple, _Source] = OrderedDict()
+        self._pixels: OrderedDict[tuple, Image.Image] = OrderedDict()
 
     # -- public --------------------------------------------------------------------------------
     def predict(self, task: Mapping[str, Any], spec: ProjectSpec, context: Mapping[str, Any] | None, *,
@@ -164,6 +169,20 @@ class InteractiveService:
                 self._images.popitem(last=False)
         return source
 
+    def _full_pixels(self, source: _Source) -> Image.Image:
+        key = (source.prepared.sha256, len(source.raw))
+        with self._lock:
+            found = self._pixels.get(key)
+            if found is not None:
+                self._pixels.move_to_end(key)
+                return found
+        pixels = decode_oriented(source.raw)
+        with self._lock:
+            self._pixels[key] = pixels
+            while len(self._pixels) > CACHE_PIXELS:
+                self._pixels.popitem(last=False)
+        return pixels
+
     def _plan(self, interaction: Interaction, outputs: list[ControlSpec], image: str, source: _Source):
         kind = RequestKind.MASKS if any(c.tag in _MASK_TAGS for c in outputs) else RequestKind.BOXES
         first = outputs[0].settings
@@ -180,7 +199,7 @@ class InteractiveService:
             if interaction.box is not None:
                 frame = crop_frame(interaction.box, source.prepared.width, source.prepared.height)
                 try:
-                    sent = crop_image(source.raw, frame, name=image)
+                    sent = crop_image(self._full_pixels(source), frame, name=image)
                 except Exception as exc:  # PIL: the bytes decoded once already; anything here is a bad file
                     raise TaskFailure("image_corrupt", f"image {image!r}: could not crop it ({type(exc).__name__})") from exc
                 question = box_instruction(frame.box_in_crop(interaction.box), labels[0].value)
