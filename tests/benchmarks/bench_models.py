@@ -31,7 +31,7 @@ PROJECT = config(rect_control(extra=MAX), brush_control(extra=MAX), polygon_cont
                  '<TextArea name="caption" toName="image"/>')
 
 ROUTINGS = [
-    ("2.5 for everything (the old default)", {"GEMINI_MODEL": "gemini-2.5-flash", "GEMINI_MASK_MODEL": "gemini-2.5-flash"}),
+    ("2.5 Flash-Lite for everything", {"GEMINI_MODEL": "gemini-2.5-flash-lite", "GEMINI_MASK_MODEL": "gemini-2.5-flash-lite"}),
     ("default: 3.6 Flash + 2.5 Flash-Lite masks", {}),
     ("3.6 Flash for everything (polygon masks)", {"GEMINI_MASK_MODEL": "gemini-3.6-flash"}),
     ("3.6 Flash, GEMINI_MEDIA_RESOLUTION=MEDIUM", {"GEMINI_MASK_MODEL": "gemini-3.6-flash", "GEMINI_MEDIA_RESOLUTION": "MEDIUM"}),

@@ -65,11 +65,15 @@ def test_deprecated_names_route_to_their_successor():
     assert resolve("gemini-3.5-flash").name == "gemini-3.6-flash"
     assert resolve("gemini-3-pro-preview").name == "gemini-3.1-pro-preview"
     assert resolve("gemini-3.6-flash").name == "gemini-3.6-flash"
+    assert resolve("gemini-2.5-flash").name == "gemini-3.5-flash-lite"  # retired 2026-12-01
     routing = ModelRouting.of("gemini-3.5-flash", "gemini-2.5-flash")
     health = routing.describe()
     assert health["model"] == "gemini-3.6-flash" and health["configured"]["GEMINI_MODEL"] == "gemini-3.5-flash"
     assert "gemini-3.5-flash is deprecated; routed to gemini-3.6-flash" in health["deprecations"]
-    assert any(n.startswith("gemini-2.5-flash is deprecated") for n in health["deprecations"])
+    assert "gemini-2.5-flash is shut down; routed to gemini-3.5-flash-lite" in health["deprecations"]
+    assert health["mask_format"]["mask_model"] == "polygon"  # what the successor answers with
+    unknown = ModelRouting.of("gemini-4.2-flash", "gemini-2.5-flash-lite").describe()["deprecations"]
+    assert unknown == ["gemini-4.2-flash is not in the model table; treated as a 3 model"]
 
 
 def test_routing_per_kind_and_overrides():
