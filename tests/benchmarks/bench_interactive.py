@@ -121,8 +121,10 @@ def main() -> None:
         "",
         "Backend time = the interaction's wall time minus the Gemini call. cold = first interaction on the task "
         "(data: URI decoded, 12 MP JPEG decoded at 1/2 scale by libjpeg and downscaled to IMAGE_MAX_SIDE); "
-        "warm = a following click/box/phrase on the same task (the prepared image is reused). "
-        "The box is asked on its crop, decoded at the smallest JPEG scale that keeps it >= its 768 px target.",
+        "warm = a following click/box/phrase on the same task (the prepared image is reused; a box crops from the "
+        "full-resolution decode kept for the last two images, so the first box also pays one full 12 MP decode). "
+        "session = all interactions of the sessions pooled: what an annotator refining regions sees. The machine "
+        "was shared with other jobs (load above), so absolute times are pessimistic.",
     ]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
