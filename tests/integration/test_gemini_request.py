@@ -38,7 +38,8 @@ TRUTH = {o.name: o.box for o in SCENE.objects}
 
 
 def make_caller(emu, *, headers=None, gate=None, metrics=None, **overrides) -> GeminiCaller:
-    settings = Settings(api_key=KEY, base_url=emu.url, model="gemini-2.5-flash-lite", max_retries=3, request_timeout=10.0).with_(**overrides)
+    settings = Settings(api_key=KEY, base_url=emu.url, model="gemini-2.5-flash-lite", max_retries=3, request_timeout=10.0)
+    settings = settings.with_(**overrides)
     # rand=0.05: keep the jittered backoff short so the tests are fast, still > 0
     return GeminiCaller(make_client(settings, headers=headers), settings, metrics or Metrics(), gate=gate, rand=lambda: 0.05)
 

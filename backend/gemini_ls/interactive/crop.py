@@ -15,6 +15,8 @@ import hashlib
 import io
 from dataclasses import dataclass, replace
 
+import cv2
+import numpy as np
 from PIL import Image, ImageOps
 
 from ..detections import NORM, ParsedAnswer, PolygonMask
@@ -78,8 +80,8 @@ def crop_frame(box: DrawnBox, width: int, height: int) -> CropFrame:
                      width, height)
 
 
-def decode_oriented(raw: bytes) -> Image.Image:
-    """The whole image at full resolution, as Label Studio shows it (EXIF applied), RGB or L.
+def decode_oriented(raw: bytes) -> np.ndarray:
+    """The whole image at full resolution, as Label Studio shows it (EXIF applied): RGB or grey pixels.
 
     Decoded once per task and kept (service.py): a 12 MP JPEG costs ~0.1-0.3 s to decode, and
     every box the annotator draws on that image crops from the same pixels.
@@ -87,19 +89,24 @@ def decode_oriented(raw: bytes) -> Image.Image:
     with Image.open(io.BytesIO(raw)) as im:
         im.load()
         oriented = ImageOps.exif_transpose(im)
-        return oriented if oriented.mode in ("RGB", "L") else oriented.convert("RGB")
+        if oriented.mode not in ("RGB", "L"):
+            oriented = oriented.convert("RGB")
+        return np.asarray(oriented)
 
 
-def crop_image(pixels: Image.Image, frame: CropFrame, *, name: str) -> PreparedImage:
+def crop_image(pixels: np.ndarray, frame: CropFrame, *, name: str) -> PreparedImage:
     """The frame's pixels of the oriented image, long side <= 768 px, as a JPEG for Gemini."""
     cw, ch = frame.x1 - frame.x0, frame.y1 - frame.y0
     scale = min(1.0, CROP_MAX_SIDE / max(cw, ch))
-    piece = pixels.crop((int(frame.x0), int(frame.y0), int(frame.x1), int(frame.y1)))
+    piece = pixels[int(frame.y0):int(frame.y1), int(frame.x0):int(frame.x1)]
     target = (max(1, round(cw * scale)), max(1, round(ch * scale)))
-    if piece.size != target:
-        piece = piece.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    out = io.BytesIO()
-    piece.save(out, "JPEG", quality=JPEG_QUALITY)
-    data = out.getvalue()
+    if (piece.shape[1], piece.shape[0]) != target:
+        piece = cv2.resize(piece, target, interpolation=cv2.INTER_AREA)  # ~10x faster than PIL here
+    if piece.ndim == 3:
+        piece = cv2.cvtColor(piece, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", piece, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("could not encode the crop as JPEG")
+    data = encoded.tobytes()
     return PreparedImage(name=name, data=data, mime_type="image/jpeg", width=target[0], height=target[1],
                          sent_width=target[0], sent_height=target[1], sha256=hashlib.sha256(data).hexdigest())

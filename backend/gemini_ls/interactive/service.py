@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from PIL import Image
+import numpy as np
 
 from ..detections import ImageMeta, ParsedAnswer, RequestKind
 from ..images.errors import ImageError
@@ -70,7 +70,7 @@ class InteractiveService:
         self.fetch = fetch
         self._lock = threading.Lock()
         self._images: OrderedDict[tuple, _Source] = OrderedDict()
-        self._pixels: OrderedDict[tuple, Image.Image] = OrderedDict()
+        self._pixels: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
     # -- public --------------------------------------------------------------------------------
     def predict(self, task: Mapping[str, Any], spec: ProjectSpec, context: Mapping[str, Any] | None, *,
@@ -169,7 +169,7 @@ class InteractiveService:
                 self._images.popitem(last=False)
         return source
 
-    def _full_pixels(self, source: _Source) -> Image.Image:
+    def _full_pixels(self, source: _Source) -> np.ndarray:
         key = (source.prepared.sha256, len(source.raw))
         with self._lock:
             found = self._pixels.get(key)

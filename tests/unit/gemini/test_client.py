@@ -113,7 +113,9 @@ def test_thinking_per_family():
     assert _thinking("gemini-robotics-er-1.6-preview").thinking_budget == 0
 
 
-@pytest.mark.parametrize(("model", "temperature"), [("gemini-2.5-flash-lite", 0.5), ("gemini-2.0-flash", 0.5), ("gemini-3-pro-preview", 1.0)])
+@pytest.mark.parametrize(
+    ("model", "temperature"), [("gemini-2.5-flash-lite", 0.5), ("gemini-2.0-flash", 0.5), ("gemini-3-pro-preview", 1.0)]
+)
 def test_family_default_temperature(model, temperature):
     assert generation_config(settings(model=model), BOX_PROMPT, RequestKind.BOXES).temperature == temperature
 
