@@ -30,18 +30,10 @@ from gemini_ls.interactive.crop import crop_frame
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.settings import Settings
 from tests.fixtures.backend import test_env
-from tests.helpers import colour_labels, data_uri
+from tests.helpers import data_uri, interactive_config
 
 OUT = Path(__file__).parent / "results" / "interactive.md"
-CONFIG = (
-    '<View><Image name="image" value="$image"/>'
-    f'<KeyPointLabels name="kp" toName="image" smart="true">{colour_labels()}</KeyPointLabels>'
-    f'<RectangleLabels name="box" toName="image" smart="true">{colour_labels()}</RectangleLabels>'
-    f'<BrushLabels name="brush" toName="image">{colour_labels()}</BrushLabels>'
-    f'<PolygonLabels name="poly" toName="image">{colour_labels()}</PolygonLabels>'
-    '<TextArea name="prompt" toName="image" editable="true"/>'
-    "</View>"
-)
+CONFIG = interactive_config()
 
 
 def _contexts(scene):

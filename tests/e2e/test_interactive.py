@@ -9,21 +9,14 @@ import numpy as np
 import pytest
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
-from tests.helpers import brush_mask, colour_labels, label_of
+from tests.helpers import brush_mask, interactive_config, label_of
 
 from .conftest import backend_env
 from .helpers import start_backend_process
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = (
-    '<View><Image name="image" value="$image"/>'
-    f'<KeyPointLabels name="kp" toName="image" smart="true">{colour_labels()}</KeyPointLabels>'
-    f'<RectangleLabels name="box" toName="image" smart="true">{colour_labels()}</RectangleLabels>'
-    f'<BrushLabels name="brush" toName="image">{colour_labels()}</BrushLabels>'
-    '<TextArea name="prompt" toName="image" editable="true"/>'
-    "</View>"
-)
+CONFIG = interactive_config("BrushLabels")
 SCENE = make_scene(1024, 768, names=["red circle", "red circle", "blue square", "green triangle", "red square"], seed=33)
 W, H = SCENE.width, SCENE.height
 

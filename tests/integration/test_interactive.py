@@ -8,17 +8,9 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
-from tests.helpers import brush_mask, colour_labels, data_uri, label_of, polygon_mask
+from tests.helpers import brush_mask, data_uri, interactive_config, label_of, polygon_mask
 
-CONFIG = (
-    '<View><Image name="image" value="$image"/>'
-    f'<KeyPointLabels name="kp" toName="image" smart="true">{colour_labels()}</KeyPointLabels>'
-    f'<RectangleLabels name="box" toName="image" smart="true">{colour_labels()}</RectangleLabels>'
-    f'<BrushLabels name="brush" toName="image">{colour_labels()}</BrushLabels>'
-    f'<PolygonLabels name="poly" toName="image">{colour_labels()}</PolygonLabels>'
-    '<TextArea name="prompt" toName="image" editable="true"/>'
-    "</View>"
-)
+CONFIG = interactive_config()
 SCENE = make_scene(1200, 900, names=["red circle", "red circle", "blue square", "red square", "green triangle"], seed=21)
 TASK = {"id": 5, "data": {"image": data_uri(encode_image(SCENE.image, "jpeg"), "image/jpeg")}}
 W, H = SCENE.width, SCENE.height
