@@ -54,7 +54,7 @@ class Interaction:
 
     @property
     def kind(self) -> str:
-        """"box" (a drawn box, maybe refined by clicks), "click" or "phrase"."""
+        """"box" (a drawn box wins over clicks drawn with it), "click" or "phrase"."""
         if self.box is not None:
             return "box"
         return "click" if self.clicks else "phrase"

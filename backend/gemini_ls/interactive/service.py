@@ -45,6 +45,8 @@ OUTPUT_TAGS = ("BrushLabels", "PolygonLabels", "RectangleLabels")
 _MASK_TAGS = ("BrushLabels", "PolygonLabels")
 CACHE_IMAGES = 8  # prepared (downscaled) images kept, a few hundred kB each
 CACHE_PIXELS = 2  # full-resolution decodes kept for box crops (36 MB for 12 MP)
+_OUT_OF_TIME = frozenset({"gemini_timeout", "gemini_deadline", "timeout"})
+DEADLINE_SLACK = 1.0  # seconds: a failure this close to the deadline is the deadline's doing
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,11 @@ class InteractiveService:
                 score=round(sum(scores) / len(scores), 4) if scores else None, seconds=time.monotonic() - started,
             )
         except TaskFailure as exc:
-            outcome = TaskOutcome(task_id, "failed", error=exc.message, reason=exc.reason,
-                                  seconds=time.monotonic() - started)
+            message = exc.message
+            if exc.reason in _OUT_OF_TIME or time.monotonic() >= deadline - DEADLINE_SLACK:
+                # the annotator sees this: name the setting that cut it short
+                message = f"not finished within PREDICT_TIMEOUT={self.settings.predict_timeout:g}s: {message}"
+            outcome = TaskOutcome(task_id, "failed", error=message, reason=exc.reason, seconds=time.monotonic() - started)
         return outcome, Timings(time.monotonic() - started, gemini)
 
     # -- steps ---------------------------------------------------------------------------------
