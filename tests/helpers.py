@@ -36,6 +36,20 @@ def keypoint_control(name: str = "kp", to: str = "image", extra: str = 'model_ma
     return f'<KeyPointLabels name="{name}" toName="{to}" {extra}>{colour_labels()}</KeyPointLabels>'
 
 
+def interactive_config(*outputs: str) -> str:
+    """Smart KeyPointLabels + RectangleLabels (the annotator's prompts), a TextArea for phrases, and
+    one output control per tag in `outputs` (default BrushLabels + PolygonLabels), colour labels."""
+    names = {"BrushLabels": "brush", "PolygonLabels": "poly", "RectangleLabels": "rect"}
+    tools = "".join(f'<{tag} name="{names[tag]}" toName="image">{colour_labels()}</{tag}>'
+                    for tag in (outputs or ("BrushLabels", "PolygonLabels")))
+    return (
+        '<View><Image name="image" value="$image"/>'
+        f'<KeyPointLabels name="kp" toName="image" smart="true">{colour_labels()}</KeyPointLabels>'
+        f'<RectangleLabels name="box" toName="image" smart="true">{colour_labels()}</RectangleLabels>'
+        f'{tools}<TextArea name="prompt" toName="image" editable="true"/></View>'
+    )
+
+
 def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode()
 

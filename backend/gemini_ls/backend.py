@@ -23,6 +23,7 @@ from .gemini.prompts import PROMPT_VERSION
 from .gemini.request import GeminiCaller, RateGate
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
+from .interactive import InteractiveService
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
@@ -85,6 +86,7 @@ class Backend:
     ledger: PredictionLedger = field(default_factory=PredictionLedger)
     redis_probe: BackgroundProbe | None = None
     rate_gate: RateGate | None = None  # the process's shared 429 cool-down, for /health
+    interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -96,8 +98,10 @@ class Backend:
         return self.emulator is not None
 
     def model_version(self, spec: ProjectSpec) -> str:
+        routing = self.settings.routing
         return model_version(
-            self.settings.model, spec, prompt_version=PROMPT_VERSION, emulated=self.emulated, suffix=self.settings.model_version_suffix
+            routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=self.emulated,
+            suffix=self.settings.model_version_suffix, mask_model=routing.mask_model.name,
         )
 
     def fetch(self, ref: str, task_id: Any) -> bytes:
@@ -110,7 +114,8 @@ class Backend:
         else:
             endpoint = self.settings.base_url or "Google Gemini API"
         return {
-            "model": self.settings.model,
+            "model": self.settings.routing.model.name,
+            "routing": self.settings.routing.describe(),
             "endpoint": endpoint,
             "emulator": self.emulated,
             "files_policy": self.settings.files_policy,
@@ -169,7 +174,8 @@ def build_backend(settings: Settings) -> Backend:
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
     runner = BatchRunner(predictor, settings, metrics)
+    interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
-        gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate,
+        gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,
     )

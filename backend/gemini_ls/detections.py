@@ -75,6 +75,13 @@ class NormBox:
     def area(self) -> float:
         return max(0.0, self.ymax - self.ymin) * max(0.0, self.xmax - self.xmin)
 
+    @classmethod
+    def from_corners(cls, y0: float, x0: float, y1: float, x1: float) -> NormBox | None:
+        """Two opposite corners in any order -> a clamped, ordered box; None if it has no area."""
+        y0, x0, y1, x1 = (min(max(v, 0.0), NORM) for v in (y0, x0, y1, x1))
+        box = cls(ymin=min(y0, y1), xmin=min(x0, x1), ymax=max(y0, y1), xmax=max(x0, x1))
+        return box if box.area > 0 else None
+
     def to_percent(self) -> tuple[float, float, float, float]:
         """(x, y, width, height) in percent of the image, Label Studio's rectangle frame."""
         return (
@@ -129,12 +136,26 @@ class NormPoint:
         return self.x / 10.0, self.y / 10.0
 
 
+@dataclass(frozen=True)
+class PolygonMask:
+    """A mask sent as outlines (3.x and Robotics-ER 1.6): rings of (x, y) in the 0-1000 frame of the
+    whole image, each ring one part of the object (their union is the mask; at least 3 points each)."""
+
+    rings: tuple[tuple[tuple[float, float], ...], ...]
+
+    def bounds(self) -> NormBox:
+        xs = [x for ring in self.rings for x, _ in ring]
+        ys = [y for ring in self.rings for _, y in ring]
+        return NormBox(ymin=min(ys), xmin=min(xs), ymax=max(ys), xmax=max(xs))
+
+
 @dataclass(frozen=True, eq=False)
 class Detection:
     """One object Gemini reported, mapped to a label of the project.
 
-    `mask` is Gemini's probability map (uint8, 0..255) covering only `box`, at whatever
-    resolution Gemini sent it (256x256 in practice); None when no usable mask came back.
+    Its mask comes in one of two variants, by model family: `mask`, Gemini's probability map
+    (uint8, 0..255) covering only `box` at whatever resolution Gemini sent it (256x256 in
+    practice), or `polygon`, outlines in image coordinates. Both None when no usable mask came back.
     """
 
     label: str
@@ -144,6 +165,11 @@ class Detection:
     mask: np.ndarray | None = None
     score: float | None = None
     image_index: int = 0
+    polygon: PolygonMask | None = None
+
+    @property
+    def has_mask(self) -> bool:
+        return self.box is not None and (self.mask is not None or self.polygon is not None)
 
 
 @dataclass(frozen=True)

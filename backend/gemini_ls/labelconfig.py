@@ -62,6 +62,10 @@ class ControlSettings:
     polygon_tolerance: float
     min_area: int
     prompt: str | None = None
+    # model_name / model_mask_name: this control's Gemini model for its non-mask / mask requests
+    # (None: GEMINI_MODEL / GEMINI_MASK_MODEL), see gemini/models.py.
+    model_name: str | None = None
+    model_mask_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class ControlSpec:
     labels: tuple[LabelSpec, ...]
     settings: ControlSettings
     multiple: bool = False  # Choices: choice="multiple"
+    smart: bool = False  # smart="true" / smartOnly="true": an interactive prompting tool
 
 
 @dataclass(frozen=True)
@@ -112,15 +117,21 @@ def _float(attr: dict, key: str, default: float, lo: float, hi: float) -> float:
     return value
 
 
+def _text(attr: dict, key: str) -> str | None:
+    value = attr.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def _settings(attr: dict, defaults: Defaults) -> ControlSettings:
-    prompt = attr.get("model_prompt")
     return ControlSettings(
         score_threshold=_float(attr, "model_score_threshold", defaults.score_threshold, 0.0, 1.0),
         max_objects=int(_float(attr, "model_max_objects", defaults.max_objects, 1, 1000)),
         mask_threshold=int(_float(attr, "model_mask_threshold", defaults.mask_threshold, 0, 254)),
         polygon_tolerance=_float(attr, "model_polygon_tolerance", defaults.polygon_tolerance, 0.0, 1000.0),
         min_area=int(_float(attr, "model_min_area", defaults.min_area, 0, 1e9)),
-        prompt=prompt.strip() if isinstance(prompt, str) and prompt.strip() else None,
+        prompt=_text(attr, "model_prompt"),
+        model_name=_text(attr, "model_name"),
+        model_mask_name=_text(attr, "model_mask_name"),
     )
 
 
@@ -177,6 +188,7 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 labels=labels,
                 settings=_settings(control.attr or {}, defaults),
                 multiple=(control.attr or {}).get("choice") == "multiple",
+                smart=any(str((control.attr or {}).get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
             )
         )
     if not controls:

@@ -29,6 +29,8 @@ def label_set_digest(spec: ProjectSpec) -> str:
                 c.settings.polygon_tolerance,
                 c.settings.min_area,
                 c.settings.prompt,
+                c.settings.model_name,
+                c.settings.model_mask_name,
             ],
             "multiple": c.multiple,
         }
@@ -38,8 +40,19 @@ def label_set_digest(spec: ProjectSpec) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-def model_version(model: str, spec: ProjectSpec, *, prompt_version: str, emulated: bool = False, suffix: str | None = None) -> str:
+def model_version(
+    model: str,
+    spec: ProjectSpec,
+    *,
+    prompt_version: str,
+    emulated: bool = False,
+    suffix: str | None = None,
+    mask_model: str | None = None,
+) -> str:
+    """`gemini-ls-<model>[-masks-<mask model>]-<prompt>-<digest>`: both models when they differ."""
     model_tag = re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")
+    if mask_model and mask_model != model:
+        model_tag += "-masks-" + re.sub(r"[^A-Za-z0-9.]+", "-", mask_model).strip("-")
     parts = ["gemini-ls", model_tag, prompt_version, label_set_digest(spec)]
     if emulated:
         parts.append("emulator")

@@ -10,16 +10,28 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 - Each Choices and TextArea control gets its own request (its own options or question), with all of
   its images in that one prompt, so "what differs" and pair classification see both images.
 - A detection control bound to several images is asked once per image.
-- Controls with different `model_prompt` extras are not merged (the extra text changes the answer).
+- Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
+  nor controls naming different models (`model_name` / `model_mask_name`).
+- Each plan names its model: GEMINI_MASK_MODEL for segmentation, GEMINI_MODEL for the rest, unless a
+  control overrides it (the provider's `ModelChooser`, gemini/models.py `ModelRouting`). Without a routing the model stays None
+  and the caller's default model answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .detections import RequestKind
 from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
+
+
+class ModelChooser(Protocol):
+    """Which model answers a request of `kind`, given a control's model_name / model_mask_name
+    overrides (the provider's routing table, e.g. gemini/models.py `ModelRouting`)."""
+
+    def model_for(self, kind: RequestKind, *, model_name: str | None = None, mask_name: str | None = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,14 @@ class PlannedRequest:
     max_objects: int
     question: str | None = None
     multiple: bool = False
+    model: str | None = None  # the model to call (as the provider's routing resolved it), None: the provider's default
+
+
+def _model_for(routing: ModelChooser | None, kind: RequestKind, controls: Sequence[ControlSpec]) -> str | None:
+    if routing is None:
+        return None
+    first = controls[0].settings  # grouped controls share their overrides
+    return routing.model_for(kind, model_name=first.model_name, mask_name=first.model_mask_name)
 
 
 def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
@@ -49,10 +69,10 @@ def images_needed(plans: Sequence[PlannedRequest]) -> tuple[str, ...]:
     return tuple(sorted({name for plan in plans for name in plan.image_names}))
 
 
-def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
+def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tuple[PlannedRequest, ...]:
     plans: list[PlannedRequest] = []
     for image in spec.images:
-        groups: dict[tuple[str, str | None, frozenset], list[ControlSpec]] = {}
+        groups: dict[tuple, list[ControlSpec]] = {}
         for control in spec.controls:
             if image.name not in control.to_names:
                 continue
@@ -63,8 +83,9 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
             else:
                 continue
             label_set = frozenset((label.value, label.hint) for label in control.labels)
-            groups.setdefault((group, control.settings.prompt, label_set), []).append(control)
-        for (group, extra, _labels), controls in groups.items():
+            models = (control.settings.model_name, control.settings.model_mask_name)
+            groups.setdefault((group, control.settings.prompt, label_set, models), []).append(control)
+        for (group, extra, _labels, _models), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -81,6 +102,7 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                     labels=_union_labels(controls),
                     max_objects=max(c.settings.max_objects for c in controls),
                     question=extra,
+                    model=_model_for(routing, kind, controls),
                 )
             )
     for control in spec.controls:
@@ -94,6 +116,7 @@ def plan_requests(spec: ProjectSpec) -> tuple[PlannedRequest, ...]:
                     max_objects=control.settings.max_objects,
                     question=control.settings.prompt,
                     multiple=control.multiple,
+                    model=_model_for(routing, control.kind, (control,)),
                 )
             )
     return tuple(plans)

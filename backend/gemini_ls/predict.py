@@ -276,7 +276,7 @@ class BatchRunner:
         *,
         deadline: float,
     ) -> list[TaskOutcome]:
-        plans = plan_requests(spec)
+        plans = plan_requests(spec, self.settings.routing)
         names = images_needed(plans)
         uses_by_ref: dict[str, int] = {}
         for task in tasks:

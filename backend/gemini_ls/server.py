@@ -218,13 +218,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         if not all(isinstance(t, dict) for t in tasks):
             raise ApiError(400, "every entry of 'tasks' must be an object")
         params: dict = body["params"] if isinstance(body.get("params"), dict) else {}
-        # Label Studio sends context null for a batch and an object for an interactive call, an
-        # empty one when nothing is drawn yet.
-        interactive = isinstance(params.get("context"), dict) and len(tasks) == 1
+        # Any context object, even {} (nothing drawn yet), is Label Studio's interactive mode.
+        context = params.get("context") if params else None
+        interactive = isinstance(context, dict) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body, "label_config", backend, "/predict")
         version = backend.model_version(spec)
-        outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
+        drawn = backend.interactive.predict(tasks[0], spec, context, deadline=deadline) if interactive else None
+        outcomes = [drawn] if drawn is not None else backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         for outcome in outcomes:
             key = _ledger_key(outcome.task_id)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .gemini.models import DEFAULT_MASK_MODEL, DEFAULT_MODEL, ModelRouting
 from .labelconfig import Defaults
 
 
@@ -94,7 +95,8 @@ class Settings:
     # Gemini
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
-    model: str = "gemini-2.5-flash"
+    model: str = DEFAULT_MODEL  # boxes, points, classes, captions
+    mask_model: str = DEFAULT_MASK_MODEL  # segmentation (BrushLabels / PolygonLabels)
     concurrency: int = 8
     files_policy: str = "auto"  # auto | always | never
     request_timeout: float = 60.0  # seconds, one Gemini call
@@ -135,6 +137,11 @@ class Settings:
     emulator_latency: float = 0.0
 
     @property
+    def routing(self) -> ModelRouting:
+        """Which model serves which request kind (deprecated names resolved), see gemini/models.py."""
+        return ModelRouting.of(self.model, self.mask_model)
+
+    @property
     def uses_emulator(self) -> bool:
         return self.api_key is None
 
@@ -164,6 +171,7 @@ class Settings:
             api_key=_get(env, "GOOGLE_API_KEY") or _get(env, "GEMINI_API_KEY"),
             base_url=_get(env, "GEMINI_BASE_URL"),
             model=_str(env, "GEMINI_MODEL", d.model),
+            mask_model=_str(env, "GEMINI_MASK_MODEL", d.mask_model),
             concurrency=_int(env, "GEMINI_CONCURRENCY", d.concurrency, lo=1),
             files_policy=_choice(env, "GEMINI_FILES", d.files_policy, FILES_POLICIES, upper=False),
             request_timeout=_float(env, "GEMINI_TIMEOUT", d.request_timeout, lo=0.1),

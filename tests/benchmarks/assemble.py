@@ -13,6 +13,8 @@ ORDER = [
     ("files.md", "Issue 6: bytes and latency per task by Files API policy"),
     ("soak.md", "Issue 8: soak, 2 gunicorn workers, faults injected"),
     ("decode_memory.md", "Issue 11: peak RSS of a worker, 8 tasks on one 100 MP PNG"),
+    ("models.md", "Issue 17: tokens per task by model routing (2.5 vs 3.x)"),
+    ("interactive.md", "Issue 17: interactive pre-annotation overhead on a 12 MP photo"),
 ]
 
 HEADER = """# Benchmarks

@@ -106,10 +106,9 @@ def test_interactive_single_task(stack):
     ls, project = stack.ls, stack.project
     upload = next(t for t in project.good() if t.source == "upload")
     before = ls.predictions(upload.task_id)
-    # what the editor sends when an annotator uses a smart tool on one task
-    context = {"result": [{"from_name": "rect", "to_name": "image", "type": "rectanglelabels",
-                           "value": {"x": 1, "y": 1, "width": 98, "height": 98, "rectanglelabels": ["Cat"]}}]}
-    reply = ls.interactive(project.ml["id"], upload.task_id, context)
+    # what the editor sends before the annotator has drawn anything: the whole task is predicted
+    # (a drawn prompt gets the one object it points at: tests/e2e/test_interactive.py)
+    reply = ls.interactive(project.ml["id"], upload.task_id, {})
     assert "errors" not in reply, reply
     data = reply["data"]
     assert data.get("model_version") in (None, stack.model_version), data

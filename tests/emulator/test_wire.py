@@ -43,7 +43,8 @@ def test_inline_generate_content_response_shape(genai_client, png):
     details = {d.modality.value: d.token_count for d in usage.prompt_tokens_details}
     assert details["IMAGE"] == 1032  # 640x480: crop 320, 2x2 tiles
     assert usage.prompt_token_count == details["IMAGE"] + details["TEXT"]
-    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    # as on the service, the total includes thinking (2.5 Flash thinks by default without a thinking config)
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count + usage.thoughts_token_count
 
 
 def test_without_json_mode_answers_fenced_and_with_json_mode_bare(genai_client, png):

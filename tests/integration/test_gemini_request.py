@@ -38,7 +38,8 @@ TRUTH = {o.name: o.box for o in SCENE.objects}
 
 
 def make_caller(emu, *, headers=None, gate=None, metrics=None, **overrides) -> GeminiCaller:
-    settings = Settings(api_key=KEY, base_url=emu.url, model="gemini-2.5-flash", max_retries=3, request_timeout=10.0).with_(**overrides)
+    settings = Settings(api_key=KEY, base_url=emu.url, model="gemini-2.5-flash-lite", max_retries=3, request_timeout=10.0)
+    settings = settings.with_(**overrides)
     # rand=0.05: keep the jittered backoff short so the tests are fast, still > 0
     return GeminiCaller(make_client(settings, headers=headers), settings, metrics or Metrics(), gate=gate, rand=lambda: 0.05)
 
@@ -81,7 +82,7 @@ def test_normal_detection_matches_ground_truth(emu):
     reply = detect(make_caller(emu, metrics=metrics))
     assert reply.finish_reason == "STOP" and reply.block_reason is None
     assert reply.usage.prompt_tokens > 0 and reply.usage.output_tokens > 0
-    assert reply.model_version == "gemini-2.5-flash"
+    assert reply.model_version == "gemini-2.5-flash-lite"
     answer = parse_detections(reply.text, matcher=MATCHER, finish_reason=reply.finish_reason)
     assert sorted(d.label for d in answer.detections) == sorted(TRUTH)
     assert_matches_truth(answer.detections, 4)

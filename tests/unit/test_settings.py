@@ -13,6 +13,7 @@ ENV = {
     "GEMINI_API_KEY": "k-gemini-123456",
     "GEMINI_BASE_URL": "http://127.0.0.1:9999",
     "GEMINI_MODEL": "gemini-3-flash",
+    "GEMINI_MASK_MODEL": "gemini-robotics-er-1.6-preview",
     "GEMINI_CONCURRENCY": "16",
     "GEMINI_FILES": "always",
     "GEMINI_TIMEOUT": "12.5",
@@ -56,6 +57,7 @@ def test_every_variable_is_read():
     s = Settings.from_env(ENV)
     assert s.api_key == "k-gemini-123456" and not s.uses_emulator
     assert s.base_url == "http://127.0.0.1:9999" and s.model == "gemini-3-flash"
+    assert s.mask_model == "gemini-robotics-er-1.6-preview"
     assert s.concurrency == 16 and s.files_policy == "always" and s.request_timeout == 12.5
     assert s.max_retries == 2 and s.temperature == 0.7 and s.media_resolution == "HIGH"
     assert s.inline_limit_bytes == 1_000_000 and s.predict_timeout == 30 and s.model_version_suffix == "exp1"
@@ -75,7 +77,8 @@ def test_every_variable_is_read():
 def test_defaults_with_an_empty_environment():
     s = Settings.from_env({})
     assert s.api_key is None and s.uses_emulator
-    assert s.model == "gemini-2.5-flash" and s.files_policy == "auto" and s.port == 9090
+    assert s.model == "gemini-3.6-flash" and s.mask_model == "gemini-2.5-flash-lite"
+    assert s.files_policy == "auto" and s.port == 9090
     assert s.predict_timeout < 100  # below Label Studio's ML_TIMEOUT_PREDICT
     assert s.redis_url is None and s.redis_prefix == "gemini-ls:"
 

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
@@ -44,6 +46,14 @@ def mask_data_url(obj: SeenObject) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def png_mask(obj: SeenObject, _seen: SeenImage) -> str:
+    """The 2.5 family's mask: a base64 PNG probability map of the box."""
+    return mask_data_url(obj)
+
+
+MaskEncoder = Callable[[SeenObject, SeenImage], Any]
+
+
 def _selected(task: Task, images: list[SeenImage]) -> list[tuple[int, SeenObject, str]]:
     """(image index, object, label) for every object some target asks for, in reading order."""
     chosen = []
@@ -57,21 +67,29 @@ def _selected(task: Task, images: list[SeenImage]) -> list[tuple[int, SeenObject
     return chosen
 
 
-def spatial_items(task: Task, images: list[SeenImage]) -> list[dict]:
+def spatial_items(task: Task, images: list[SeenImage], mask: MaskEncoder | None = png_mask) -> list[dict]:
+    """The answer items; `mask` writes a segmentation mask the way the model family does (None: the
+    family does not segment, so no "mask" key)."""
+    return object_items(task.kind, _selected(task, images), images, mask)
+
+
+def object_items(kind: TaskKind, chosen: list[tuple[int, SeenObject, str]], images: list[SeenImage],
+                 mask: MaskEncoder | None = png_mask) -> list[dict]:
+    """Answer items for the chosen (image index, object, label) triples, in the shape `kind` asks for."""
     many = len(images) > 1
     items = []
-    for idx, obj, label in _selected(task, images):
+    for idx, obj, label in chosen:
         seen = images[idx]
         x0, y0, x1, y1 = obj.box
-        if task.kind is TaskKind.POINT:
+        if kind is TaskKind.POINT:
             cx, cy = obj.centre
             item: dict = {"point": [_norm(cy, seen.height), _norm(cx, seen.width)], "label": label}
         else:
             item = {
                 "box_2d": [_norm(y0, seen.height), _norm(x0, seen.width), _norm(y1, seen.height), _norm(x1, seen.width)]
             }
-            if task.kind is TaskKind.SEGMENT:
-                item["mask"] = mask_data_url(obj)
+            if kind is TaskKind.SEGMENT and mask is not None:
+                item["mask"] = mask(obj, seen)
             item["label"] = label
         item["confidence"] = _confidence(idx, obj)
         if many:
@@ -183,13 +201,13 @@ def fence(json_text: str, key: str, *, force_prose: bool = False) -> str:
     return f"{_LEADS[pick]}```json\n{json_text}\n```{_TAILS[pick]}"
 
 
-def build_items(task: Task, images: list[SeenImage]) -> list | None:
+def build_items(task: Task, images: list[SeenImage], mask: MaskEncoder | None = png_mask) -> list | None:
     """The JSON value the model would answer with; None for plain-text tasks."""
     if task.kind is TaskKind.CAPTION:
         return None
     if task.kind is TaskKind.CLASSIFY:
         return classify(task, images)
-    return spatial_items(task, images)
+    return spatial_items(task, images, mask)
 
 
 def render(items: list, *, json_mode: bool, key: str, force_prose: bool = False) -> str:

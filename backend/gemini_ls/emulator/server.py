@@ -27,7 +27,7 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from . import DEFAULT_API_KEY, answers, errors, tokens, understanding, vision, wire
+from . import DEFAULT_API_KEY, answers, errors, families, interactive, tokens, understanding, vision, wire
 from . import faults as faults_mod
 from .errors import ApiError
 from .faults import Fault, FaultError, FaultPlan
@@ -42,6 +42,7 @@ _FILE_ROUTE = re.compile(rf"^/{_VERSION}/files/([a-z0-9][a-z0-9-]*)$")
 _UPLOAD_ROUTE = re.compile(rf"^/upload/{_VERSION}/files$")
 _KNOWN_MODEL = re.compile(r"^(gemini|gemma|learnlm)", re.IGNORECASE)
 _VISION_CACHE_SIZE = 64
+_SPATIAL = (understanding.TaskKind.DETECT, understanding.TaskKind.SEGMENT)
 
 
 class _DropConnection(Exception):
@@ -173,7 +174,16 @@ class EmulatorServer:
             "uploads": 0,
             "bytes_received": 0,
             "tokens": {"prompt": 0, "candidates": 0, "total": 0},
+            "models": {},  # per model asked: requests and tokens (routing tests, token benchmarks)
         }
+
+    def _count_model(self, model: str, prompt: int, candidates: int, thoughts: int) -> None:
+        with self._lock:
+            entry = self._counters["models"].setdefault(model, {"requests": 0, "prompt": 0, "candidates": 0, "thoughts": 0})
+            entry["requests"] += 1
+            entry["prompt"] += prompt
+            entry["candidates"] += candidates
+            entry["thoughts"] += thoughts
 
     def _count(self, *, route: str | None = None, status: int | None = None, fault: str | None = None,
                nbytes: int = 0, upload: bool = False, prompt_tokens: int = 0, candidate_tokens: int = 0) -> None:
@@ -397,25 +407,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _count_tokens(self, raw: bytes, key: str, model: str, version: str) -> None:
         self._check_model(model, version, "countTokens")
-        parsed = wire.parse_generate(self._json_body(raw))
+        body = self._json_body(raw)
+        parsed = wire.parse_generate(body)
         text_tok = tokens.text_tokens(parsed.system_text + parsed.user_text)
-        image_tok = 0
-        for data in self._resolve_images(parsed, key):
-            seen = self.emu._see(data)
-            image_tok += tokens.image_tokens(seen.width, seen.height, parsed.media_resolution)
+        seen = [self.emu._see(data) for data in self._resolve_images(parsed, key)]
+        inner = wire.get(body, "generateContentRequest") if isinstance(wire.get(body, "generateContentRequest"), dict) else body
+        image_tok = families.image_tokens(families.family_of(model), seen, inner, parsed.media_resolution)
         self._send_json(200, {"totalTokens": text_tok + image_tok, "promptTokensDetails": _details(text_tok, image_tok)})
 
     def _generate(self, raw: bytes, key: str, model: str, version: str, method: str, fired: list[Fault]) -> None:
         emu = self.emu
         self._check_model(model, version, method)
-        parsed = wire.parse_generate(self._json_body(raw))
+        body = self._json_body(raw)
+        parsed = wire.parse_generate(body)
+        family = families.family_of(families.served_as(model))  # the model that really answers
+        families.check_thinking(family, body)
         seen = [emu._see(data) for data in self._resolve_images(parsed, key)]
         names = {f.name: f for f in fired}
         text_tok = tokens.text_tokens(parsed.system_text + parsed.user_text)
-        image_tok = sum(tokens.image_tokens(s.width, s.height, parsed.media_resolution) for s in seen)
+        image_tok = families.image_tokens(family, seen, body, parsed.media_resolution)
         prompt_tok = text_tok + image_tok
         usage = {"promptTokenCount": prompt_tok, "promptTokensDetails": _details(text_tok, image_tok)}
-        envelope = {"modelVersion": model, "responseId": emu._random_id(22)}
+        envelope = {"modelVersion": families.served_as(model), "responseId": emu._random_id(22)}
 
         if "safety_block" in names:
             usage["totalTokenCount"] = prompt_tok
@@ -430,14 +443,16 @@ class _Handler(BaseHTTPRequestHandler):
 
         task = understanding.read_task(parsed.system_text, parsed.user_text)
         request_key = hashlib.sha256(raw).hexdigest()
-        items = answers.build_items(task, seen)
+        mask = families.mask_encoder(family)
+        items = interactive.items_for(task, parsed.user_text, seen, mask) if task.kind in _SPATIAL else None
+        items = items if items is not None else answers.build_items(task, seen, mask)
         if items is None:
             text = answers.plain_text(task, seen)
             n_masks = 0
         else:
             _corrupt(items, names)
             text = answers.render(items, json_mode=parsed.json_mode, key=request_key, force_prose="prose" in names)
-            n_masks = sum(1 for i in items if isinstance(i, dict) and "mask" in i)
+            n_masks = sum(1 for i in items if isinstance(i, dict) and isinstance(i.get("mask"), str))  # PNG maps; polygons are text
         cand_tok = tokens.text_tokens(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)) + answers.MASK_TOKENS * n_masks
         finish = "STOP"
         if "truncate" in names:
@@ -449,7 +464,11 @@ class _Handler(BaseHTTPRequestHandler):
             text = text[: max(1, int(len(text) * parsed.max_output_tokens / cand_tok))]
             cand_tok = parsed.max_output_tokens
             finish = "MAX_TOKENS"
-        usage.update({"candidatesTokenCount": cand_tok, "totalTokenCount": prompt_tok + cand_tok})
+        thought_tok = families.thought_tokens(family, body)
+        usage.update({"candidatesTokenCount": cand_tok, "totalTokenCount": prompt_tok + cand_tok + thought_tok})
+        if thought_tok:
+            usage["thoughtsTokenCount"] = thought_tok
+        emu._count_model(model, prompt_tok, cand_tok, thought_tok)
         emu._count(prompt_tokens=prompt_tok, candidate_tokens=cand_tok)
         body = {
             "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": finish, "index": 0}],

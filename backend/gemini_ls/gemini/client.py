@@ -8,16 +8,13 @@ Choices and why (facts: docs/gemini-facts.md#wire-format and #thinking):
   key into a Vertex call.
 * SDK retries off (attempts=1): the SDK ignores RetryInfo.retryDelay (python-genai#1875) and
   cannot see our deadline; request.GeminiCaller retries instead.
-* Thinking per model family (docs/gemini-facts.md#thinking):
-    - 1.x / 2.0: no thinking; no thinking config is sent (it would be an error).
-    - 2.5 Flash, 2.5 Flash-Lite, other 2.5 (e.g. Robotics-ER): thinking_budget=0, i.e. off,
-      the cookbook's setting for spatial tasks (thinking adds latency, not accuracy).
-    - 2.5 Pro: thinking cannot be disabled; its minimum, 128.
-    - 3.x Flash / Flash-Lite: thinking_level MINIMAL (thinking_budget=0 is a 400 on 3.x).
-    - 3.x Pro: thinking_level LOW. Gemini 3 Pro only offers LOW and HIGH, so MINIMAL would be
-      rejected; LOW is the cheapest it accepts.
-    - an unrecognised name (no version number): no thinking config, the model's default, since
-      a wrong one is a 400 and a missing one is merely slower.
+* Thinking per model (the rules are rows of gemini/models.py's table; facts in docs/gemini-models.md):
+  the cheapest thinking each model accepts, thinking_budget for the 2.5 generation (0 = off; 2.5
+  Pro cannot go below 128), thinking_level for 3.x (MINIMAL where offered, else LOW: 3.x Pro and
+  3.7/3.8 Flash cannot turn thinking off), never both (a 400), nothing for 2.0 or a name without
+  a version (a wrong config is a 400, a missing one merely slower).
+* Media resolution: GEMINI_MEDIA_RESOLUTION goes request-wide on 2.x and per image part on 3.x
+  (the only place 3.x reads it); unset, nothing is sent and the model's default applies.
 * Temperature: the cookbook's 0.5 for 2.x (a temperature above 0 stops the model repeating
   itself); 1.0 for 3.x, which Google recommends for that generation (lower ones loop).
 * max_output_tokens: the kind's room (gemini/kinds.py) plus the expected thinking, which on
@@ -26,7 +23,6 @@ Choices and why (facts: docs/gemini-facts.md#wire-format and #thinking):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,6 +34,7 @@ from ..detections import RequestKind
 from ..settings import Settings
 from .errors import GeminiError
 from .kinds import KINDS
+from .models import MaskFormat, ModelInfo, ThinkingControl, lookup, resolve
 from .prompts import Prompt
 
 API_VERSION = "v1beta"
@@ -52,7 +49,7 @@ TEMPERATURE_3X = 1.0
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """What the model name says about its generation: version (major, minor) and tier."""
+    """What the model table says about a name's generation: version (major, minor) and tier."""
 
     major: int | None
     minor: int | None
@@ -63,38 +60,41 @@ class ModelFamily:
         return (self.major, self.minor or 0) if self.major is not None else None
 
 
-_VERSION = re.compile(r"(?<![\d.])(\d+)(?:\.(\d+))?(?![\d])")
-
-
 def model_family(model: str) -> ModelFamily:
-    """Parse "gemini-2.5-flash-lite", "models/gemini-3-pro-preview", "gemini-robotics-er-1.5"..."""
-    name = model.strip().lower().rsplit("/", 1)[-1]
-    if "robotics" in name:
-        return ModelFamily(2, 5, "robotics")  # Robotics-ER 1.5 is built on 2.5 Flash: budget 0 works
-    tier = "flash-lite" if "flash-lite" in name else "flash" if "flash" in name else "pro" if "-pro" in name else "other"
-    for match in _VERSION.finditer(name):
-        major = int(match.group(1))
-        if 1 <= major <= 9:  # skip dates and sizes like "-001", "-8b"
-            return ModelFamily(major, int(match.group(2)) if match.group(2) else 0, tier)
-    return ModelFamily(None, None, tier)
+    """"gemini-2.5-flash-lite", "models/gemini-3-pro-preview", "gemini-robotics-er-1.5"... (models.py)."""
+    info = lookup(model)
+    version = info.version
+    if info.tier == "robotics" and info.masks is not MaskFormat.POLYGON:
+        version = (2, 5)  # Robotics-ER 1.5 is built on 2.5 Flash
+    return ModelFamily(version[0] if version else None, version[1] if version else None, info.tier)
 
 
-def thinking_config(family: ModelFamily) -> tuple[types.ThinkingConfig | None, int]:
-    """(config to send or None, thinking tokens to add to max_output_tokens)."""
-    version = family.version
-    if version is None or version < (2, 5):
+def thinking_config(info: ModelInfo) -> tuple[types.ThinkingConfig | None, int]:
+    """(config to send or None, thinking tokens to add to max_output_tokens).
+
+    The model's cheapest thinking from the table: a budget for the 2.5 generation (0 = off where
+    allowed), a level for 3.x; never both in one request (that is a 400).
+    """
+    if info.thinking is ThinkingControl.NONE or info.lowest_thinking is None:
         return None, 0
-    if version < (3, 0):
-        if family.tier == "pro":
-            return types.ThinkingConfig(thinking_budget=128), 128
-        return types.ThinkingConfig(thinking_budget=0), 0
-    level = types.ThinkingLevel.LOW if family.tier == "pro" else types.ThinkingLevel.MINIMAL
+    if info.thinking is ThinkingControl.BUDGET:
+        budget = int(info.lowest_thinking)
+        return types.ThinkingConfig(thinking_budget=budget), budget
+    level = types.ThinkingLevel(str(info.lowest_thinking))
     return types.ThinkingConfig(thinking_level=level), THINKING_LEVEL_ALLOWANCE
 
 
-def default_temperature(family: ModelFamily) -> float:
-    version = family.version
-    return TEMPERATURE_3X if version is not None and version >= (3, 0) else TEMPERATURE_2X
+def default_temperature(info: ModelInfo) -> float:
+    generation = info.generation
+    return TEMPERATURE_3X if generation is not None and generation >= 3 else TEMPERATURE_2X
+
+
+def per_part_media_resolution(settings: Settings, model: str) -> types.PartMediaResolution | None:
+    """GEMINI_MEDIA_RESOLUTION as a per-image-part setting: 3.x only (2.x has only the request-wide one)."""
+    info = resolve(model)
+    if not settings.media_resolution or (info.generation or 0) < 3:
+        return None
+    return types.PartMediaResolution(level=types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{settings.media_resolution.upper()}"))
 
 
 def make_client(settings: Settings, *, headers: dict[str, str] | None = None) -> genai.Client:
@@ -111,11 +111,13 @@ def make_client(settings: Settings, *, headers: dict[str, str] | None = None) ->
     return genai.Client(api_key=settings.api_key, vertexai=False, http_options=http_options)
 
 
-def generation_config(settings: Settings, prompt: Prompt, kind: RequestKind) -> types.GenerateContentConfig:
-    """The GenerateContentConfig for one request of `kind` with `prompt` on settings.model."""
-    family = model_family(settings.model)
-    thinking, thinking_tokens = thinking_config(family)
-    temperature = settings.temperature if settings.temperature is not None else default_temperature(family)
+def generation_config(
+    settings: Settings, prompt: Prompt, kind: RequestKind, model: str | None = None
+) -> types.GenerateContentConfig:
+    """The GenerateContentConfig for one request of `kind` with `prompt` on `model` (settings.model)."""
+    info = resolve(model or settings.model)
+    thinking, thinking_tokens = thinking_config(info)
+    temperature = settings.temperature if settings.temperature is not None else default_temperature(info)
     config = types.GenerateContentConfig(
         system_instruction=prompt.system or None,
         temperature=temperature,
@@ -132,6 +134,6 @@ def generation_config(settings: Settings, prompt: Prompt, kind: RequestKind) -> 
         config.response_mime_type = "application/json"
     if prompt.response_schema is not None:
         config.response_schema = prompt.response_schema
-    if settings.media_resolution:
+    if settings.media_resolution and (info.generation or 0) < 3:  # 3.x: per part, see per_part_media_resolution
         config.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{settings.media_resolution.upper()}")
     return config

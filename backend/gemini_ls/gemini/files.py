@@ -71,7 +71,9 @@ class ImageLike(Protocol):
 class Caller(Protocol):
     """gemini/request.GeminiCaller."""
 
-    def generate(self, prompt: Any, parts: list[types.Part], kind: RequestKind, *, deadline: float) -> Any: ...
+    def generate(
+        self, prompt: Any, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None
+    ) -> Any: ...
 
 
 class FilesError(GeminiError):
@@ -223,12 +225,13 @@ class FilesManager:
         kind: RequestKind,
         *,
         deadline: float,
+        model: str | None = None,
     ) -> Any:
         """caller.generate with these images; a rejected file URI is evicted, re-uploaded, retried once."""
         pbytes = prompt_size(prompt)
         built = self.build(images, uses, deadline=deadline, prompt_bytes=pbytes)
         try:
-            return caller.generate(prompt, built.parts, kind, deadline=deadline)
+            return caller.generate(prompt, built.parts, kind, deadline=deadline, model=model)
         except Exception as exc:
             stale = built.file_refs
             if not stale or not is_file_rejection(exc):
@@ -240,7 +243,7 @@ class FilesManager:
             self.cache.delete(sent.key, expected=sent.ref)
         avoid = frozenset(s.ref.uri for s in stale if s.ref is not None)
         rebuilt = self.build(images, uses, deadline=deadline, prompt_bytes=pbytes, avoid_uris=avoid)
-        return caller.generate(prompt, rebuilt.parts, kind, deadline=deadline)
+        return caller.generate(prompt, rebuilt.parts, kind, deadline=deadline, model=model)
 
     def build(
         self,

@@ -1,7 +1,9 @@
 """Gemini behind the provider boundary: a planned request and its images in, a ParsedAnswer out.
 
 Everything Gemini-specific happens here or below: the prompt for the request's kind and the
-parser of its answer (kinds.py), the model and generation config (client.py), inline bytes or
+parser of its answer (kinds.py), the model the planner routed the request to (plan.model, resolved
+through models.py: deprecated names, thinking rules, mask format) and its generation config
+(client.py), inline bytes or
 Files API references (files.py), retries and the shared 429 cool-down (request.py). What leaves is
 typed detections, or a ProviderError whose reason starts with "gemini_".
 """
@@ -40,7 +42,7 @@ class GeminiGateway:
         spec = KINDS[plan.kind]
         prompt = spec.prompt(plan, len(images))
         try:
-            reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline)
+            reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline, model=plan.model)
         except GeminiError as exc:
             self.health.failed(str(exc))
             raise ProviderError(f"gemini_{exc.reason}", str(exc)) from exc

@@ -11,9 +11,12 @@ Tolerates every quirk of Gemini's answer text we know of (docs/gemini-facts.md#s
 * boxes: must be 4 numbers (numeric strings accepted); clamped to 0..1000; inverted min/max
   swapped; zero-area dropped ("bad_box");
 * points: [y, x], clamped ("bad_point" otherwise);
-* masks: only PNG, as "data:image/png;base64,..." or bare base64 (whitespace, missing padding
-  and URL-safe alphabet tolerated); <start_of_mask>/<seg_N> tokens, boolean lists, truncated or
-  undecodable data keep the box with mask=None and count "bad_mask";
+* masks, in every format a model family answers with (gemini/models.py MaskFormat): a PNG
+  probability map as "data:image/png;base64,..." or bare base64 (whitespace, missing padding and
+  URL-safe alphabet tolerated), or a polygon `[[x, y], ...]` in 0-1000 of the image, one ring or a
+  list of rings (3.x, Robotics-ER 1.6); <start_of_mask>/<seg_N> tokens, boolean lists, rings of
+  fewer than 3 points, truncated or undecodable data keep the box with no mask and count "bad_mask";
+  a polygon without a box_2d gets the polygon's bounds as its box;
 * labels mapped through LabelMatcher; unknown ones dropped ("unknown_label"), never invented.
 
 Nothing here raises on bad input: every problem becomes a count in ParsedAnswer.dropped.
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..detections import NORM, Detection, DropReason, NormBox, NormPoint, ParsedAnswer
+from ..detections import NORM, Detection, DropReason, NormBox, NormPoint, ParsedAnswer, PolygonMask
 from ..labelconfig import LabelSpec
 from .labels import LabelMatcher, normalise
 
@@ -294,9 +297,8 @@ def parse_box(value: Any) -> NormBox | None:
     numbers = [as_number(v) for v in value]
     if any(n is None for n in numbers):
         return None
-    y0, x0, y1, x1 = (_clamp(n) for n in numbers)  # type: ignore[arg-type]
-    box = NormBox(ymin=min(y0, y1), xmin=min(x0, x1), ymax=max(y0, y1), xmax=max(x0, x1))
-    return box if box.area > 0 else None
+    y0, x0, y1, x1 = numbers
+    return NormBox.from_corners(y0, x0, y1, x1)  # type: ignore[arg-type]
 
 
 def parse_point(value: Any) -> NormPoint | None:
@@ -392,6 +394,49 @@ def decode_mask(value: Any) -> np.ndarray | None:
     return mask if mask.ndim == 2 and mask.size else None
 
 
+MAX_RING_POINTS = 4096  # a real outline has tens of points; more is a looping answer
+
+
+def _ring(value: Any) -> tuple[tuple[float, float], ...] | None:
+    """[[x, y], ...] -> clamped (x, y) points; None unless every point is a pair of numbers."""
+    if not isinstance(value, list) or not 3 <= len(value) <= MAX_RING_POINTS:
+        return None
+    points = []
+    for point in value:
+        if not isinstance(point, (list, tuple)) or len(point) != 2:
+            return None
+        x, y = as_number(point[0]), as_number(point[1])
+        if x is None or y is None:
+            return None
+        points.append((_clamp(x), _clamp(y)))
+    return tuple(points)
+
+
+def decode_polygon(value: Any) -> PolygonMask | None:
+    """A polygon mask: one ring [[x, y], ...] or several [[[x, y], ...], ...], in 0-1000 of the image.
+
+    Rings that are not rings (fewer than 3 points, non-numbers, no area) are left out; None when no
+    ring is left. Boolean lists ([true, false, ...]) are never polygons (as_number refuses bools).
+    """
+    if not isinstance(value, list) or not value:
+        return None
+    first = value[0]
+    one_ring = isinstance(first, (list, tuple)) and len(first) == 2 and not isinstance(first[0], (list, tuple))
+    candidates = [value] if one_ring else value
+    rings = []
+    for candidate in candidates:
+        ring = _ring(candidate)
+        if ring is not None and _ring_area(ring) > 0:
+            rings.append(ring)
+    return PolygonMask(tuple(rings)) if rings else None
+
+
+def _ring_area(ring: tuple[tuple[float, float], ...]) -> float:
+    xs = np.array([p[0] for p in ring])
+    ys = np.array([p[1] for p in ring])
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
+
+
 def _image_index(item: dict, n_images: int | None) -> tuple[int, bool]:
     """(index of the request's image the item is about, whether Gemini wrote a stray index).
 
@@ -467,7 +512,7 @@ def _detection(
     label = matcher.match(raw) if isinstance(raw, str) else None
     if label is None:
         return None, ["unknown_label"]
-    box = point = mask = None
+    box = point = mask = polygon = None
     reasons: list[DropReason] = []
     if want_points:
         point = parse_point(item.get("point"))
@@ -476,12 +521,19 @@ def _detection(
         box = parse_box(item.get("box_2d")) if "box_2d" in item else None
     else:
         box = parse_box(item.get("box_2d", item.get("box")))
+        if want_masks:
+            raw_mask = item.get("mask")
+            if isinstance(raw_mask, list):
+                polygon = decode_polygon(raw_mask)
+                if box is None and polygon is not None:
+                    bounds = polygon.bounds()
+                    box = bounds if bounds.area > 0 else None
+            else:
+                mask = decode_mask(raw_mask)
+            if box is not None and mask is None and polygon is None:
+                reasons.append("bad_mask")  # the box is still worth a rectangle
         if box is None:
             return None, ["bad_box"]
-        if want_masks:
-            mask = decode_mask(item.get("mask"))
-            if mask is None:
-                reasons.append("bad_mask")  # the box is still worth a rectangle/polygon
     index, stray = _image_index(item, n_images)
     if stray:
         reasons.append("stray_image_index")
@@ -494,6 +546,7 @@ def _detection(
             mask=mask,
             score=parse_score(item),
             image_index=index,
+            polygon=polygon,
         ),
         reasons,
     )

@@ -41,8 +41,9 @@ from google.genai import types
 from ..detections import RequestKind
 from ..metrics import Metrics
 from ..settings import Settings
-from .client import generation_config
+from .client import generation_config, per_part_media_resolution
 from .errors import GeminiError, from_api_error, redact
+from .models import resolve
 from .prompts import Prompt
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,13 @@ def build_parts(images: list[types.Part], prompt_text: str) -> list[types.Part]:
         parts.extend(images)
     parts.append(types.Part.from_text(text=prompt_text))
     return parts
+
+
+def _with_resolution(part: types.Part, resolution: types.PartMediaResolution) -> types.Part:
+    """An image part (inline or file) carrying a per-part media resolution; text parts unchanged."""
+    if part.inline_data is None and part.file_data is None:
+        return part
+    return part.model_copy(update={"media_resolution": resolution})
 
 
 def _word(value: Any) -> str | None:
@@ -321,14 +329,21 @@ class GeminiCaller:
     def __repr__(self) -> str:  # the client holds the key; never print it
         return f"GeminiCaller(model={self.settings.model!r}, max_retries={self.settings.max_retries})"
 
-    def generate(self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float) -> Reply:
-        """Ask Gemini; `deadline` is an absolute time on this caller's clock (time.monotonic)."""
+    def generate(
+        self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None
+    ) -> Reply:
+        """Ask `model` (settings.model when None, resolved through gemini/models.py); `deadline` is an
+        absolute time on this caller's clock (time.monotonic)."""
         kind = RequestKind(kind)
         started = self._clock()
+        target = resolve(model or self.settings.model).name
+        resolution = per_part_media_resolution(self.settings, target)
+        if resolution is not None:
+            parts = [_with_resolution(p, resolution) for p in parts]
         contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
-        base_config = generation_config(self.settings, prompt, kind)
+        base_config = generation_config(self.settings, prompt, kind, target)
         try:
-            reply = self._with_retries(contents, base_config, deadline)
+            reply = self._with_retries(contents, base_config, deadline, target)
         except GeminiError as exc:
             self.metrics.gemini_requests.labels(kind=kind.value, outcome=exc.reason).inc()
             raise
@@ -355,7 +370,9 @@ class GeminiCaller:
             if tokens > 0:
                 self.metrics.gemini_tokens.labels(direction=direction).inc(tokens)
 
-    def _with_retries(self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float) -> Reply:
+    def _with_retries(
+        self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float, model: str
+    ) -> Reply:
         retries = 0
         while True:
             probe = self.gate.wait(deadline)
@@ -372,7 +389,7 @@ class GeminiCaller:
                 timeout = min(self.settings.request_timeout, left)
                 config = base_config.model_copy(update={"http_options": types.HttpOptions(timeout=max(1, int(timeout * 1000)))})
                 try:
-                    response = self.client.models.generate_content(model=self.settings.model, contents=contents, config=config)
+                    response = self.client.models.generate_content(model=model, contents=contents, config=config)
                     reply = reply_from(response)
                 except Exception as exc:  # classified below; anything unknown is re-raised as GeminiError
                     failure = self._classify(exc, timeout)

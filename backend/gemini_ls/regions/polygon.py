@@ -9,6 +9,10 @@ Coordinates: cv2 contours run through pixel indices; vertices are returned at pi
 (index + 0.5) in continuous image coordinates (pixel i spans [i, i+1)), so that in percent a
 polygon is not shifted half a pixel up-left from the brush mask it came from.
 
+A polygon mask (3.x, Robotics-ER 1.6: `Detection.polygon`) is passed straight through: each ring,
+scaled to the image's pixels, simplified with the same tolerance, is one polygon; rings enclosing
+less than model_min_area pixels are dropped. No round trip through a raster.
+
 A detection without a mask gives no polygon (counted as `no_mask`): see handler.py.
 """
 
@@ -19,10 +23,10 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from ..detections import DropReason, ImageMeta, ParsedAnswer, PixelBox
+from ..detections import DropReason, ImageMeta, ParsedAnswer, PixelBox, PolygonMask
 from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, Conversion
-from .masks import masked_detections
+from .masks import masked_detections, polygon_pixels
 from .result import RegionIds, clamp_percent, image_result, pixel_box_key
 
 Polygon = list[tuple[float, float]]
@@ -49,6 +53,20 @@ def mask_to_polygons(region: np.ndarray, box: PixelBox, tolerance: float, min_ar
         points += (box.x0 + 0.5, box.y0 + 0.5)
         polygons.append([(float(x), float(y)) for x, y in points])
     return polygons
+
+
+def outline_polygons(polygon: PolygonMask, image: ImageMeta, tolerance: float, min_area: int) -> list[Polygon]:
+    """A polygon mask's rings in full-image pixel coordinates, simplified; small or degenerate ones dropped."""
+    out = []
+    for ring in polygon_pixels(polygon, image.width, image.height):
+        if cv2.contourArea(ring.astype(np.float32)) < max(min_area, 1):
+            continue
+        points = ring.astype(np.float32).reshape(-1, 1, 2)
+        simplified = cv2.approxPolyDP(points, tolerance, True) if tolerance > 0 else points
+        flat = simplified.reshape(-1, 2)
+        if len(flat) >= 3:
+            out.append([(float(x), float(y)) for x, y in flat])
+    return out
 
 
 def _pixel_count(contour: np.ndarray) -> float:
@@ -78,7 +96,10 @@ class PolygonHandler:
         ids = RegionIds(control, image)
         results = []
         for det, box, region in masked_detections(control, image, answer, dropped):
-            polygons = mask_to_polygons(region, box, settings.polygon_tolerance, settings.min_area)
+            if det.mask is None and det.polygon is not None:
+                polygons = outline_polygons(det.polygon, image, settings.polygon_tolerance, settings.min_area)
+            else:
+                polygons = mask_to_polygons(region, box, settings.polygon_tolerance, settings.min_area)
             if not polygons:
                 dropped[EMPTY_MASK] += 1
                 continue

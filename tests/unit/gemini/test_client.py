@@ -13,6 +13,7 @@ from gemini_ls.gemini.client import (
     generation_config,
     make_client,
     model_family,
+    per_part_media_resolution,
 )
 from gemini_ls.gemini.errors import GeminiError
 from gemini_ls.gemini.prompts import choice_prompt, detection_prompt, segmentation_prompt, text_prompt
@@ -25,6 +26,7 @@ BOX_PROMPT = detection_prompt(LABELS, 25)
 
 
 def settings(**kw) -> Settings:
+    kw.setdefault("model", "gemini-2.5-flash-lite")  # the 2.x baseline; 3.x cases name their model
     return Settings(api_key=KEY, **kw)
 
 
@@ -89,21 +91,31 @@ def _thinking(model: str) -> types.ThinkingConfig | None:
 
 
 def test_thinking_per_family():
-    assert _thinking("gemini-2.5-flash").thinking_budget == 0
     assert _thinking("gemini-2.5-flash-lite").thinking_budget == 0
+    assert _thinking("gemini-2.5-flash-8b-exp").thinking_budget == 0
     assert _thinking("gemini-robotics-er-1.5-preview").thinking_budget == 0
-    assert _thinking("gemini-2.5-pro").thinking_budget == 128  # cannot be disabled
+    assert _thinking("gemini-2.5-pro-preview-06-05").thinking_budget == 128  # 2.5 Pro: cannot be disabled
+    # retired 2.5 names are served by 3.x models: configured as those (a budget of 0 would be a 400)
+    assert _thinking("gemini-2.5-flash").thinking_level == types.ThinkingLevel.MINIMAL
+    assert _thinking("gemini-2.5-pro").thinking_level == types.ThinkingLevel.LOW
     assert _thinking("gemini-2.0-flash") is None  # no thinking at all: sending one is an error
     assert _thinking("gemini-flash-latest") is None  # unknown: the model's default
     # Issue 6: 3.x rejects thinking_budget=0; use levels. 3 Pro has no MINIMAL: LOW.
     for model in ("gemini-3-flash-preview", "gemini-3.6-flash", "gemini-3-flash-lite"):
         config = _thinking(model)
         assert config.thinking_level == types.ThinkingLevel.MINIMAL and config.thinking_budget is None
-    config = _thinking("gemini-3-pro-preview")
-    assert config.thinking_level == types.ThinkingLevel.LOW and config.thinking_budget is None
+    # 3.x Pro, 3.7 and 3.8 Flash offer no MINIMAL (a 400): LOW, the cheapest they accept.
+    for model in ("gemini-3-pro-preview", "gemini-3.1-pro-preview", "gemini-3.7-flash", "gemini-3.8-flash"):
+        config = _thinking(model)
+        assert config.thinking_level == types.ThinkingLevel.LOW and config.thinking_budget is None
+    # A deprecated name is configured with its successor's rules (gemini-3.5-flash -> gemini-3.6-flash).
+    assert _thinking("gemini-3.5-flash").thinking_level == types.ThinkingLevel.MINIMAL
+    assert _thinking("gemini-robotics-er-1.6-preview").thinking_budget == 0
 
 
-@pytest.mark.parametrize(("model", "temperature"), [("gemini-2.5-flash", 0.5), ("gemini-2.0-flash", 0.5), ("gemini-3-pro-preview", 1.0)])
+@pytest.mark.parametrize(
+    ("model", "temperature"), [("gemini-2.5-flash-lite", 0.5), ("gemini-2.0-flash", 0.5), ("gemini-3-pro-preview", 1.0)]
+)
 def test_family_default_temperature(model, temperature):
     assert generation_config(settings(model=model), BOX_PROMPT, RequestKind.BOXES).temperature == temperature
 
@@ -137,7 +149,7 @@ def test_masks_get_more_tokens_than_boxes_and_no_schema():
 
 
 def test_thinking_models_get_thinking_room():
-    pro = generation_config(settings(model="gemini-2.5-pro"), BOX_PROMPT, RequestKind.BOXES)
+    pro = generation_config(settings(model="gemini-2.5-pro-preview-06-05"), BOX_PROMPT, RequestKind.BOXES)
     three = generation_config(settings(model="gemini-3-flash"), BOX_PROMPT, RequestKind.BOXES)
     assert pro.max_output_tokens == OUTPUT_TOKENS[RequestKind.BOXES] + 128
     assert three.max_output_tokens == OUTPUT_TOKENS[RequestKind.BOXES] + THINKING_LEVEL_ALLOWANCE
@@ -159,3 +171,14 @@ def test_media_resolution(level):
     # Issue 2 (cookbook#907): HIGH suggested for parity with AI Studio; configurable.
     config = generation_config(settings(media_resolution=level), BOX_PROMPT, RequestKind.BOXES)
     assert config.media_resolution == types.MediaResolution(f"MEDIA_RESOLUTION_{level}")
+    assert per_part_media_resolution(settings(media_resolution=level), "gemini-2.5-flash-lite") is None
+
+
+@pytest.mark.parametrize("level", ["LOW", "MEDIUM", "HIGH"])
+def test_media_resolution_is_per_part_on_3x(level):
+    s = settings(media_resolution=level)
+    config = generation_config(s, BOX_PROMPT, RequestKind.BOXES, "gemini-3.6-flash")
+    assert config.media_resolution is None  # 3.x reads it per image part
+    part = per_part_media_resolution(s, "gemini-3.6-flash")
+    assert part.level == types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{level}")
+    assert per_part_media_resolution(settings(), "gemini-3.6-flash") is None  # unset: model default
