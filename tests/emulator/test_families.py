@@ -120,7 +120,9 @@ def test_backend_generation_config_is_accepted_by_every_family(emu, name):
     settings = Settings(api_key="emulator-key", base_url=emu.url, model=name, max_retries=0, request_timeout=10)
     emu.add_api_key("emulator-key")
     caller = GeminiCaller(make_client(settings), settings, Metrics())
-    reply = caller.generate(SEGMENT, [types.Part.from_bytes(data=IMAGE, mime_type="image/png")], RequestKind.MASKS, deadline=time.monotonic() + 20)
+    reply = caller.generate(
+        SEGMENT, [types.Part.from_bytes(data=IMAGE, mime_type="image/png")], RequestKind.MASKS, deadline=time.monotonic() + 20
+    )
     answer = parse_detections(reply.text, matcher=LabelMatcher(LABELS), want_masks=True)
     assert len(answer.detections) == 3
     expected = lookup(reply.model_version or name).masks
@@ -143,8 +145,11 @@ def test_image_tokens_per_family_and_media_resolution(genai_client):
     assert image_tokens(two) == 1032  # 640x480: 4 tiles of 258
     assert image_tokens(three) == 1120  # 3.x default for images: HIGH
     low = types.Part.from_bytes(data=IMAGE, mime_type="image/png").model_copy(
-        update={"media_resolution": types.PartMediaResolution(level="MEDIA_RESOLUTION_LOW")})
+        update={"media_resolution": types.PartMediaResolution(level="MEDIA_RESOLUTION_LOW")}
+    )
     response = genai_client.models.generate_content(
-        model="gemini-3.6-flash", contents=[low, detection_prompt(LABELS, 25).user],
-        config=types.GenerateContentConfig(response_mime_type="application/json"))
+        model="gemini-3.6-flash",
+        contents=[low, detection_prompt(LABELS, 25).user],
+        config=types.GenerateContentConfig(response_mime_type="application/json"),
+    )
     assert image_tokens(response) == 280
