@@ -11,11 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .detections import RequestKind
-from .feedback import PredictionLedger, compare
 from .gemini.cache import MemoryFileCache, RedisFileCache
 from .gemini.client import make_client
 from .gemini.files import FilesManager
@@ -28,6 +27,8 @@ from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
 from .predict import BatchRunner, Predictor
+from .review.ledger import make_ledger
+from .review.webhook import LabelStudioReader, ReviewService
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls")
@@ -111,7 +112,7 @@ class Backend:
     runner: BatchRunner
     cache: Any
     emulator: Any = None
-    ledger: PredictionLedger = field(default_factory=PredictionLedger)
+    review: ReviewService | None = None
     redis_probe: BackgroundProbe | None = None
 
     def __post_init__(self) -> None:
@@ -152,27 +153,15 @@ class Backend:
         # None until the first background probe has answered
         return {"configured": True, "reachable": self.redis_probe.value() if self.redis_probe else None}
 
+    def review_metrics(self) -> bytes:
+        return self.review.metrics_text() if self.review is not None else b""
+
     def on_webhook(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
         self.metrics.webhook_events.labels(action if action.isupper() and len(action) < 64 else "other").inc()
-        annotation = body.get("annotation") if isinstance(body.get("annotation"), Mapping) else None
-        if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED") and annotation:
-            task = body.get("task") if isinstance(body.get("task"), Mapping) else {}
-            task_id = task.get("id", annotation.get("task"))
-            predicted = self.ledger.get(task_id)
-            result = annotation.get("result") if isinstance(annotation.get("result"), list) else []
-            if predicted is None:
-                log.info("webhook %s: annotation %s for task %s (%d regions); no prediction of ours on record",
-                         action, annotation.get("id"), task_id, len(result))
-                return {"task": task_id, "regions": len(result), "verdict": None}
-            verdict = compare(predicted, result)
-            for outcome, count in verdict.as_dict().items():
-                if count:
-                    self.metrics.feedback_regions.labels(outcome).inc(count)
-            log.info("webhook %s: annotation %s for task %s: %s", action, annotation.get("id"), task_id, verdict.as_dict())
-            return {"task": task_id, "regions": len(result), "verdict": verdict.as_dict()}
-        log.info("webhook %s received", action)
-        return {}
+        if self.review is None:
+            return {}
+        return self.review.handle(body)
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -197,7 +186,8 @@ def build_backend(settings: Settings) -> Backend:
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
     runner = BatchRunner(predictor, settings, metrics)
+    review = ReviewService(make_ledger(settings.redis_url, settings.redis_prefix), LabelStudioReader(credentials), metrics)
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
-        gateway=gateway, runner=runner, cache=cache, emulator=emulator,
+        gateway=gateway, runner=runner, cache=cache, emulator=emulator, review=review,
     )

@@ -118,8 +118,8 @@ def _metrics_text(backend: Backend) -> bytes:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(backend.metrics.registry)
+        return generate_latest(registry) + backend.review_metrics()
+    return generate_latest(backend.metrics.registry) + backend.review_metrics()
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
@@ -193,9 +193,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version = backend.model_version(spec)
         outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
-        for outcome in outcomes:
-            if outcome.succeeded:
-                backend.ledger.record(outcome.task_id, outcome.result or ())
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.
             raise ApiError(
