@@ -27,6 +27,7 @@ from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
 from .predict import BatchRunner, Predictor
+from .review.learning import LearnedState, Learner
 from .review.ledger import make_ledger
 from .review.webhook import LabelStudioReader, ReviewService
 from .settings import Settings
@@ -113,6 +114,7 @@ class Backend:
     cache: Any
     emulator: Any = None
     review: ReviewService | None = None
+    learner: Learner | None = None
     redis_probe: BackgroundProbe | None = None
 
     def __post_init__(self) -> None:
@@ -124,8 +126,14 @@ class Backend:
     def emulated(self) -> bool:
         return self.emulator is not None
 
-    def model_version(self, spec: ProjectSpec) -> str:
-        return model_version(self.settings.model, spec, emulated=self.emulated, suffix=self.settings.model_version_suffix)
+    def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
+        base = model_version(self.settings.model, spec, emulated=self.emulated, suffix=self.settings.model_version_suffix)
+        tag = learned.tag() if learned is not None else None
+        return f"{base}-{tag}" if tag else base
+
+    def learned(self, project: int | None) -> LearnedState:
+        """What the review loop learned for this project (empty when REVIEW_LEARN is off)."""
+        return self.learner.state(project) if self.learner is not None else LearnedState()
 
     def fetch(self, ref: str, task_id: Any) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
@@ -186,8 +194,10 @@ def build_backend(settings: Settings) -> Backend:
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
     runner = BatchRunner(predictor, settings, metrics)
-    review = ReviewService(make_ledger(settings.redis_url, settings.redis_prefix), LabelStudioReader(credentials), metrics)
+    ledger = make_ledger(settings.redis_url, settings.redis_prefix)
+    review = ReviewService(ledger, LabelStudioReader(credentials), metrics)
+    learner = Learner(ledger, settings.review_learn, settings.review_min_samples)
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
-        gateway=gateway, runner=runner, cache=cache, emulator=emulator, review=review,
+        gateway=gateway, runner=runner, cache=cache, emulator=emulator, review=review, learner=learner,
     )

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from . import __version__
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
+from .review.learning import adjust_outcomes, project_id
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.server")
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         body = _json_body(settings.max_request_bytes)
         backend.credentials.update_from_setup(body.get("hostname"), body.get("access_token"))
         spec = _spec_or_400(specs, body.get("schema"), backend, "/setup")
-        return jsonify({"model_version": backend.model_version(spec)})
+        return jsonify({"model_version": backend.model_version(spec, backend.learned(project_id(body)))})
 
     @app.post("/predict")
     def predict():
@@ -190,8 +191,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         interactive = bool(params.get("context")) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body.get("label_config"), backend, "/predict")
-        version = backend.model_version(spec)
-        outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
+        learned = backend.learned(project_id(body))  # the review loop's state (review/learning.py)
+        version = backend.model_version(spec, learned)
+        outcomes = adjust_outcomes(learned, backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline))
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.

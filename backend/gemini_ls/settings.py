@@ -106,6 +106,9 @@ class Settings:
     log_level: str = "INFO"
     workers: int = 1
     threads: int = 8
+    # Review loop (review/learning.py): learned parts, and the history a label needs first
+    review_learn: tuple[str, ...] = ()
+    review_min_samples: int = 10
     # Emulator fallback: no API key -> the built-in emulator answers (loudly announced)
     emulator_latency: float = 0.0
 
@@ -131,6 +134,9 @@ class Settings:
             if media_resolution not in ("LOW", "MEDIUM", "HIGH"):
                 raise SettingsError("GEMINI_MEDIA_RESOLUTION must be LOW, MEDIUM or HIGH")
         temperature = _get(env, "GEMINI_TEMPERATURE")
+        review_learn = tuple(p.lower() for p in _csv(env, "REVIEW_LEARN"))
+        if unknown := set(review_learn) - {"thresholds", "synonyms"}:
+            raise SettingsError(f"REVIEW_LEARN: unknown part(s) {', '.join(sorted(unknown))}; known: thresholds, synonyms")
         defaults = Defaults(
             score_threshold=_float(env, "MODEL_SCORE_THRESHOLD", Defaults.score_threshold),
             max_objects=_int(env, "MODEL_MAX_OBJECTS", Defaults.max_objects, lo=1),
@@ -172,6 +178,8 @@ class Settings:
             workers=_int(env, "WORKERS", 1, lo=1),
             threads=_int(env, "THREADS", 8, lo=1),
             emulator_latency=_float(env, "EMULATOR_LATENCY", 0.0),
+            review_learn=review_learn,
+            review_min_samples=_int(env, "REVIEW_LEARN_MIN_SAMPLES", 10, lo=1),
         )
 
     def with_(self, **changes) -> Settings:

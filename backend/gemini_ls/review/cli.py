@@ -32,6 +32,12 @@ def add_commands(sub: Any) -> None:
     rep.add_argument("--since", default=None, help="only annotations changed at or after this ISO date/time")
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.add_argument("-o", "--output", default=None, help="also write a PNG chart here")
+    ev = sub.add_parser("evaluate", help="run candidate settings on the project's annotated tasks (writes nothing to Label Studio)")
+    _common(ev)
+    ev.add_argument("--variant", action="append", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="one set of overrides per column; keys: name, model, media_resolution, max_objects, "
+                    "score_threshold, temperature, image_max_side, hint.<Label>")
+    ev.add_argument("--limit", type=int, default=None, help="at most this many annotated tasks")
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,13 +45,14 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
 
     client = label_studio_client(args, settings)
     items = rp.reviewed_items(rp.fetch_tasks(client, args.project), rp.parse_since(args.since))
-    by_version = rp.tallies(items, args.model_version)
+    summaries = rp.summaries(items, args.model_version)
+    by_version = {v: s.tally for v, s in summaries.items()}
     if args.format == "json":
         text = rp.render_json(by_version, args.project)
     elif args.format == "csv":
         text = rp.render_csv(by_version)
     else:
-        text = rp.render_table(by_version)
+        text = rp.render_table(by_version, {v: rp.suggestions(s) for v, s in summaries.items() if s.relabels})
     sys.stdout.write(text.rstrip("\n") + "\n")
     if args.output:
         rp.render_chart(by_version, args.output, f"gemini-ls review, project {args.project}")
@@ -53,4 +60,29 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"report": report}
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from . import evaluate as ev
+    from .report import fetch_tasks
+
+    client = label_studio_client(args, settings)
+    settings = settings.with_(label_studio_url=args.url or settings.label_studio_url,
+                              label_studio_api_key=args.api_key or settings.label_studio_api_key)
+    try:
+        variants = [ev.parse_variant(text, settings, i) for i, text in enumerate(args.variant)]
+    except ev.VariantError as exc:
+        sys.stderr.write(f"gemini-ls evaluate: {exc}\n")
+        return 2
+    config = client.projects.get(id=args.project).label_config
+    truth = ev.ground_truth(fetch_tasks(client, args.project), args.limit)
+    if not truth:
+        sys.stderr.write(f"gemini-ls evaluate: project {args.project} has no annotated task\n")
+        return 1
+    results = []
+    for v in variants:
+        sys.stderr.write(f"variant {v.name}: {len(truth)} tasks ...\n")
+        results.append(ev.run_variant(v, config, truth))
+    sys.stdout.write(ev.render(results) + "\n")
+    return 0
+
+
+COMMANDS = {"report": report, "evaluate": evaluate}

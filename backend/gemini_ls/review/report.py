@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .learning import relabel_suggestions
 from .match import match_regions
 from .stats import LabelStats, Tally, tally
 from .webhook import our_prediction
@@ -79,17 +81,37 @@ def fetch_tasks(client: Any, project: int, page_size: int = 100) -> Iterator[Any
     yield from client.tasks.list(project=project, fields="all", only_annotated=True, page_size=page_size)
 
 
-def tallies(items: Iterator[Reviewed], model_version: str | None = None) -> dict[str, Tally]:
-    """Tally per model_version (only `model_version` when given), newest version first."""
+@dataclass(frozen=True)
+class Summary:
+    tally: Tally
+    relabels: Mapping[tuple[str, str], int]  # (we said, annotators said) -> regions
+
+
+def summaries(items: Iterable[Reviewed], model_version: str | None = None) -> dict[str, Summary]:
+    """Tally and relabel counts per model_version (only `model_version` when given), newest first."""
     out: dict[str, Tally] = {}
+    pairs: dict[str, Counter[tuple[str, str]]] = {}
     newest: dict[str, int] = {}
     for item in items:
-        if model_version is not None and item.model_version != model_version:
+        v = item.model_version
+        if model_version is not None and v != model_version:
             continue
-        t = tally(match_regions(item.prediction.get("result") or [], item.annotation.get("result") or []))
-        out[item.model_version] = out.get(item.model_version, Tally()).plus(t)
-        newest[item.model_version] = max(newest.get(item.model_version, 0), int(item.prediction.get("id") or 0))
-    return {v: out[v] for v in sorted(out, key=lambda v: -newest[v])}
+        outcomes = match_regions(item.prediction.get("result") or [], item.annotation.get("result") or [])
+        out[v] = out.get(v, Tally()).plus(tally(outcomes))
+        pairs.setdefault(v, Counter()).update((o.label, o.new_label) for o in outcomes if o.new_label is not None)
+        newest[v] = max(newest.get(v, 0), int(item.prediction.get("id") or 0))
+    return {v: Summary(out[v], dict(pairs[v])) for v in sorted(out, key=lambda v: -newest[v])}
+
+
+def tallies(items: Iterable[Reviewed], model_version: str | None = None) -> dict[str, Tally]:
+    return {v: s.tally for v, s in summaries(items, model_version).items()}
+
+
+def suggestions(summary: Summary) -> str:
+    """Relabel statistics as suggested hint changes, one line each."""
+    matched = {label: s.accepted + s.adjusted + s.relabelled for label, s in summary.tally.labels.items()}
+    lines = relabel_suggestions(summary.relabels, matched)
+    return "\n".join(f"- relabelled {line}" for line in lines)
 
 
 # ----- rendering ---------------------------------------------------------------------------------
