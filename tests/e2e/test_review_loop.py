@@ -83,7 +83,7 @@ def annotate(prediction: dict, sc: Scene, rng: random.Random) -> Annotated:
         box = rect_to_box(r["value"], sc.width, sc.height)
         obj = max(sc.objects, key=lambda o: box_iou(o.box, box))
         wanted = WANTED[obj.colour] if box_iou(obj.box, box) >= 0.3 else None
-        if wanted is None:  # made up, or yellow: deleted
+        if wanted is None or label == "Yellow":  # made up, yellow, or called "Yellow": deleted
             did[(label, "deleted")] += 1
             continue
         value = dict(r["value"])
@@ -110,13 +110,16 @@ def annotate(prediction: dict, sc: Scene, rng: random.Random) -> Annotated:
     return Annotated(out, did)
 
 
-def run_report(ls, project: int, *extra: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "GEMINI_", "GOOGLE_"))}
-    env.update(LABEL_STUDIO_URL=ls.url, LABEL_STUDIO_API_KEY=ls.api_key)
-    done = subprocess.run([str(GEMINI_LS_BIN), "report", "--project", str(project), *extra], env=env,
-                          capture_output=True, text=True, timeout=300)
+def run_cli(ls, *args: str, extra_env: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "GEMINI_", "GOOGLE_", "REDIS_"))}
+    env.update(LABEL_STUDIO_URL=ls.url, LABEL_STUDIO_API_KEY=ls.api_key, **(extra_env or {}))
+    done = subprocess.run([str(GEMINI_LS_BIN), *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def run_report(ls, project: int, *extra: str) -> str:
+    return run_cli(ls, "report", "--project", str(project), *extra)
 
 
 def counts_of_report(report: dict, version: str) -> Counter:
@@ -234,13 +237,13 @@ def test_review_loop(label_studio, emulator_factory, cors_images, redis_url, red
     assert counts_of_report(report, v2) == expected2 == counts_of_metrics(backend, project, v2)
     assert counts_of_report(report, v1) == expected  # the first 200 are still as they were
     second_rate = report["model_versions"][v2]["deletion_rate"]
+    table = run_report(ls, project, "-o", str(tmp_path / "review.png"))
+    print(table)
     print(f"deletion rate: {100 * first_rate:.1f} % under {v1}, {100 * second_rate:.1f} % under {v2} (learned)")
     assert first_rate > 0.15
     assert second_rate < 0.05
     assert expected2[("Purple", "relabelled")] == 0 and expected2[("Magenta", "accepted")] > 0  # the learned synonym
 
-    table = run_report(ls, project, "-o", str(tmp_path / "review.png"))
-    print(table)
     assert f"model_version {v2}: {N_NEXT} annotations, deletion rate {100 * second_rate:.1f} %" in table
     assert (tmp_path / "review.png").stat().st_size > 10_000
     from tests.fixtures.labelstudio import ARTIFACTS, ROOT
@@ -248,7 +251,22 @@ def test_review_loop(label_studio, emulator_factory, cors_images, redis_url, red
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "review.png", ARTIFACTS / "review-report.png")
     (ARTIFACTS / "review-report.md").write_text(table)
+
+    # evaluate: two variants on annotated tasks as ground truth, nothing written to Label Studio
+    before = {tid: (len(ls.predictions(tid)), ls.get(f"/api/tasks/{tid}")["total_annotations"]) for tid in first_ids[:40]}
+    evaluated = run_cli(ls, "evaluate", "--project", str(project), "--limit", "40",
+                        "--variant", "name=as-is", "--variant", "name=strict,score_threshold=0.7",
+                        extra_env={"GEMINI_BASE_URL": emu.url, "GEMINI_API_KEY": "emulator-key", "FETCH_ALLOWLIST": "127.0.0.1"})
+    print(evaluated)
+    after = {tid: (len(ls.predictions(tid)), ls.get(f"/api/tasks/{tid}")["total_annotations"]) for tid in first_ids[:40]}
+    assert after == before
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in evaluated.splitlines() if line.startswith("| ")]
+    rows = {c[0]: c[1:] for c in cells}
+    assert rows["label"][:6] == ["as-is P", "as-is R", "as-is IoU", "strict P", "strict R", "strict IoU"]
+    assert float(rows["all"][3]) > float(rows["all"][0])  # the threshold removes the low-confidence false positives
+    assert rows["as-is"][1] == "40" and rows["strict"][1] == "40" and float(rows["as-is"][3]) > 0  # tasks, input tokens/task
     if DOCS:
         shutil.copy(tmp_path / "review.png", ROOT / "docs" / "review-report.png")
         (ROOT / "docs" / "review-report.md").write_text(table)
+        (ROOT / "docs" / "evaluate.md").write_text(evaluated)
     backend.stop()

@@ -98,13 +98,15 @@ class MemoryLedger:
         self._lock = threading.Lock()
         self._anns: dict[int, Contribution] = {}
         self._agg: dict[tuple[int, str], Tally] = {}
-        self._versions: dict[int, dict[str, float]] = {}
+        self._versions: dict[int, dict[str, int]] = {}  # model_version -> change sequence number
         self._rev: dict[int, int] = {}
+        self._seq = 0
 
     def _apply(self, c: Contribution, sign: int) -> None:
         key = (c.project, c.model_version)
         self._agg[key] = self._agg.get(key, Tally()).plus(c.tally, sign)
-        self._versions.setdefault(c.project, {})[c.model_version] = time.time()
+        self._seq += 1
+        self._versions.setdefault(c.project, {})[c.model_version] = self._seq
         self._rev[c.project] = self._rev.get(c.project, 0) + 1
 
     def replace(self, annotation_id: int, new: Contribution | None) -> Contribution | None:
