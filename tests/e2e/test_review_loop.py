@@ -20,6 +20,7 @@ import random
 import shutil
 import string
 import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -137,6 +138,22 @@ def counts_of_metrics(backend, project: int, version: str) -> Counter:
     return out
 
 
+def settled(backend, project: int, version: str, annotations: int, timeout: float = 60) -> Counter:
+    """The ledger's counts once it holds `annotations` annotations (Label Studio gives a webhook 1 s,
+    our handler may still be finishing the last ones) and two reads agree."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if backend.metric("gemini_ls_review_annotations", project=str(project), model_version=version) == annotations:
+            now = counts_of_metrics(backend, project, version)
+            if now == last:
+                return now
+            last = now
+        time.sleep(0.5)
+    return counts_of_metrics(backend, project, version)
+
+
+@pytest.mark.timeout(1800)  # ~330 annotations, each a Label Studio write plus two webhook round trips
 def test_review_loop(label_studio, emulator_factory, cors_images, redis_url, redis_prefix, tmp_path):
     ls = label_studio
     emu = emulator_factory()
@@ -210,7 +227,7 @@ def test_review_loop(label_studio, emulator_factory, cors_images, redis_url, red
     expected = +expected
     assert expected[("Yellow", "deleted")] > 0 and expected[("Purple", "relabelled")] > 0
     assert expected[("Blue", "adjusted")] > 0 and expected[("Leaf", "missed")] > 0
-    webhook_counts = counts_of_metrics(backend, project, v1)
+    webhook_counts = settled(backend, project, v1, N_FIRST)
     report = json.loads(run_report(ls, project, "--format", "json", "--model-version", v1))
     assert counts_of_report(report, v1) == expected
     assert webhook_counts == expected
@@ -234,7 +251,7 @@ def test_review_loop(label_studio, emulator_factory, cors_images, redis_url, red
         expected2.update(a.expected)
     expected2 = +expected2
     report = json.loads(run_report(ls, project, "--format", "json"))
-    assert counts_of_report(report, v2) == expected2 == counts_of_metrics(backend, project, v2)
+    assert counts_of_report(report, v2) == expected2 == settled(backend, project, v2, N_NEXT)
     assert counts_of_report(report, v1) == expected  # the first 200 are still as they were
     second_rate = report["model_versions"][v2]["deletion_rate"]
     table = run_report(ls, project, "-o", str(tmp_path / "review.png"))

@@ -106,6 +106,17 @@ class ReviewService:
             self.metrics.review_errors.labels(reason).inc()
 
     def handle(self, body: Mapping[str, Any]) -> dict:
+        try:
+            return self._handle(body)
+        except Exception as exc:  # the ledger's Redis is away: say so, count it, never a 500 to Label Studio
+            if type(exc).__module__.split(".")[0] != "redis":
+                raise
+            self._count_error("ledger")
+            log.warning("webhook %s: the review ledger is unavailable (%s); `gemini-ls report` still counts it from Label Studio",
+                        body.get("action"), exc)
+            return {"verdict": None, "error": "review ledger unavailable"}
+
+    def _handle(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
         if action in DELETED:
             items = body.get("annotations") or body.get("annotation") or []
