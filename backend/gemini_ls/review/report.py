@@ -210,7 +210,7 @@ def render_chart(by_version: Mapping[str, Tally], path: str, title: str) -> None
         ax.set_xlabel("regions")
         xmax = max([max(s.predicted, s.missed) for s in stats] or [1])
         ax.set_xlim(0, xmax * 1.6 + 1)
-        ax.legend(loc="lower right", fontsize=7, ncol=5)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=5, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
