@@ -13,7 +13,9 @@
 Both need at least `min_samples` scored regions of a label. The learned state is applied to the
 Label Studio regions right after prediction, and its digest becomes part of model_version
 ("...-l<digest>"), so Label Studio shows which predictions came from which learned state and
-re-predicts when it changes. Fitting reads the ledger only when its revision changed.
+re-predicts when it changes. Fitting reads the ledger only when its revision changed, and at most
+once per REFIT_SECONDS per project (/setup comes before every batch; a busy project must neither
+re-read its whole history nor change model_version with every annotation).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +37,7 @@ log = logging.getLogger("gemini_ls.review")
 
 SUPPRESS = 1.01  # a threshold no score (0-1) reaches
 SYNONYM_SHARE = 0.8
+REFIT_SECONDS = 30.0
 PARTS = ("thresholds", "synonyms")
 _POSITIVE = ("accepted", "adjusted", "relabelled")
 
@@ -136,18 +140,21 @@ def relabel_suggestions(pairs: Mapping[tuple[str, str], int], matched: Mapping[s
 class Learner:
     """The learned state per project, refitted when the project's ledger revision changes."""
 
-    def __init__(self, ledger: Ledger, parts: Iterable[str], min_samples: int = 10) -> None:
+    def __init__(self, ledger: Ledger, parts: Iterable[str], min_samples: int = 10, refit_seconds: float = REFIT_SECONDS) -> None:
         self.ledger = ledger
         self.parts = tuple(p for p in parts if p in PARTS)
         self.min_samples = min_samples
+        self.refit_seconds = refit_seconds
         self._lock = threading.Lock()
-        self._cache: dict[int, tuple[int, LearnedState]] = {}
+        self._cache: dict[int, tuple[int, LearnedState, float]] = {}  # project -> (revision, state, fitted at)
 
     def state(self, project: int | None) -> LearnedState:
         if not self.parts or project is None:
             return LearnedState()
         with self._lock:
             cached = self._cache.get(project)
+        if cached is not None and time.monotonic() - cached[2] < self.refit_seconds:
+            return cached[1]
         try:
             rev = self.ledger.revision(project)
             if cached is not None and cached[0] == rev:
@@ -162,7 +169,7 @@ class Learner:
                 missed[label] += s.missed + s.relabelled_in
         state = fit((s for c in contributions for s in c.samples), missed, self.parts, self.min_samples)
         with self._lock:
-            self._cache[project] = (rev, state)
+            self._cache[project] = (rev, state, time.monotonic())
         return state
 
 

@@ -49,10 +49,15 @@ def test_state_applies_to_regions_and_tags_model_version():
 
 def test_learner_refits_when_the_ledger_changes():
     ledger = MemoryLedger()
-    learner = Learner(ledger, ("thresholds",), min_samples=3)
+    learner = Learner(ledger, ("thresholds",), min_samples=3, refit_seconds=0)
     assert learner.state(1).empty
     ledger.replace(10, Contribution(10, 1, 5, "gemini-ls-x", Tally(), tuple(samples("Yellow", "deleted", 0.9, 3))))
     assert learner.state(1).thresholds == {"Yellow": SUPPRESS}
+    # within the refit interval the state stays put, whatever arrives
+    slow = Learner(ledger, ("thresholds",), min_samples=3, refit_seconds=3600)
+    assert slow.state(1).thresholds == {"Yellow": SUPPRESS}
+    ledger.replace(10, None)
+    assert slow.state(1).thresholds == {"Yellow": SUPPRESS} and learner.state(1).empty
     assert Learner(ledger, ()).state(1).empty  # learning off
 
 
