@@ -11,10 +11,9 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .feedback import PredictionLedger, compare
 from .gemini.cache import make_file_cache
 from .gemini.client import make_client
 from .gemini.files import FilesManager
@@ -28,6 +27,9 @@ from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
 from .predict import BatchRunner, Predictor
+from .review.learning import LearnedState, Learner
+from .review.ledger import make_ledger
+from .review.webhook import LabelStudioReader, ReviewService
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls")
@@ -83,7 +85,8 @@ class Backend:
     runner: BatchRunner
     cache: Any
     emulator: Any = None
-    ledger: PredictionLedger = field(default_factory=PredictionLedger)
+    review: ReviewService | None = None
+    learner: Learner | None = None
     redis_probe: BackgroundProbe | None = None
     rate_gate: RateGate | None = None  # the process's shared 429 cool-down, for /health
     interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
@@ -97,12 +100,18 @@ class Backend:
     def emulated(self) -> bool:
         return self.emulator is not None
 
-    def model_version(self, spec: ProjectSpec) -> str:
+    def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
         routing = self.settings.routing
-        return model_version(
+        base = model_version(
             routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=self.emulated,
             suffix=self.settings.model_version_suffix, mask_model=routing.mask_model.name,
         )
+        tag = learned.tag() if learned is not None else None
+        return f"{base}-{tag}" if tag else base
+
+    def learned(self, project: int | None) -> LearnedState:
+        """What the review loop learned for this project (empty when REVIEW_LEARN is off)."""
+        return self.learner.state(project) if self.learner is not None else LearnedState()
 
     def fetch(self, ref: str, task_id: Any) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
@@ -131,27 +140,15 @@ class Backend:
         # None until the first background probe has answered
         return {"configured": True, "reachable": self.redis_probe.value() if self.redis_probe else None}
 
+    def review_metrics(self) -> bytes:
+        return self.review.metrics_text() if self.review is not None else b""
+
     def on_webhook(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
         self.metrics.webhook_events.labels(action if action.isupper() and len(action) < 64 else "other").inc()
-        annotation = body.get("annotation") if isinstance(body.get("annotation"), Mapping) else None
-        if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED") and annotation:
-            task: Mapping[str, Any] = body["task"] if isinstance(body.get("task"), Mapping) else {}
-            task_id = task.get("id", annotation.get("task"))
-            predicted = self.ledger.get(task_id)
-            result = annotation.get("result") if isinstance(annotation.get("result"), list) else []
-            if predicted is None:
-                log.info("webhook %s: annotation %s for task %s (%d regions); no prediction of ours on record",
-                         action, annotation.get("id"), task_id, len(result))
-                return {"task": task_id, "regions": len(result), "verdict": None}
-            verdict = compare(predicted, result)
-            for outcome, count in verdict.as_dict().items():
-                if count:
-                    self.metrics.feedback_regions.labels(outcome).inc(count)
-            log.info("webhook %s: annotation %s for task %s: %s", action, annotation.get("id"), task_id, verdict.as_dict())
-            return {"task": task_id, "regions": len(result), "verdict": verdict.as_dict()}
-        log.info("webhook %s received", action)
-        return {}
+        if self.review is None:
+            return {}
+        return self.review.handle(body)
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -175,7 +172,11 @@ def build_backend(settings: Settings) -> Backend:
     predictor = Predictor(settings, metrics, gateway)
     runner = BatchRunner(predictor, settings, metrics)
     interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
+    ledger = make_ledger(settings.redis_url, settings.redis_prefix)
+    review = ReviewService(ledger, LabelStudioReader(credentials), metrics)
+    learner = Learner(ledger, settings.review_learn, settings.review_min_samples)
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,
+        review=review, learner=learner,
     )

@@ -1,4 +1,4 @@
-"""`gemini-ls serve | predict | preview | emulator`."""
+"""`gemini-ls serve | predict | preview | emulator | report | evaluate`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .logsetup import configure_logging
+from .review import cli as review_cli
 from .settings import Settings, SettingsError
 
 
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--config", required=True)
     prev.add_argument("-o", "--output", required=True, help="PNG file to write")
     sub.add_parser("emulator", help="run the Gemini emulator (gemini-ls emulator --help)", add_help=False)
+    review_cli.add_commands(sub)
     return parser
 
 
@@ -173,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, settings)
     if args.command == "predict":
         return _predict(args, settings)
+    if args.command in review_cli.COMMANDS:
+        return review_cli.COMMANDS[args.command](args, settings)
     return _preview(args, settings)
 
 

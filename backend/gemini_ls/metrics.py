@@ -48,7 +48,5 @@ class Metrics:
         self.files_lock_waits = _counter(r, "gemini_ls_files_lock_waits", "Times a worker waited for another's upload")
         self.cache_errors = _counter(r, "gemini_ls_cache_errors", "Redis errors (cache bypassed)", ["op"])
         self.webhook_events = _counter(r, "gemini_ls_webhook_events", "Webhook events received", ["action"])
-        self.feedback_regions = _counter(
-            r, "gemini_ls_feedback_regions",
-            "Annotators' verdict on our regions: kept as predicted, edited, removed, or added by hand", ["outcome"],
-        )
+        # the annotators' verdicts themselves are gemini_ls_review_* (review/collector.py, read from the ledger)
+        self.review_errors = _counter(r, "gemini_ls_review_errors", "Webhook events that could not be compared, by reason", ["reason"])

@@ -23,6 +23,7 @@ from . import __version__
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
 from .plan import plan_requests, request_budget_problem
+from .review.learning import adjust_outcomes, project_id
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.server")
@@ -73,12 +74,6 @@ def _optional_str(body: dict, field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ApiError(400, f"'{field}' must be a string, got {_json_type(value)}")
     return value
-
-
-def _ledger_key(task_id: object) -> int | str | None:
-    """Label Studio's task ids are integers; anything else a client sends (a list, an object) is
-    no key to remember feedback by, and must cost nothing beyond that."""
-    return task_id if isinstance(task_id, (int, str)) and not isinstance(task_id, bool) else None
 
 
 class SpecCache:
@@ -148,8 +143,8 @@ def _metrics_text(backend: Backend) -> bytes:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(backend.metrics.registry)
+        return generate_latest(registry) + backend.review_metrics()
+    return generate_latest(backend.metrics.registry) + backend.review_metrics()
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
@@ -205,7 +200,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         hostname, access_token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
         backend.credentials.update_from_setup(hostname, access_token)
         spec = _spec_or_400(specs, body, "schema", backend, "/setup")
-        return jsonify({"model_version": backend.model_version(spec)})
+        return jsonify({"model_version": backend.model_version(spec, backend.learned(project_id(body)))})
 
     @app.post("/predict")
     def predict():
@@ -223,14 +218,16 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         interactive = isinstance(context, dict) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body, "label_config", backend, "/predict")
-        version = backend.model_version(spec)
+        learned = backend.learned(project_id(body))  # the review loop's state (review/learning.py)
+        version = backend.model_version(spec, learned)
+        # What the annotator drew is answered by interactive/; nothing drawn yet ({}) or a batch is
+        # the whole task, with what the review loop learned applied.
         drawn = backend.interactive.predict(tasks[0], spec, context, deadline=deadline) if interactive else None
-        outcomes = [drawn] if drawn is not None else backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
+        if drawn is not None:
+            outcomes = [drawn]
+        else:
+            outcomes = adjust_outcomes(learned, backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline))
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
-        for outcome in outcomes:
-            key = _ledger_key(outcome.task_id)
-            if outcome.succeeded and key is not None:
-                backend.ledger.record(key, outcome.result or ())
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.
             raise ApiError(

@@ -133,6 +133,9 @@ class Settings:
     log_level: str = "INFO"
     workers: int = 1
     threads: int = 8
+    # Review loop (review/learning.py): learned parts, and the history a label needs first
+    review_learn: tuple[str, ...] = ()
+    review_min_samples: int = 10
     # Emulator fallback: no API key -> the built-in emulator answers (loudly announced)
     emulator_latency: float = 0.0
 
@@ -157,6 +160,9 @@ class Settings:
         it. Defaults are the dataclass fields above (written once) and `Defaults`."""
         env = os.environ if env is None else env
         d = cls()
+        review_learn = tuple(p.lower() for p in _csv(env, "REVIEW_LEARN"))
+        if unknown := set(review_learn) - {"thresholds", "synonyms"}:
+            raise SettingsError(f"REVIEW_LEARN: unknown part(s) {', '.join(sorted(unknown))}; known: thresholds, synonyms")
         defaults = Defaults(
             score_threshold=_float(env, "MODEL_SCORE_THRESHOLD", Defaults.score_threshold),
             max_objects=_int(env, "MODEL_MAX_OBJECTS", Defaults.max_objects, lo=1),
@@ -206,6 +212,8 @@ class Settings:
             workers=_int(env, "WORKERS", d.workers, lo=1),
             threads=_int(env, "THREADS", d.threads, lo=1),
             emulator_latency=_float(env, "EMULATOR_LATENCY", d.emulator_latency),
+            review_learn=review_learn,
+            review_min_samples=_int(env, "REVIEW_LEARN_MIN_SAMPLES", d.review_min_samples, lo=1),
         )
 
     def with_(self, **changes) -> Settings:

@@ -180,10 +180,11 @@ def backend_env(emulator_url: str, label_studio=None, **extra: str) -> dict[str,
     return env
 
 
-def start_backend_process(name: str, env: dict[str, str], timeout: float = 30) -> BackendProcess:
+def start_backend_process(name: str, env: dict[str, str], timeout: float = 30, port: int | None = None) -> BackendProcess:
+    """`port`: reuse a stopped backend's port (a restart, as Label Studio knows the backend by its URL)."""
     if not GEMINI_LS_BIN.exists():
         raise AssertionError(f"{GEMINI_LS_BIN} not found: install the project (pip install -e .[test])")
-    port = free_port()
+    port = port or free_port()
     log_path = ARTIFACTS / f"backend-{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "LABEL_STUDIO_", "REDIS_"))}

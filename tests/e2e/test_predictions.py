@@ -138,12 +138,12 @@ def test_annotation_reaches_our_webhook(stack):
     while time.monotonic() < deadline and backend.metric("gemini_ls_webhook_events_total", action="ANNOTATION_CREATED") <= before:
         time.sleep(0.2)
     assert backend.metric("gemini_ls_webhook_events_total", action="ANNOTATION_CREATED") == before + 1
-    # ... and acted on it: matched the annotation against the prediction it made for that task
+    # ... and acted on it: matched the annotation against OUR prediction, read back from Label Studio
+    # (gemini_ls_review_regions replaced the in-memory gemini_ls_feedback_regions_total: the ledger
+    # is per label and idempotent, see README "Review loop")
     line = backend.wait_log(rf"webhook ANNOTATION_CREATED: annotation {ann['id']} for task {task.task_id}[^\n]*")
     assert "no prediction of ours" not in line, line
-    feedback = {
-        dict(labels).get("outcome"): v
-        for (name, labels), v in backend.metrics().items()
-        if name == "gemini_ls_feedback_regions_total"
-    }
-    assert sum(feedback.values()) >= len(result), feedback
+    accepted = backend.metric("gemini_ls_review_regions", project=str(project.id), outcome="accepted")
+    deleted = backend.metric("gemini_ls_review_regions", project=str(project.id), outcome="deleted")
+    assert accepted == len(result), backend.metrics()
+    assert deleted == len(pred["result"]) - len(result)  # every brush, polygon and choice result was dropped

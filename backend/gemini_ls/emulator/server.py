@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import DEFAULT_API_KEY, answers, errors, families, interactive, tokens, understanding, vision, wire
 from . import faults as faults_mod
+from . import mistakes as mistakes_mod
 from .errors import ApiError
 from .faults import Fault, FaultError, FaultPlan
 from .files import FileStore
@@ -83,6 +84,7 @@ class EmulatorServer:
         self.files = FileStore(file_ttl_seconds, random.Random(seed + 1))
         self.faults = FaultPlan(random.Random(seed + 2))
         self._counters = self._zero_counters()
+        self.mistakes: mistakes_mod.Mistakes | None = None  # see mistakes.py
         self._vision_cache: OrderedDict[str, vision.SeenImage] = OrderedDict()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -151,8 +153,9 @@ class EmulatorServer:
         self.files.set_state(file_id, state)
 
     def reset(self, *, files: bool = False) -> None:
-        """Clear faults and counters (and stored files when `files`)."""
+        """Clear faults, mistakes and counters (and stored files when `files`)."""
         self.faults.clear()
+        self.mistakes = None
         with self._lock:
             self._counters = self._zero_counters()
         if files:
@@ -451,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
             n_masks = 0
         else:
             _corrupt(items, names)
+            made = mistakes_mod.for_request(self.headers.get(mistakes_mod.HEADER), emu.mistakes)
+            items = mistakes_mod.apply(items, task, seen, made, request_key)
             text = answers.render(items, json_mode=parsed.json_mode, key=request_key, force_prose="prose" in names)
             n_masks = sum(1 for i in items if isinstance(i, dict) and isinstance(i.get("mask"), str))  # PNG maps; polygons are text
         cand_tok = tokens.text_tokens(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)) + answers.MASK_TOKENS * n_masks
@@ -559,6 +564,8 @@ class _Handler(BaseHTTPRequestHandler):
                 emu.add_fault(spec.get("fault", ""), count=spec.get("count"), rate=spec.get("rate"),
                               args=spec.get("args"), routes=spec.get("routes"))
             return self._send_json(200, {"faults": emu.faults.rules()})
+        if path == "/_emulator/mistakes":
+            return self._send_json(200, {"mistakes": mistakes_mod.control(emu, self.command, body)})
         if path == "/_emulator/latency" and self.command == "POST":
             seconds, jitter = faults_mod.parse_latency(body.get("latency", 0))
             emu.set_latency(seconds, float(body.get("jitter", jitter)))
@@ -628,6 +635,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", action="append", default=[], help="extra accepted API key (repeatable)")
     parser.add_argument("--file-ttl", type=float, default=FILE_TTL_SECONDS, help="file lifetime in seconds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mistakes", default="", help="e.g. false_positive=0.3;jitter=0.2;swap=0.05 (see mistakes.py)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
@@ -643,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         args.host, args.port, api_keys=frozenset({DEFAULT_API_KEY, *args.api_key}), latency=latency,
         jitter=jitter, file_ttl_seconds=args.file_ttl, seed=args.seed, verbose=args.verbose,
     )
+    server.mistakes = mistakes_mod.Mistakes.parse(args.mistakes) if args.mistakes else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()

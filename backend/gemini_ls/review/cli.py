@@ -1,0 +1,88 @@
+"""`gemini-ls report` and `gemini-ls evaluate` (registered in cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..settings import Settings
+
+
+def label_studio_client(args: argparse.Namespace, settings: Settings) -> Any:
+    from label_studio_sdk import LabelStudio
+
+    url = args.url or settings.label_studio_url
+    key = args.api_key or settings.label_studio_api_key
+    if not url or not key:
+        raise SystemExit("gemini-ls: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or --url / --api-key)")
+    return LabelStudio(base_url=url, api_key=key)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    p.add_argument("--url", default=None, help="Label Studio URL (default $LABEL_STUDIO_URL)")
+    p.add_argument("--api-key", default=None, help="token or personal access token (default $LABEL_STUDIO_API_KEY)")
+
+
+def add_commands(sub: Any) -> None:
+    rep = sub.add_parser("report", help="per-label agreement of annotators with our predictions, from Label Studio")
+    _common(rep)
+    rep.add_argument("--model-version", default=None, help="only predictions of this model_version")
+    rep.add_argument("--since", default=None, help="only annotations changed at or after this ISO date/time")
+    rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    rep.add_argument("-o", "--output", default=None, help="also write a PNG chart here")
+    ev = sub.add_parser("evaluate", help="run candidate settings on the project's annotated tasks (writes nothing to Label Studio)")
+    _common(ev)
+    ev.add_argument("--variant", action="append", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="one set of overrides per column; keys: name, model, media_resolution, max_objects, "
+                    "score_threshold, temperature, image_max_side, hint.<Label>")
+    ev.add_argument("--limit", type=int, default=None, help="at most this many annotated tasks")
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    from . import report as rp
+
+    client = label_studio_client(args, settings)
+    items = rp.reviewed_items(rp.fetch_tasks(client, args.project), rp.parse_since(args.since))
+    summaries = rp.summaries(items, args.model_version)
+    by_version = {v: s.tally for v, s in summaries.items()}
+    if args.format == "json":
+        text = rp.render_json(by_version, args.project)
+    elif args.format == "csv":
+        text = rp.render_csv(by_version)
+    else:
+        text = rp.render_table(by_version, {v: rp.suggestions(s) for v, s in summaries.items() if s.relabels})
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    if args.output:
+        rp.render_chart(by_version, args.output, f"gemini-ls review, project {args.project}")
+        sys.stderr.write(f"wrote {args.output}\n")
+    return 0
+
+
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from . import evaluate as ev
+    from .report import fetch_tasks
+
+    client = label_studio_client(args, settings)
+    settings = settings.with_(label_studio_url=args.url or settings.label_studio_url,
+                              label_studio_api_key=args.api_key or settings.label_studio_api_key)
+    try:
+        variants = [ev.parse_variant(text, settings, i) for i, text in enumerate(args.variant)]
+    except ev.VariantError as exc:
+        sys.stderr.write(f"gemini-ls evaluate: {exc}\n")
+        return 2
+    config = client.projects.get(id=args.project).label_config
+    truth = ev.ground_truth(fetch_tasks(client, args.project), args.limit)
+    if not truth:
+        sys.stderr.write(f"gemini-ls evaluate: project {args.project} has no annotated task\n")
+        return 1
+    results = []
+    for v in variants:
+        sys.stderr.write(f"variant {v.name}: {len(truth)} tasks ...\n")
+        results.append(ev.run_variant(v, config, truth))
+    sys.stdout.write(ev.render(results) + "\n")
+    return 0
+
+
+COMMANDS = {"report": report, "evaluate": evaluate}

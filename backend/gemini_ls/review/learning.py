@@ -1,0 +1,193 @@
+"""Learning without training weights, from the review ledger (REVIEW_LEARN, each part switchable).
+
+- thresholds: a score threshold per label, fitted to the history so that F1 over our scored
+  regions is highest. The threshold decides whether a region is worth showing, so the positives
+  are the regions annotators kept (accepted, adjusted, and relabelled: the geometry was right, the
+  label is the synonyms' business) and the negatives the ones they deleted. Ties go to fewer
+  false positives, then to the lower threshold. A label annotators delete every time gets a
+  threshold above 1: it is no longer predicted.
+- synonyms: "we said A, annotators say B": when at least SYNONYM_SHARE of A's matched regions
+  were relabelled to the same B (and at least min_samples of them), A is answered as B. Weaker
+  relabel patterns are only reported (`gemini-ls report`) as suggested hint changes.
+
+Both need at least `min_samples` scored regions of a label. The learned state is applied to the
+Label Studio regions right after prediction, and its digest becomes part of model_version
+("...-l<digest>"), so Label Studio shows which predictions came from which learned state and
+re-predicts when it changes. Fitting reads the ledger only when its revision changed, and at most
+once per REFIT_SECONDS per project (/setup comes before every batch; a busy project must neither
+re-read its whole history nor change model_version with every annotation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .ledger import Ledger, Sample
+from .match import LABEL_KEYS
+
+log = logging.getLogger("gemini_ls.review")
+
+SUPPRESS = 1.01  # a threshold no score (0-1) reaches
+SYNONYM_SHARE = 0.8
+REFIT_SECONDS = 30.0
+PARTS = ("thresholds", "synonyms")
+_POSITIVE = ("accepted", "adjusted", "relabelled")
+
+
+@dataclass(frozen=True)
+class LearnedState:
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    synonyms: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.thresholds and not self.synonyms
+
+    def tag(self) -> str | None:
+        if self.empty:
+            return None
+        blob = json.dumps({"t": dict(self.thresholds), "s": dict(self.synonyms)}, sort_keys=True).encode()
+        return "l" + hashlib.sha256(blob).hexdigest()[:8]
+
+    def as_dict(self) -> dict:
+        return {"thresholds": dict(sorted(self.thresholds.items())), "synonyms": dict(sorted(self.synonyms.items()))}
+
+    def apply(self, result: Iterable[Mapping[str, Any]]) -> list[dict]:
+        """Regions below their label's threshold dropped, learned synonyms applied."""
+        out: list[dict] = []
+        for region in result:
+            value = region.get("value")
+            key = next((k for k in LABEL_KEYS if isinstance(value, Mapping) and isinstance(value.get(k), list)), None)
+            if key is None or not value or not value[key]:
+                out.append(dict(region))
+                continue
+            label = value[key][0]
+            score = region.get("score")
+            if isinstance(score, (int, float)) and score < self.thresholds.get(label, 0.0):
+                continue
+            if label in self.synonyms:
+                region = {**region, "value": {**value, key: [self.synonyms[label], *value[key][1:]]}}
+            out.append(dict(region))
+        return out
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def fit_threshold(samples: Sequence[tuple[float, bool]], missed: int = 0) -> float:
+    """The threshold maximising F1 for (score, positive) samples; `missed` adds false negatives."""
+    scores = sorted({s for s, _ in samples})
+    cuts = [0.0] + [round((a + b) / 2, 3) for a, b in zip(scores, scores[1:])] + [SUPPRESS]
+    best: tuple[float, int, float] | None = None
+    best_cut = 0.0
+    for cut in cuts:
+        tp = sum(1 for s, pos in samples if pos and s >= cut)
+        fp = sum(1 for s, pos in samples if not pos and s >= cut)
+        fn = sum(1 for s, pos in samples if pos and s < cut) + missed
+        key = (_f1(tp, fp, fn), -fp, -cut)
+        if best is None or key > best:
+            best, best_cut = key, cut
+    return best_cut
+
+
+def fit(samples: Iterable[Sample], missed: Mapping[str, int], parts: Iterable[str], min_samples: int) -> LearnedState:
+    parts = set(parts)
+    by_label: dict[str, list[tuple[float, bool]]] = {}
+    matched: Counter[str] = Counter()
+    relabels: Counter[tuple[str, str]] = Counter()
+    for s in samples:
+        if s.outcome in _POSITIVE:
+            matched[s.label] += 1
+        if s.outcome == "relabelled" and s.new_label:
+            relabels[(s.label, s.new_label)] += 1
+        if s.score is None or s.outcome not in (*_POSITIVE, "deleted"):
+            continue
+        by_label.setdefault(s.label, []).append((float(s.score), s.outcome in _POSITIVE))
+    thresholds: dict[str, float] = {}
+    if "thresholds" in parts:
+        for label, pairs in by_label.items():
+            if len(pairs) >= min_samples:
+                cut = fit_threshold(pairs, missed.get(label, 0))
+                if cut > 0:
+                    thresholds[label] = cut
+    synonyms: dict[str, str] = {}
+    if "synonyms" in parts:
+        for (a, b), n in relabels.items():
+            if n >= min_samples and n >= SYNONYM_SHARE * matched[a]:
+                synonyms[a] = b
+    return LearnedState(thresholds, synonyms)
+
+
+def relabel_suggestions(pairs: Mapping[tuple[str, str], int], matched: Mapping[str, int]) -> list[str]:
+    """Human-readable hint suggestions from relabel counts (most frequent first)."""
+    out = []
+    for (a, b), n in sorted(pairs.items(), key=lambda kv: -kv[1]):
+        share = n / matched[a] if matched.get(a) else 1.0
+        out.append(f'"{a}" -> "{b}": {n} of {matched.get(a, n)} matched "{a}" regions ({100 * share:.0f} %): '
+                   f'describe "{a}" more narrowly in its hint, or let REVIEW_LEARN=synonyms answer it as "{b}"')
+    return out
+
+
+class Learner:
+    """The learned state per project, refitted when the project's ledger revision changes."""
+
+    def __init__(self, ledger: Ledger, parts: Iterable[str], min_samples: int = 10, refit_seconds: float = REFIT_SECONDS) -> None:
+        self.ledger = ledger
+        self.parts = tuple(p for p in parts if p in PARTS)
+        self.min_samples = min_samples
+        self.refit_seconds = refit_seconds
+        self._lock = threading.Lock()
+        self._cache: dict[int, tuple[int, LearnedState, float]] = {}  # project -> (revision, state, fitted at)
+
+    def state(self, project: int | None) -> LearnedState:
+        if not self.parts or project is None:
+            return LearnedState()
+        with self._lock:
+            cached = self._cache.get(project)
+        if cached is not None and time.monotonic() - cached[2] < self.refit_seconds:
+            return cached[1]
+        try:
+            rev = self.ledger.revision(project)
+            if cached is not None and cached[0] == rev:
+                return cached[1]
+            contributions = self.ledger.contributions(project)
+        except Exception as exc:  # Redis away: keep the last state (a flapping model_version would re-predict)
+            log.warning("review ledger unavailable, keeping the last learned state for project %s: %s", project, exc)
+            return cached[1] if cached is not None else LearnedState()
+        missed: Counter[str] = Counter()
+        for c in contributions:
+            for label, s in c.tally.labels.items():
+                missed[label] += s.missed + s.relabelled_in
+        state = fit((s for c in contributions for s in c.samples), missed, self.parts, self.min_samples)
+        with self._lock:
+            self._cache[project] = (rev, state, time.monotonic())
+        return state
+
+
+def adjust_outcomes(state: LearnedState, outcomes: Sequence[Any]) -> list[Any]:
+    """TaskOutcomes with the learned state applied to their regions (failures untouched)."""
+    if state.empty:
+        return list(outcomes)
+    return [replace(o, result=tuple(state.apply(o.result))) if o.succeeded and o.result else o for o in outcomes]
+
+
+def project_id(body: Mapping[str, Any]) -> int | None:
+    """Label Studio sends "project": "<id>.<created timestamp>" in /setup and /predict."""
+    raw = body.get("project")
+    if raw is None:
+        tasks = body.get("tasks")
+        if isinstance(tasks, list) and tasks and isinstance(tasks[0], Mapping):
+            raw = tasks[0].get("project")
+    try:
+        return int(str(raw).split(".", 1)[0])
+    except (TypeError, ValueError):
+        return None
