@@ -1,0 +1,79 @@
+"""Using a running compose stack the way the README tells users to: Label Studio on its published
+port, the ML backend connected by its service name, "Retrieve predictions" from the Data Manager.
+
+The Label Studio REST client and the project/checks are the e2e suite's (tests/fixtures/labelstudio.py,
+tests/e2e/project.py); only where Label Studio runs differs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.e2e.project import Project, check_stored, make_project
+from tests.fixtures.labelstudio import LabelStudio
+
+from .podman import ComposeError, ComposeProject
+
+# The offline profile as the README runs it: everything but the online-only default backend is used
+# here, and that one (gemini-ls, embedded emulator without a key) must come up healthy too.
+OFFLINE_SERVICES = ("redis", "label-studio", "gemini-ls", "gemini-emulator", "gemini-ls-offline")
+# What the README tells users to enter under Settings > Model with the offline profile.
+OFFLINE_BACKEND_URL = "http://gemini-ls-offline:9090"
+REDIS_PREFIX = "gemini-ls:"  # the backend's default REDIS_PREFIX; the compose file does not set one
+
+
+def label_studio(project: ComposeProject) -> LabelStudio:
+    """A REST client for the stack's Label Studio, logged in with the compose file's first user."""
+    v = project.variables
+    port = int(v["LABEL_STUDIO_PORT"])
+    return LabelStudio(
+        url=f"http://{v['BIND_ADDRESS']}:{port}", port=port, legacy=True, data_dir=Path("/label-studio/data"),
+        home=Path("/label-studio"), log_path=project.log, process=None,  # type: ignore[arg-type]  # not ours: a container
+        start_seconds=0.0, api_key=v["LABEL_STUDIO_API_KEY"], email=v["LABEL_STUDIO_USERNAME"], password=v["LABEL_STUDIO_PASSWORD"],
+    )
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    project: Project
+    reply: dict
+    stored: dict[int, list[dict]]  # task id -> its predictions of our model version
+    model_version: str
+
+
+def retrieve_predictions(stack: ComposeProject, title: str, backend_url: str = OFFLINE_BACKEND_URL, n_tasks: int = 3) -> Retrieval:
+    """Create a project of uploaded images, connect the backend by URL, run "Retrieve predictions"."""
+    ls = label_studio(stack)
+    # Uploads only: Label Studio stores them in its volume and the backend downloads them from
+    # http://label-studio:8080/data/upload/... with the compose token (a host URL is unreachable).
+    project = make_project(ls, None, backend_url, title, n_upload=n_tasks, n_url=0, broken=False)
+    model_version = project.ml["model_version"]
+    reply = ls.retrieve_predictions(project.id)
+    stored = {tid: [p for p in ls.predictions(tid) if p["model_version"] == model_version] for tid in project.tasks}
+    return Retrieval(project, reply, stored, model_version)
+
+
+def check_retrieval(stack: ComposeProject, got: Retrieval) -> None:
+    """Every task got one prediction matching its scene (the e2e checks)."""
+    ls = label_studio(stack)
+    assert got.reply["detail"] == f"Retrieved {len(got.project.tasks)} predictions", got.reply
+    for task in got.project.good():
+        check_stored(ls, task, got.model_version)
+
+
+def redis_keys(stack: ComposeProject, pattern: str) -> list[str]:
+    """Keys in the compose stack's own Redis (redis-cli inside the redis container)."""
+    out = stack.exec("redis", "redis-cli", "--scan", "--pattern", pattern)
+    return sorted(out.split())
+
+
+def emulator_counters(stack: ComposeProject) -> dict:
+    """The Gemini emulator container's request counters (its /_emulator/counters, not published)."""
+    code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765/_emulator/counters', timeout=10).read().decode())"
+    out = stack.exec("gemini-emulator", "python", "-c", code)
+    try:
+        return json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise ComposeError(f"emulator counters: {out[:500]}") from exc
