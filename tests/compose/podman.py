@@ -53,6 +53,7 @@ DEBOOTSTRAP_ARGS = ("--variant=minbase", f"--include={','.join(ROOTFS_PACKAGES)}
 IMAGE_REPO = "localhost/gemini-ls-test"
 BACKEND_SERVICE = "gemini-ls"  # built once through the compose file; the other backend services share its image
 
+IMAGE_FORMAT = "docker"
 BUILD_TIMEOUT = 3600.0
 HEALTH_TIMEOUT = 600.0
 
@@ -69,6 +70,8 @@ class ComposeError(AssertionError):
 def podman_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "PODMAN_"))}
     env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+    # Docker's image format, not OCI: OCI images cannot carry the Dockerfile's HEALTHCHECK.
+    env["BUILDAH_FORMAT"] = IMAGE_FORMAT
     env.update(extra or {})
     return env
 
@@ -245,7 +248,7 @@ def ensure_images() -> Images:
         base = base_image(cache, log)
         redis = _containerfile_image("redis", base, log)
         label_studio = _containerfile_image("label-studio", base, log)
-        tag = "test-" + _digest(base, *backend_inputs())
+        tag = "test-" + _digest(base, IMAGE_FORMAT, *backend_inputs())
         images = Images(base, redis, label_studio, tag, 0.0)
         if not image_exists(f"gemini-ls:{tag}"):
             # The compose file's own build section (context, dockerfile), BASE_IMAGE from the override.

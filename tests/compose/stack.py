@@ -22,6 +22,7 @@ OFFLINE_SERVICES = ("redis", "label-studio", "gemini-ls", "gemini-emulator", "ge
 # What the README tells users to enter under Settings > Model with the offline profile.
 OFFLINE_BACKEND_URL = "http://gemini-ls-offline:9090"
 REDIS_PREFIX = "gemini-ls:"  # the backend's default REDIS_PREFIX; the compose file does not set one
+EMULATOR_KEY = "emulator-key"  # gemini-ls-offline's GEMINI_API_KEY in the compose file
 
 
 def label_studio(project: ComposeProject) -> LabelStudio:
@@ -63,17 +64,28 @@ def check_retrieval(stack: ComposeProject, got: Retrieval) -> None:
         check_stored(ls, task, got.model_version)
 
 
-def redis_keys(stack: ComposeProject, pattern: str) -> list[str]:
-    """Keys in the compose stack's own Redis (redis-cli inside the redis container)."""
-    out = stack.exec("redis", "redis-cli", "--scan", "--pattern", pattern)
-    return sorted(out.split())
+def cached_file_refs(stack: ComposeProject) -> dict[str, dict]:
+    """The backend's Files API URI cache as stored in the compose stack's own Redis: key -> FileRef."""
+    keys = stack.exec("redis", "redis-cli", "--scan", "--pattern", f"{REDIS_PREFIX}file:*").split()
+    return {key: json.loads(stack.exec("redis", "redis-cli", "GET", key)) for key in keys}
 
 
-def emulator_counters(stack: ComposeProject) -> dict:
-    """The Gemini emulator container's request counters (its /_emulator/counters, not published)."""
-    code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765/_emulator/counters', timeout=10).read().decode())"
-    out = stack.exec("gemini-emulator", "python", "-c", code)
+def _emulator_get(stack: ComposeProject, path: str) -> dict:
+    """GET on the Gemini emulator container from inside it (its port is not published)."""
+    code = ("import sys, urllib.request as u; r = u.Request('http://127.0.0.1:8765' + sys.argv[1], "
+            "headers={'x-goog-api-key': sys.argv[2]}); print(u.urlopen(r, timeout=10).read().decode())")
+    out = stack.exec("gemini-emulator", "python", "-c", code, path, EMULATOR_KEY)
     try:
         return json.loads(out)
     except json.JSONDecodeError as exc:
-        raise ComposeError(f"emulator counters: {out[:500]}") from exc
+        raise ComposeError(f"emulator {path}: {out[:500]}") from exc
+
+
+def emulator_counters(stack: ComposeProject) -> dict:
+    """The emulator container's request counters (/_emulator/counters)."""
+    return _emulator_get(stack, "/_emulator/counters")
+
+
+def emulator_files(stack: ComposeProject) -> set[str]:
+    """Names of the files uploaded to the emulator container's Files API (files.list)."""
+    return {f["name"] for f in _emulator_get(stack, "/v1beta/files?pageSize=100").get("files", [])}
