@@ -10,10 +10,11 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from .podman import ComposeProject, Images, ensure_images, published_ports
+from .podman import COMPOSE_FILE, OVERRIDE_FILE, ComposeProject, Images, ensure_images, published_ports
 from .stack import OFFLINE_SERVICES
 
 REQUIRED_TOOLS = ("podman", "runc", "debootstrap")
@@ -38,10 +39,11 @@ def user_settings() -> dict[str, str]:
     }
 
 
-def start_project(name: str, images: Images, compose_file=None, profiles=("offline",)) -> ComposeProject:
+def start_project(name: str, images: Images, files: tuple[Path, Path] = (COMPOSE_FILE, OVERRIDE_FILE),
+                  profiles: tuple[str, ...] = ("offline",)) -> ComposeProject:
+    """A compose project of `files` (compose file, test override), ready for `up`."""
     variables = {**images.environment(), **published_ports(), **user_settings()}
-    kwargs = {"compose_file": compose_file} if compose_file else {}
-    project = ComposeProject(f"{name}-{os.getpid()}", variables, profiles=tuple(profiles), **kwargs)
+    project = ComposeProject(f"{name}-{os.getpid()}", variables, *files, profiles=profiles)
     project.down()  # a leftover of a killed run under the same name
     return project
 

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def run(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None = Non
         out = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env or podman_env(),
                              stdin=subprocess.DEVNULL, cwd=str(cwd or ROOT))
     except subprocess.TimeoutExpired as exc:
-        raise ComposeError(f"{' '.join(argv)}: no answer within {timeout:.0f} s\n{exc.stdout or ''}\n{exc.stderr or ''}") from exc
+        partial = "\n".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (exc.stdout, exc.stderr))
+        raise ComposeError(f"{' '.join(argv)}: no answer within {timeout:.0f} s\n{partial}") from exc
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as f:
@@ -205,13 +207,10 @@ def base_image(cache: Path, log: Path) -> str:
     return ref
 
 
-def _containerfile_image(name: str, base: str, log: Path) -> str:
+def _containerfile_image(name: str, base: str) -> tuple[str, Path]:
+    """(tag, Containerfile) of one of images/*.Containerfile built on `base`."""
     containerfile = IMAGES_DIR / f"{name}.Containerfile"
-    ref = f"{IMAGE_REPO}/{name}:{_digest(base, containerfile)}"
-    if not image_exists(ref):
-        podman("build", "--build-arg", f"BASE_IMAGE={base}", "-f", str(containerfile), "-t", ref, str(IMAGES_DIR),
-               timeout=BUILD_TIMEOUT, log=log)
-    return ref
+    return f"{IMAGE_REPO}/{name}:{_digest(base, containerfile)}", containerfile
 
 
 def backend_inputs() -> list[Path]:
@@ -246,16 +245,27 @@ def ensure_images() -> Images:
     with open(cache / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         base = base_image(cache, log)
-        redis = _containerfile_image("redis", base, log)
-        label_studio = _containerfile_image("label-studio", base, log)
+        (redis, redis_file), (label_studio, ls_file) = (_containerfile_image(n, base) for n in ("redis", "label-studio"))
         tag = "test-" + _digest(base, IMAGE_FORMAT, *backend_inputs())
         images = Images(base, redis, label_studio, tag, 0.0)
-        if not image_exists(f"gemini-ls:{tag}"):
-            # The compose file's own build section (context, dockerfile), BASE_IMAGE from the override.
-            project = ComposeProject(f"gemini-ls-build-{os.getpid()}", images.environment())
-            project.compose("build", BACKEND_SERVICE, timeout=BUILD_TIMEOUT)
-            if not image_exists(f"gemini-ls:{tag}"):
-                raise ComposeError(f"`podman-compose build {BACKEND_SERVICE}` did not produce gemini-ls:{tag}")
+        # The compose file's own build section (context, dockerfile), BASE_IMAGE from the override.
+        compose_build = ComposeProject(f"gemini-ls-build-{os.getpid()}", images.environment())
+        builds = {
+            redis: ["podman", "build", "--build-arg", f"BASE_IMAGE={base}", "-f", str(redis_file), "-t", redis, str(IMAGES_DIR)],
+            label_studio: ["podman", "build", "--build-arg", f"BASE_IMAGE={base}", "-f", str(ls_file), "-t", label_studio, str(IMAGES_DIR)],
+            f"gemini-ls:{tag}": compose_build.argv("build", BACKEND_SERVICE),
+        }
+        missing = {ref: argv for ref, argv in builds.items() if not image_exists(ref)}
+        # Independent builds on one base, mostly waiting on downloads: side by side.
+        with ThreadPoolExecutor(max_workers=len(builds)) as pool:
+            futures = [pool.submit(run, argv, timeout=BUILD_TIMEOUT, env=podman_env(images.environment()),
+                                   log=ARTIFACTS / f"build-{ref.rsplit('/', 1)[-1].split(':')[0]}.log")
+                       for ref, argv in missing.items()]
+            for future in futures:
+                future.result()
+        for ref, argv in missing.items():
+            if not image_exists(ref):
+                raise ComposeError(f"{' '.join(argv)} did not produce {ref}")
     return Images(base, redis, label_studio, tag, time.monotonic() - started)
 
 
@@ -269,6 +279,7 @@ class ComposeProject:
     name: str
     variables: dict[str, str]
     compose_file: Path = COMPOSE_FILE
+    override_file: Path = OVERRIDE_FILE
     profiles: tuple[str, ...] = ()
     healthy_after: dict[str, float] = field(default_factory=dict)  # seconds until each service was healthy
     log: Path = field(init=False)
@@ -283,7 +294,7 @@ class ComposeProject:
     def argv(self, *args: str) -> list[str]:
         profiles = [a for p in self.profiles for a in ("--profile", p)]
         return [*compose_argv(), "--in-pod", "false", "--env-file", str(self._env_file), "-p", self.name,
-                "-f", str(self.compose_file), "-f", str(OVERRIDE_FILE), *profiles, *args]
+                "-f", str(self.compose_file), "-f", str(self.override_file), *profiles, *args]
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         return run(self.argv(*args), timeout=timeout, check=check, env=podman_env(self.variables),

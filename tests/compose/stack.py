@@ -11,14 +11,23 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tests.e2e.project import Project, check_stored, make_project
 from tests.fixtures.labelstudio import LabelStudio
 
-from .podman import ComposeError, ComposeProject
+from .podman import COMPOSE_FILE, ComposeError, ComposeProject
 
-# The offline profile as the README runs it: everything but the online-only default backend is used
-# here, and that one (gemini-ls, embedded emulator without a key) must come up healthy too.
-OFFLINE_SERVICES = ("redis", "label-studio", "gemini-ls", "gemini-emulator", "gemini-ls-offline")
+
+def profile_services(compose_file: Path, profiles: tuple[str, ...]) -> tuple[str, ...]:
+    """The services `--profile ...` starts: those without profiles and those in one of them."""
+    services = yaml.safe_load(compose_file.read_text())["services"]
+    return tuple(sorted(n for n, s in services.items() if not s.get("profiles") or set(s["profiles"]) & set(profiles)))
+
+
+# The offline profile as the README runs it. gemini-ls (no key: its embedded emulator) is not asked
+# for predictions here, but it must come up healthy like every other service.
+OFFLINE_SERVICES = profile_services(COMPOSE_FILE, ("offline",))
 # What the README tells users to enter under Settings > Model with the offline profile.
 OFFLINE_BACKEND_URL = "http://gemini-ls-offline:9090"
 REDIS_PREFIX = "gemini-ls:"  # the backend's default REDIS_PREFIX; the compose file does not set one

@@ -2,8 +2,8 @@
 
 The rename is one that every static check accepts (the Compose schema, `docker compose config`,
 tests/compose/test_compose_file.py's semantics): `gemini-emulator` becomes `gemini-emulator-v2`
-together with the `depends_on` entry naming it, so the file stays valid and the whole stack comes up
-healthy, but the offline backend's GEMINI_BASE_URL (http://gemini-emulator:8765) names a host that
+together with the `depends_on` entry naming it (and the test override's entry, which names
+services too), so the file stays valid and the whole stack comes up healthy, but the offline backend's GEMINI_BASE_URL (http://gemini-emulator:8765) names a host that
 no longer exists. Only bringing the stack up and asking for predictions shows it: Label Studio
 stores none.
 """
@@ -11,35 +11,42 @@ stores none.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
 from .conftest import start_project
-from .podman import BUILD_TIMEOUT, COMPOSE_FILE, ComposeError
+from .podman import BUILD_TIMEOUT, COMPOSE_FILE, OVERRIDE_FILE, ComposeError
 from .stack import OFFLINE_SERVICES, check_retrieval, retrieve_predictions
 
 # First run: the images are built inside the first test (debootstrap, pip): far above the 600 s default.
-pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 1200)]
+pytestmark = [pytest.mark.compose, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 1200)]
 
 OLD, NEW = "gemini-emulator", "gemini-emulator-v2"
 
 
-def renamed_service_copy(tmp_path):
-    text = COMPOSE_FILE.read_text()
-    # The service key and the depends_on key: both are "  <name>:" lines at their indentation.
-    broken, n = re.subn(rf"^(\s+){OLD}:$", rf"\g<1>{NEW}:", text, flags=re.M)
-    assert n == 2, f"expected the service and one depends_on entry named {OLD}, renamed {n}"
-    services = yaml.safe_load(broken)["services"]
-    assert NEW in services and OLD not in services
+def renamed_service_copy(tmp_path) -> tuple[Path, Path]:
+    """Copies of the compose file and of the test override with the service renamed in both (the
+    override names services too; left alone it would add a service of its own)."""
+    copies = []
+    for source, expected in ((COMPOSE_FILE, 2), (OVERRIDE_FILE, 1)):
+        # "  <name>:" lines: the service key, and in the compose file its depends_on entry.
+        text, n = re.subn(rf"^(\s+){OLD}:$", rf"\g<1>{NEW}:", source.read_text(), flags=re.M)
+        assert n == expected, f"{source.name}: renamed {n} '{OLD}:' keys, expected {expected}"
+        services = yaml.safe_load(text)["services"]
+        assert NEW in services and OLD not in services
+        path = tmp_path / source.name
+        path.write_text(text)
+        copies.append(path)
+    services = yaml.safe_load(copies[0].read_text())["services"]
+    assert services["gemini-ls-offline"]["depends_on"][NEW] == {"condition": "service_healthy"}
     assert services["gemini-ls-offline"]["environment"]["GEMINI_BASE_URL"] == f"http://{OLD}:8765"
-    path = tmp_path / "docker-compose.yml"
-    path.write_text(broken)
-    return path
+    return copies[0], copies[1]
 
 
 def test_a_renamed_service_fails_the_prediction_check(compose_images, tmp_path):
-    project = start_project("gemini-ls-compose-broken", compose_images, compose_file=renamed_service_copy(tmp_path))
+    project = start_project("gemini-ls-compose-broken", compose_images, renamed_service_copy(tmp_path))
     try:
         project.up()
         # Still a valid file: every service, the renamed one included, comes up healthy.

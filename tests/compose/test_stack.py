@@ -23,7 +23,7 @@ from .stack import (
 )
 
 # First run: the images are built inside the first test (debootstrap, pip): far above the 600 s default.
-pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 1200)]
+pytestmark = [pytest.mark.compose, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 1200)]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def retrieval(offline_stack):
 
 
 def test_every_service_of_the_offline_profile_is_up_and_healthy(offline_stack):
+    assert {"redis", "label-studio", "gemini-ls", "gemini-emulator", "gemini-ls-offline"} <= set(OFFLINE_SERVICES)
     assert offline_stack.services() == set(OFFLINE_SERVICES)
     assert set(offline_stack.healthy_after) == set(OFFLINE_SERVICES)
     print(f"seconds until healthy: {offline_stack.healthy_after}")
@@ -60,7 +61,7 @@ def test_the_offline_backend_asked_the_emulator_container(offline_stack, retriev
     # Four controls per task: several requests per image, so images went up through the Files API.
     assert counters["requests"].get("generateContent", 0) >= len(retrieval.project.tasks), counters
     assert counters["uploads"] >= len(retrieval.project.tasks), counters
-    assert counters["statuses"] == {"200": sum(counters["requests"].values())}, counters
+    assert set(counters["statuses"]) == {"200"}, counters  # no error answered, no retry needed
 
 
 def test_the_backends_uri_cache_is_the_compose_redis(offline_stack, retrieval):
