@@ -113,6 +113,7 @@ class Backend:
     emulator: Any = None
     ledger: PredictionLedger = field(default_factory=PredictionLedger)
     redis_probe: BackgroundProbe | None = None
+    oneclick: Any = None  # jobs.oneclick.OneClick: late tasks of a click written back to Label Studio
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -151,6 +152,21 @@ class Backend:
             return {"configured": False, "cache": "in-process"}
         # None until the first background probe has answered
         return {"configured": True, "reachable": self.redis_probe.value() if self.redis_probe else None}
+
+    def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
+                      project: Any = None) -> list:
+        """A /predict batch: through the one-click write-back when it is wired, else the plain runner."""
+        if self.oneclick is None:
+            return self.runner.run(tasks, spec, version, self.fetch, deadline=deadline)
+        return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project)
+
+    def jobs_status(self) -> dict:
+        from .jobs.queue import IN_PROCESS
+
+        queue = "rq" if self.settings.redis_url else IN_PROCESS
+        write_back = self.oneclick.status() if self.oneclick is not None else {
+            "enabled": False, "mode": "off (WRITE_BACK=false): late tasks are kept and served on the next Retrieve predictions"}
+        return {"queue": queue, "write_back": write_back}
 
     def on_webhook(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
@@ -197,7 +213,11 @@ def build_backend(settings: Settings) -> Backend:
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
     runner = BatchRunner(predictor, settings, metrics)
+    from .jobs.context import make_claims
+    from .jobs.oneclick import OneClick
+
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator,
+        oneclick=OneClick(settings, metrics, runner, make_claims(settings), credentials) if settings.write_back else None,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 def _counter(registry, name, doc, labels=()):
@@ -52,3 +52,9 @@ class Metrics:
             r, "gemini_ls_feedback_regions",
             "Annotators' verdict on our regions: kept as predicted, edited, removed, or added by hand", ["outcome"],
         )
+        # jobs/ (RQ jobs, write-back, shared Gemini quota)
+        self.writeback = _counter(r, "gemini_ls_writeback", "Predictions written to Label Studio by background jobs", ["outcome"])
+        self.jobs_queued = Gauge("gemini_ls_jobs_queue_depth", "RQ jobs waiting in the queue", registry=r, multiprocess_mode="max")
+        self.jobs_state = Gauge("gemini_ls_jobs", "RQ jobs by state", ["state"], registry=r, multiprocess_mode="max")
+        self.limiter_waits = _counter(r, "gemini_ls_limiter_waits", "Gemini calls that waited for the shared quota, by limit", ["limit"])
+        self.limiter_wait_seconds = _counter(r, "gemini_ls_limiter_wait_seconds", "Seconds spent waiting for the shared quota")

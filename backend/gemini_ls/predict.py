@@ -257,7 +257,9 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self._done: OrderedDict[str, tuple[float, TaskOutcome]] = OrderedDict()
-        self._late: set[str] = set()  # running tasks whose batch answered without them
+        # running tasks whose batch answered without them -> who takes them when done (None: kept
+        # here for the next request)
+        self._late: dict[str, Callable[[TaskOutcome], None] | None] = {}
         self._keep_seconds = keep_seconds
         self._delivered_seconds = delivered_seconds
         self._keep_max = keep_max
@@ -281,12 +283,17 @@ class BatchRunner:
             if self._inflight.get(key) is fut:
                 del self._inflight[key]
             late = key in self._late
-            self._late.discard(key)
+            handler = self._late.pop(key, None)
             if fut.cancelled():  # shutdown cancelled it before it ran
                 return
             outcome: TaskOutcome = fut.result()
-            if outcome.succeeded:
+            if handler is None and outcome.succeeded:
                 self._keep(key, outcome, self._keep_seconds if late else self._delivered_seconds)
+        if handler is not None:  # its batch handed it on (background write-back): not kept for a re-run
+            try:
+                handler(outcome)
+            except Exception:
+                log.exception("task %s: the late-task handler failed", outcome.task_id)
 
     def _cached(self, key: str) -> TaskOutcome | None:
         entry = self._done.get(key)
@@ -305,7 +312,10 @@ class BatchRunner:
         fetch: Fetch,
         *,
         deadline: float,
+        on_late: Callable[[TaskOutcome], None] | None = None,
     ) -> list[TaskOutcome]:
+        """`on_late`: when given, a task not done by `deadline` is handed to it once finished
+        (instead of being kept for the next request)."""
         plans = plan_requests(spec)
         names = images_needed(plans)
         uses_by_ref: dict[str, int] = {}
@@ -355,8 +365,8 @@ class BatchRunner:
                 # A future's state turns done before its callbacks run, so a task seen running here
                 # is marked late before _finished can look.
                 late = not fut.done()
-                if late:
-                    self._late.add(key)
+                if late and (on_late is not None or key not in self._late):
+                    self._late[key] = on_late
                 elif key in self._done:  # a late one, delivered now: Label Studio stores it
                     expiry, kept = self._done[key]
                     self._done[key] = (min(expiry, time.monotonic() + self._delivered_seconds), kept)
@@ -366,7 +376,7 @@ class BatchRunner:
                 outcome = TaskOutcome(
                     task.get("id"), "late", reason="late",
                     error=f"not finished within PREDICT_TIMEOUT={self.settings.predict_timeout:g}s; "
-                    "still running, ask again to get it",
+                    + ("still running, it will be written to Label Studio" if on_late else "still running, ask again to get it"),
                 )
             outcomes.append(outcome)
             self.metrics.tasks.labels(outcome.status).inc()

@@ -166,6 +166,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 "gemini": backend.gemini_status(),
                 "redis": backend.redis_status(),
                 "label_studio": backend.credentials.describe(),
+                "jobs": backend.jobs_status(),
             }
         )
 
@@ -191,7 +192,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body.get("label_config"), backend, "/predict")
         version = backend.model_version(spec)
-        outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
+        if interactive:
+            outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
+        else:
+            outcomes = backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"))
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         for outcome in outcomes:
             if outcome.succeeded:
