@@ -159,8 +159,18 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
         if info is None:
             raise UsageError(f"no job {args.retry_failed!r}")
         queue = _queue(settings, settings)
-        n = queue.requeue_failed(info.id, store.rq_ids(info.id))
-        sys.stderr.write(f"job {info.id}: re-queued {n} failed chunk(s) ({len(info.failed)} failed tasks)\n")
+        failed_ids = sorted(info.failed)
+        if not failed_ids:
+            sys.stderr.write(f"job {info.id}: no failed tasks\n")
+            return 0
+        # the tasks as Label Studio has them NOW (an image fixed since is used), exactly the failed ones
+        _, url, key = _api(args, settings)
+        tasks = list(_sdk_tasks(url, key, info.project, None, failed_ids))
+        n = queue.drop_failed(info.id, store.rq_ids(info.id))
+        size = settings.job_chunk
+        rq_ids = queue.submit(info.id, [tasks[i : i + size] for i in range(0, len(tasks), size)])
+        store.set_chunks(info.id, info.chunks + len(rq_ids), rq_ids)
+        sys.stderr.write(f"job {info.id}: re-queued {len(tasks)} failed tasks ({n} failed chunk(s) dropped from RQ's failed registry)\n")
         if args.no_wait:
             print(info.id)
             return 0

@@ -4,7 +4,7 @@
   `gemini-ls worker` sharing the Redis (and by the one `gemini-ls serve` starts unless
   SERVE_WORKER=false). RQ keeps the chunk's retries (`Retry(max=JOB_RETRIES)`: a failed chunk or
   one whose worker died is run again), its timeout (JOB_TIMEOUT) and, out of retries, its failed
-  registry with the reason; `requeue_failed` puts exactly those chunks back.
+  registry with the reason; `prelabel --retry-failed` re-queues exactly their failed tasks.
 * `LocalJobQueue`: no Redis. The same `ChunkExecutor` runs the chunks on threads of this process;
   what it does is lost if the process ends. Named as such in the log and /health.
 
@@ -76,7 +76,7 @@ class JobQueue(Protocol):
 
     def failed_chunks(self, job_id: str, rq_ids: Sequence[str]) -> list[tuple[str, str]]: ...
 
-    def requeue_failed(self, job_id: str, rq_ids: Sequence[str]) -> int: ...
+    def drop_failed(self, job_id: str, rq_ids: Sequence[str]) -> int: ...
 
 
 class RQJobQueue:
@@ -125,12 +125,12 @@ class RQJobQueue:
                 out.append((rid, (result.exc_string if result is not None and result.exc_string else "") or "failed"))
         return out
 
-    def requeue_failed(self, job_id, rq_ids):
-        n = 0
-        for rid, _ in self.failed_chunks(job_id, rq_ids):
-            self.queue.failed_job_registry.requeue(rid)
-            n += 1
-        return n
+    def drop_failed(self, job_id, rq_ids):
+        """Take the job's chunks out of RQ's failed registry (their failed tasks are being re-queued)."""
+        failed = self.failed_chunks(job_id, rq_ids)
+        for rid, _ in failed:
+            self.queue.failed_job_registry.remove(rid, delete_job=False)
+        return len(failed)
 
 
 class LocalJobQueue:
@@ -174,12 +174,11 @@ class LocalJobQueue:
             items = [(rid, self._futures[rid]) for rid in rq_ids if rid in self._futures]
         return [(rid, str(f.exception())) for rid, (_, _, f) in items if f.done() and f.exception() is not None]
 
-    def requeue_failed(self, job_id, rq_ids):
+    def drop_failed(self, job_id, rq_ids):
         failed = self.failed_chunks(job_id, rq_ids)
-        for rid, _ in failed:
-            with self._lock:
-                _, chunk, _ = self._futures[rid]
-            self._start(job_id, chunk, rid)
+        with self._lock:
+            for rid, _ in failed:
+                self._futures.pop(rid, None)
         return len(failed)
 
     def wait(self) -> None:
