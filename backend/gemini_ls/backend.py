@@ -20,7 +20,7 @@ from .gemini.cache import MemoryFileCache, RedisFileCache
 from .gemini.client import make_client
 from .gemini.files import FilesManager
 from .gemini.prompts import Prompt
-from .gemini.request import GeminiCaller, RateGate, Reply
+from .gemini.request import GeminiCaller, Reply
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
 from .images.prepare import PreparedImage
@@ -202,7 +202,9 @@ def build_backend(settings: Settings) -> Backend:
         settings = settings.with_(api_key=DEFAULT_API_KEY, base_url=emulator.url)
         log.warning(BANNER, emulator.url)
     client = make_client(settings)
-    caller = GeminiCaller(client, settings, metrics, RateGate())
+    from .jobs.limiter import make_gate
+
+    caller = GeminiCaller(client, settings, metrics, make_gate(settings, metrics))
     if settings.redis_url:
         cache: Any = RedisFileCache(settings.redis_url, settings.redis_prefix, metrics)
     else:

@@ -44,6 +44,9 @@ _KNOWN_MODEL = re.compile(r"^(gemini|gemma|learnlm)", re.IGNORECASE)
 _VISION_CACHE_SIZE = 64
 
 
+ARRIVALS_KEPT = 10000
+
+
 class _DropConnection(Exception):
     """Raised to close the socket without writing any HTTP response."""
 
@@ -173,6 +176,7 @@ class EmulatorServer:
             "uploads": 0,
             "bytes_received": 0,
             "tokens": {"prompt": 0, "candidates": 0, "total": 0},
+            "arrivals": {},  # route -> epoch seconds of the last ARRIVALS_KEPT requests (rate-limit tests)
         }
 
     def _count(self, *, route: str | None = None, status: int | None = None, fault: str | None = None,
@@ -181,6 +185,9 @@ class EmulatorServer:
             c = self._counters
             if route:
                 c["requests"][route] = c["requests"].get(route, 0) + 1
+                times = c["arrivals"].setdefault(route, [])
+                times.append(time.time())
+                del times[:-ARRIVALS_KEPT]
             if status is not None:
                 c["statuses"][str(status)] = c["statuses"].get(str(status), 0) + 1
             if fault:

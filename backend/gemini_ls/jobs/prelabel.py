@@ -165,12 +165,12 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         # the tasks as Label Studio has them NOW (an image fixed since is used), exactly the failed ones
         _, url, key = _api(args, settings)
-        tasks = list(_sdk_tasks(url, key, info.project, None, failed_ids))
+        again = list(_sdk_tasks(url, key, info.project, None, failed_ids))
         n = queue.drop_failed(info.id, store.rq_ids(info.id))
         size = settings.job_chunk
-        rq_ids = queue.submit(info.id, [tasks[i : i + size] for i in range(0, len(tasks), size)])
+        rq_ids = queue.submit(info.id, [again[i : i + size] for i in range(0, len(again), size)])
         store.set_chunks(info.id, info.chunks + len(rq_ids), rq_ids)
-        sys.stderr.write(f"job {info.id}: re-queued {len(tasks)} failed tasks ({n} failed chunk(s) dropped from RQ's failed registry)\n")
+        sys.stderr.write(f"job {info.id}: re-queued {len(again)} failed tasks ({n} failed chunk(s) dropped from RQ's failed registry)\n")
         if args.no_wait:
             print(info.id)
             return 0
