@@ -168,6 +168,21 @@ class Backend:
             "enabled": False, "mode": "off (WRITE_BACK=false): late tasks are kept and served on the next Retrieve predictions"}
         return {"queue": queue, "write_back": write_back}
 
+    def refresh_job_metrics(self) -> None:
+        """Queue depth and jobs by state for /metrics, read from RQ when it is scraped."""
+        if not self.settings.redis_url:
+            return
+        try:
+            from .jobs.queue import RQJobQueue
+
+            counts = RQJobQueue(self.settings).counts()
+        except Exception as exc:  # Redis down: /metrics still answers
+            log.debug("job metrics unavailable: %s", exc)
+            return
+        self.metrics.jobs_queued.set(counts.get("queued", 0))
+        for state, n in counts.items():
+            self.metrics.jobs_state.labels(state).set(n)
+
     def on_webhook(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
         self.metrics.webhook_events.labels(action if action.isupper() and len(action) < 64 else "other").inc()

@@ -112,6 +112,7 @@ def _check_basic_auth(settings: Settings) -> None:
 
 
 def _metrics_text(backend: Backend) -> bytes:
+    backend.refresh_job_metrics()
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess
