@@ -229,7 +229,13 @@ def build_backend(settings: Settings) -> Backend:
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
-    runner = BatchRunner(predictor, settings, metrics)
+    outcomes = None
+    if settings.redis_url:
+        from .jobs.outcomes import RedisOutcomeStore
+        from .jobs.queue import redis_client
+
+        outcomes = RedisOutcomeStore(redis_client(settings), settings.redis_prefix)
+    runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
     from .jobs.context import make_claims
     from .jobs.oneclick import OneClick
 

@@ -248,7 +248,7 @@ class BatchRunner:
 
     def __init__(
         self, predictor: Predictor, settings: Settings, metrics: Metrics, *,
-        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000,
+        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000, outcomes: Any = None,
     ) -> None:
         self.predictor = predictor
         self.settings = settings
@@ -263,8 +263,13 @@ class BatchRunner:
         self._keep_seconds = keep_seconds
         self._delivered_seconds = delivered_seconds
         self._keep_max = keep_max
+        # finished outcomes shared by every process (jobs/outcomes.py, with REDIS_URL); else self._done
+        self.outcomes = outcomes
 
     def _keep(self, key: str, outcome: TaskOutcome, seconds: float) -> None:
+        if self.outcomes is not None:
+            self.outcomes.put(key, outcome, seconds)
+            return
         self._done[key] = (time.monotonic() + seconds, outcome)
         self._done.move_to_end(key)
         while len(self._done) > self._keep_max:
@@ -296,6 +301,8 @@ class BatchRunner:
                 log.exception("task %s: the late-task handler failed", outcome.task_id)
 
     def _cached(self, key: str) -> TaskOutcome | None:
+        if self.outcomes is not None:
+            return self.outcomes.get(key)
         entry = self._done.get(key)
         if entry is None:
             return None
@@ -367,7 +374,9 @@ class BatchRunner:
                 late = not fut.done()
                 if late and (on_late is not None or key not in self._late):
                     self._late[key] = on_late
-                elif key in self._done:  # a late one, delivered now: Label Studio stores it
+                elif self.outcomes is not None:  # a late one, delivered now: Label Studio stores it
+                    self.outcomes.shorten(key, self._delivered_seconds)
+                elif key in self._done:
                     expiry, kept = self._done[key]
                     self._done[key] = (min(expiry, time.monotonic() + self._delivered_seconds), kept)
             if not late:

@@ -55,3 +55,22 @@ def test_a_task_held_by_a_job_is_left_to_it(backend_factory, emu, redis_url, red
     # the answered ones are marked delivered, so a job (or another click) leaves them alone too
     assert claims.holders(scope_of(9, model_version), [1, 4]) == {1: "delivered", 4: "delivered"}
     assert backend.get("/health").json()["jobs"]["queue"] == "rq"
+
+
+def test_late_outcomes_are_served_by_another_replica_from_redis(backend_factory, emu, redis_url, redis_prefix):
+    """Write-back off: a late task finished on replica A is served to a repeated Retrieve on replica B."""
+    import time
+
+    common = dict(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, SERVE_WORKER="false", WRITE_BACK="false",
+                  GEMINI_CONCURRENCY="2", PREDICT_TIMEOUT="1.2")
+    a, b = backend_factory(**common), backend_factory(**common)
+    emu.set_latency(0.8)
+    tasks = _tasks(4)
+    first = _predict(a, tasks)["results"]
+    assert 1 <= sum("result" in r for r in first) < 4  # some late
+    time.sleep(2.5)  # the late ones finish on A
+    emu.set_latency(0.0)
+    calls = emu.counters()["requests"].get("generateContent", 0)
+    second = _predict(b, tasks)["results"]
+    assert all("result" in r for r in second), second
+    assert emu.counters()["requests"].get("generateContent", 0) == calls  # nothing recomputed on B

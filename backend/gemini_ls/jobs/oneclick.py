@@ -65,10 +65,13 @@ class _Late:
 
 
 class BackgroundWriter:
-    """A thread that batches finished late tasks into chunks and writes them (one per process)."""
+    """Threads that batch finished late tasks into chunks and write them (one set per process).
+
+    Two writers: while one waits for Label Studio (the check, then the POST), the other fills its
+    next chunk; claims keep them from ever writing the same task."""
 
     def __init__(self, settings: Settings, metrics: Metrics, claims: Claims, api_for: Callable[[], LabelStudioApi | None],
-                 *, flush_seconds: float = 1.0) -> None:
+                 *, flush_seconds: float = 1.0, threads: int = 2) -> None:
         self.settings = settings
         self.metrics = metrics
         self.claims = claims
@@ -77,8 +80,8 @@ class BackgroundWriter:
         self._queue: queue.Queue[_Late] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="write-back", daemon=True)
-        self._thread.start()
+        for i in range(threads):
+            threading.Thread(target=self._loop, name=f"write-back-{i}", daemon=True).start()
 
     @property
     def pending(self) -> int:
