@@ -46,19 +46,10 @@ def version_counts(ls, pid: int) -> dict[str, int]:
 def predictions_per_task(ls, pid: int, version: str) -> dict[int, int]:
     """task id -> number of predictions of `version` (every task of the project, 0 included)."""
     counts = {t["id"]: 0 for t in ls.tasks(pid)}
-    page = 1
-    while True:
-        r = ls.request("GET", f"/api/predictions?project={pid}&page={page}&page_size=500", expect=(200, 404))
-        if r.status_code == 404:
-            break
-        body = r.json()
-        items = body["results"] if isinstance(body, dict) else body
-        for p in items:
-            if p["model_version"] == version:
-                counts[p["task"]] = counts.get(p["task"], 0) + 1
-        if not isinstance(body, dict) or not body.get("next"):
-            break
-        page += 1
+    body = ls.get(f"/api/predictions?project={pid}")  # Label Studio 1.23: one unpaged list
+    for p in body["results"] if isinstance(body, dict) else body:
+        if p["model_version"] == version:
+            counts[p["task"]] = counts.get(p["task"], 0) + 1
     return counts
 
 

@@ -13,22 +13,21 @@ from gemini_ls.jobs.prelabel import UsageError, parse_task_ids
 from gemini_ls.jobs.state import JobInfo, MemoryJobStore, RedisJobStore
 
 
+def _memory_or_redis(request, memory, on_redis):
+    if request.param == "memory":
+        return memory()
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    return on_redis(client, request.getfixturevalue("redis_prefix"))
+
+
 @pytest.fixture(params=["memory", "redis"])
 def claims(request):
-    if request.param == "memory":
-        return MemoryClaims()
-    url = request.getfixturevalue("redis_url")
-    prefix = request.getfixturevalue("redis_prefix")
-    return RedisClaims(redis.Redis.from_url(url), prefix)
+    return _memory_or_redis(request, MemoryClaims, RedisClaims)
 
 
 @pytest.fixture(params=["memory", "redis"])
 def store(request):
-    if request.param == "memory":
-        return MemoryJobStore()
-    url = request.getfixturevalue("redis_url")
-    prefix = request.getfixturevalue("redis_prefix")
-    return RedisJobStore(redis.Redis.from_url(url), prefix)
+    return _memory_or_redis(request, MemoryJobStore, RedisJobStore)
 
 
 def test_one_owner_per_task_and_version(claims):
