@@ -5,6 +5,7 @@ prediction of the version; a re-run makes no Gemini call; failed tasks are repor
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -104,8 +105,10 @@ def test_prelabel_reports_failed_tasks_and_retry_failed_requeues_them(
             body = ls.get(f"/api/tasks/{ids[5]}")["data"]["image"]
             ls.patch(f"/api/tasks/{tid}", {"data": {"image": body}})
         calls = emu.counters()["requests"].get("generateContent", 0)
-        retry = run_cli(["prelabel", "--retry-failed", job_id, "--quiet"], env)
+        retry = run_cli(["prelabel", "--retry-failed", job_id], env)
         assert retry.returncode == 0, retry.stderr
+        assert f"job {job_id}: " in retry.stderr and "12/12" in retry.stderr, retry.stderr  # tqdm's bar
+        assert re.search(r"task/s|s/task", retry.stderr), retry.stderr
         # only the two repaired tasks were predicted again (their chunk-mates are skipped: already written)
         assert emu.counters()["requests"].get("generateContent", 0) - calls == 2
         versions = {v: n for v, n in version_counts(ls, pid).items() if n}

@@ -54,6 +54,12 @@ def test_a_task_held_by_a_job_is_left_to_it(backend_factory, emu, redis_url, red
     assert emu.counters()["requests"].get("generateContent", 0) - before == 2  # held tasks not computed
     # the answered ones are marked delivered, so a job (or another click) leaves them alone too
     assert claims.holders(scope_of(9, model_version), [1, 4]) == {1: "delivered", 4: "delivered"}
+    # Label Studio asks only for tasks it lacks: asked again (its SQLite "database is locked" retry
+    # re-runs a /predict whose save failed), a delivered task is answered again, from memory
+    calls = emu.counters()["requests"].get("generateContent", 0)
+    again = _predict(backend, [tasks[0], tasks[3]])["results"]
+    assert all("result" in r for r in again), again
+    assert emu.counters()["requests"].get("generateContent", 0) == calls
     assert backend.get("/health").json()["jobs"]["queue"] == "rq"
 
 

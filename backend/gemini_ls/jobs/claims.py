@@ -10,6 +10,9 @@ them. Finished claims are turned into a terminal mark:
 
 A claim alone cannot cover a worker that wrote to Label Studio and died before marking: the writer
 also asks Label Studio which tasks already hold the version right before it writes (writeback.py).
+A mark is a hint, never the truth: Label Studio only asks for tasks it lacks, and may lack a
+`delivered` one (its SQLite "database is locked" retry re-runs a /predict whose save failed) or a
+`written` one (a user deleted the prediction), so a marked task can be `retake`n after checking.
 
 `RedisClaims` is shared by every process on one Redis; `MemoryClaims` is the embedded default
 without REDIS_URL (one process). Both speak `Claims`.
@@ -50,6 +53,10 @@ class Claims(Protocol):
 
     def finish(self, scope: str, task_ids: Iterable[int], mark: str, ttl: float) -> None:
         """Set the terminal mark (delivered / written), whoever held the claim."""
+        ...
+
+    def retake(self, scope: str, task_ids: Iterable[int], owner: str, ttl: float) -> set[int]:
+        """Claim the tasks that are free or only carry a terminal mark; returns those taken."""
         ...
 
     def holders(self, scope: str, task_ids: Sequence[int]) -> dict[int, str | None]:
@@ -107,6 +114,15 @@ class MemoryClaims:
             for tid in task_ids:
                 self._items[(scope, tid)] = (mark, self._clock() + ttl)
 
+    def retake(self, scope, task_ids, owner, ttl):
+        taken = set()
+        with self._lock:
+            for tid in task_ids:
+                if self._get((scope, tid)) in (None, *TERMINAL):
+                    self._items[(scope, tid)] = (owner, self._clock() + ttl)
+                    taken.add(tid)
+        return taken
+
     def holders(self, scope, task_ids):
         with self._lock:
             return {tid: self._get((scope, tid)) for tid in task_ids}
@@ -128,6 +144,17 @@ for i, key in ipairs(KEYS) do
 end
 return kept
 """
+_RETAKE = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if (not v) or v == 'delivered' or v == 'written' then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    table.insert(taken, i)
+  end
+end
+return taken
+"""
 _RELEASE = """
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -148,6 +175,7 @@ class RedisClaims:
         self._prefix = prefix
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._retake = client.register_script(_RETAKE)
 
     def _key(self, scope: str, tid: int) -> str:
         return f"{self._prefix}claim:{scope}:{tid}"
@@ -174,6 +202,13 @@ class RedisClaims:
             return set()
         kept = self._renew(keys=[self._key(scope, t) for t in ids], args=[owner, max(1, int(ttl * 1000))])
         return {ids[int(i) - 1] for i in kept}
+
+    def retake(self, scope, task_ids, owner, ttl):
+        ids = list(task_ids)
+        if not ids:
+            return set()
+        taken = self._retake(keys=[self._key(scope, t) for t in ids], args=[owner, max(1, int(ttl * 1000))])
+        return {ids[int(i) - 1] for i in taken}
 
     def release(self, scope, task_ids, owner):
         ids = list(task_ids)

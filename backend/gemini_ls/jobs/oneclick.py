@@ -195,6 +195,25 @@ class OneClick:
                 out.append(o)
         return out
 
+    def _retake_marked(self, held: dict[int, str | None], project: int, scope: str, owner: str, version: str,
+                       ttl: float) -> None:
+        """Label Studio asks only for tasks it lacks: a `delivered` task it asks for again was not
+        stored (its save failed and it retried), so it is ours again (the runner still has the
+        outcome); a `written` one is checked with Label Studio first (a user may have deleted it)."""
+        delivered = [t for t, h in held.items() if h == DELIVERED]
+        written = [t for t, h in held.items() if h == WRITTEN]
+        lacking: list[int] = []
+        if written:
+            api = self.api()
+            try:
+                present = api.tasks_holding(project, version, written) if api is not None else set(written)
+            except Exception as exc:  # cannot tell: leave them alone (never twice)
+                log.warning("one-click: cannot ask Label Studio about %d written tasks: %s", len(written), exc)
+                present = set(written)
+            lacking = [t for t in written if t not in present]
+        for tid in self.claims.retake(scope, delivered + lacking, owner, ttl):
+            held[tid] = None
+
     def run(self, tasks: Sequence[Mapping[str, Any]], spec, version: str, fetch: Fetch, *, deadline: float,
             project_field: Any = None) -> list[TaskOutcome]:
         project = project_id(project_field, tasks)
@@ -206,7 +225,9 @@ class OneClick:
             return self.runner.run(tasks, spec, version, fetch, deadline=deadline)
         scope = scope_of(project, version)
         owner = f"{self._owner_base}:{uuid.uuid4().hex[:8]}"
-        held = self.claims.acquire(scope, [int(i) for i in ids], owner, self.settings.predict_timeout + 120)  # type: ignore[arg-type]
+        ttl = self.settings.predict_timeout + 120
+        held = self.claims.acquire(scope, [int(i) for i in ids], owner, ttl)  # type: ignore[arg-type]
+        self._retake_marked(held, project, scope, owner, version, ttl)
         mine = [t for t in tasks if held[int(t["id"])] is None]
 
         def on_late(outcome: TaskOutcome) -> None:

@@ -104,10 +104,11 @@ class ChunkExecutor:
         owner = f"job:{job_id}:{attempt_id}:{socket.gethostname()}:{os.getpid()}"
         ids = [int(t["id"]) for t in tasks]
         held = self._acquire(scope, ids, owner, job_id)
+        # a mark is a hint: Label Studio's answer below decides whether a marked task is done
+        for tid in self.claims.retake(scope, [i for i in ids if held[i] in TERMINAL], owner, self.lease_seconds):
+            held[tid] = None
         mine = [i for i in ids if held[i] is None]
-        finished = [i for i in ids if held[i] in TERMINAL]
-        elsewhere = {i: str(held[i]) for i in ids if held[i] is not None and held[i] not in TERMINAL}
-        self.store.mark_done(job_id, finished)
+        elsewhere = {i: str(held[i]) for i in ids if held[i] is not None}
         self.store.mark_elsewhere(job_id, elsewhere)
         failed: dict[int, str] = {}
         predicted = already = 0

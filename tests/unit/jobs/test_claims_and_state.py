@@ -54,6 +54,15 @@ def test_a_lapsed_lease_can_be_taken(claims):
     assert claims.holders(scope, [5]) == {5: DELIVERED}
 
 
+def test_marks_are_hints_a_marked_task_can_be_retaken(claims):
+    scope = scope_of(2, "v")
+    claims.finish(scope, [1], DELIVERED, 60)
+    claims.finish(scope, [2], WRITTEN, 60)
+    claims.acquire(scope, [3], "live-owner", 60)
+    assert claims.retake(scope, [1, 2, 3, 4], "me", 60) == {1, 2, 4}  # never a live owner's task
+    assert claims.holders(scope, [1, 2, 3, 4]) == {1: "me", 2: "me", 3: "live-owner", 4: "me"}
+
+
 def test_job_store_counts_each_task_once(store):
     info = JobInfo(id="j1", project=3, model_version="v", total=4, created=time.time())
     store.create(info, "<View/>")
