@@ -116,7 +116,7 @@ class Settings:
     serve_worker: bool = True  # `gemini-ls serve` with REDIS_URL also works the queue
     write_back: bool = True  # late /predict tasks written to Label Studio through its API
     writeback_chunk: int = 100  # predictions per POST /api/projects/{id}/import/predictions
-    predict_answer_max: int = 100  # with write-back on: results in one /predict answer, the rest go through the API
+    predict_answer_max: int = 20  # with write-back on: results in one /predict answer, the rest go through the API
     writeback_attempts: int = 6
     writeback_timeout: float = 30.0  # seconds per Label Studio API call
     gemini_rpm: int = 0  # requests per window per model, 0 = off
@@ -193,7 +193,7 @@ class Settings:
             serve_worker=_bool(env, "SERVE_WORKER", True),
             write_back=_bool(env, "WRITE_BACK", True),
             writeback_chunk=_int(env, "WRITEBACK_CHUNK", 100, lo=1),
-            predict_answer_max=_int(env, "PREDICT_ANSWER_MAX", 100, lo=1),
+            predict_answer_max=_int(env, "PREDICT_ANSWER_MAX", 20, lo=1),
             writeback_attempts=_int(env, "WRITEBACK_ATTEMPTS", 6, lo=1),
             writeback_timeout=_float(env, "WRITEBACK_TIMEOUT", 30.0, lo=0.1),
             gemini_rpm=_int(env, "GEMINI_RPM", 0),

@@ -53,7 +53,7 @@ ENV = {
     "SERVE_WORKER": "false",
     "WRITE_BACK": "false",
     "WRITEBACK_CHUNK": "50",
-    "PREDICT_ANSWER_MAX": "20",
+    "PREDICT_ANSWER_MAX": "30",
     "WRITEBACK_ATTEMPTS": "3",
     "WRITEBACK_TIMEOUT": "5",
     "GEMINI_RPM": "60",
@@ -81,7 +81,7 @@ def test_every_variable_is_read():
     assert s.log_level == "DEBUG" and s.workers == 3 and s.threads == 5 and s.emulator_latency == 0.5
     assert (s.job_chunk, s.job_timeout, s.job_retries, s.job_heartbeat) == (8, 120, 1, 2)
     assert s.serve_worker is False and s.write_back is False
-    assert (s.writeback_chunk, s.predict_answer_max, s.writeback_attempts, s.writeback_timeout) == (50, 20, 3, 5)
+    assert (s.writeback_chunk, s.predict_answer_max, s.writeback_attempts, s.writeback_timeout) == (50, 30, 3, 5)
     assert (s.gemini_rpm, s.gemini_tpm, s.gemini_rate_window) == (60, 100000, 10)
 
 

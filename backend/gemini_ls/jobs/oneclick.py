@@ -79,6 +79,7 @@ class BackgroundWriter:
         self._flush_seconds = flush_seconds
         self._queue: queue.Queue[_Late] = queue.Queue()
         self._pending = 0
+        self._quiet_until = 0.0
         self._lock = threading.Lock()
         for i in range(threads):
             threading.Thread(target=self._loop, name=f"write-back-{i}", daemon=True).start()
@@ -109,7 +110,17 @@ class BackgroundWriter:
             with self._lock:
                 self._pending -= len(batch)
 
+    def quiet_for(self, seconds: float) -> None:
+        """Label Studio is storing a /predict answer now: on SQLite our imports would fight it for
+        the database lock (and its retry middleware re-runs the whole /predict), so hold off."""
+        with self._lock:
+            self._quiet_until = max(self._quiet_until, time.monotonic() + min(30.0, seconds))
+
     def _write(self, batch: list[_Late]) -> None:
+        with self._lock:
+            hold = self._quiet_until - time.monotonic()
+        if hold > 0:
+            time.sleep(hold)
         by_project: dict[int, list[_Late]] = {}
         for item in batch:
             by_project.setdefault(item.project, []).append(item)
@@ -245,6 +256,7 @@ class OneClick:
         late = [int(o.task_id) for o in done if o.status == "late" and o.reason != "written_back"]
         if delivered:
             self.claims.finish(scope, delivered, DELIVERED, DELIVERED_SECONDS)
+            self.writer.quiet_for(0.3 * len(delivered) + 1.0)
         if failed:
             self.claims.release(scope, failed, owner)
         if late:
