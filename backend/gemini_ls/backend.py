@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,19 @@ BANNER = """
   It only recognises synthetic coloured shapes. Set GEMINI_API_KEY for real predictions.
 ==========================================================================================
 """
+
+
+def model_version_for(settings: Settings, spec: ProjectSpec, *, emulated: bool, learned: LearnedState | None = None) -> str:
+    """The one derivation of model_version: the server, `prelabel` and batch jobs must agree on it,
+    since Label Studio skips tasks holding a prediction of the current version and exactly-once
+    claims are keyed by it."""
+    routing = settings.routing
+    base = model_version(
+        routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=emulated,
+        suffix=settings.model_version_suffix, mask_model=routing.mask_model.name,
+    )
+    tag = learned.tag() if learned is not None else None
+    return f"{base}-{tag}" if tag else base
 
 
 class BackgroundProbe:
@@ -90,6 +103,7 @@ class Backend:
     redis_probe: BackgroundProbe | None = None
     rate_gate: RateGate | None = None  # the process's shared 429 cool-down, for /health
     interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
+    oneclick: Any = None  # jobs.oneclick.OneClick: late tasks of a click written back to Label Studio
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -101,13 +115,7 @@ class Backend:
         return self.emulator is not None
 
     def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
-        routing = self.settings.routing
-        base = model_version(
-            routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=self.emulated,
-            suffix=self.settings.model_version_suffix, mask_model=routing.mask_model.name,
-        )
-        tag = learned.tag() if learned is not None else None
-        return f"{base}-{tag}" if tag else base
+        return model_version_for(self.settings, spec, emulated=self.emulated, learned=learned)
 
     def learned(self, project: int | None) -> LearnedState:
         """What the review loop learned for this project (empty when REVIEW_LEARN is off)."""
@@ -143,6 +151,36 @@ class Backend:
     def review_metrics(self) -> bytes:
         return self.review.metrics_text() if self.review is not None else b""
 
+    def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
+                      project: Any = None) -> list:
+        """A /predict batch: through the one-click write-back when it is wired, else the plain runner."""
+        if self.oneclick is None:
+            return self.runner.run(tasks, spec, version, self.fetch, deadline=deadline)
+        return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project)
+
+    def jobs_status(self) -> dict:
+        from .jobs.queue import IN_PROCESS
+
+        queue = "rq" if self.settings.redis_url else IN_PROCESS
+        write_back = self.oneclick.status() if self.oneclick is not None else {
+            "enabled": False, "mode": "off (WRITE_BACK=false): late tasks are kept and served on the next Retrieve predictions"}
+        return {"queue": queue, "write_back": write_back}
+
+    def refresh_job_metrics(self) -> None:
+        """Queue depth and jobs by state for /metrics, read from RQ when it is scraped."""
+        if not self.settings.redis_url:
+            return
+        try:
+            from .jobs.queue import RQJobQueue
+
+            counts = RQJobQueue(self.settings).counts()
+        except Exception as exc:  # Redis down: /metrics still answers
+            log.debug("job metrics unavailable: %s", exc)
+            return
+        self.metrics.jobs_queued.set(counts.get("queued", 0))
+        for state, n in counts.items():
+            self.metrics.jobs_state.labels(state).set(n)
+
     def on_webhook(self, body: Mapping[str, Any]) -> dict:
         action = str(body.get("action"))
         self.metrics.webhook_events.labels(action if action.isupper() and len(action) < 64 else "other").inc()
@@ -162,7 +200,9 @@ def build_backend(settings: Settings) -> Backend:
         settings = settings.with_(api_key=DEFAULT_API_KEY, base_url=emulator.url)
         log.warning(BANNER, emulator.url)
     client = make_client(settings)
-    gate = RateGate(max_cooldown=settings.max_cooldown, probe_lease=settings.request_timeout + 5)
+    from .jobs.limiter import make_gate
+
+    gate = make_gate(settings, metrics)
     caller = GeminiCaller(client, settings, metrics, gate)
     cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)
     files = FilesManager(client, cache, settings, metrics)
@@ -170,7 +210,16 @@ def build_backend(settings: Settings) -> Backend:
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
-    runner = BatchRunner(predictor, settings, metrics)
+    outcomes = None
+    if settings.redis_url:
+        from .jobs.outcomes import RedisOutcomeStore
+        from .jobs.queue import redis_client
+
+        outcomes = RedisOutcomeStore(redis_client(settings), settings.redis_prefix)
+    runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
+    from .jobs.context import make_claims
+    from .jobs.oneclick import OneClick
+
     interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
     review = ReviewService(ledger, LabelStudioReader(credentials), metrics)
@@ -179,4 +228,5 @@ def build_backend(settings: Settings) -> Backend:
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,
         review=review, learner=learner,
+        oneclick=OneClick(settings, metrics, runner, make_claims(settings), credentials) if settings.write_back else None,
     )

@@ -1,4 +1,4 @@
-"""`gemini-ls serve | predict | preview | emulator | report | evaluate`."""
+"""`gemini-ls serve | predict | preview | emulator | report | evaluate | prelabel | jobs | worker`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         def load(self):
             return create_app(settings)
 
+    from .jobs.embedded import start_embedded_worker
+
+    start_embedded_worker(settings, disabled=args.no_worker)
     _App().run()
     return 0
 
@@ -157,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("-o", "--output", required=True, help="PNG file to write")
     sub.add_parser("emulator", help="run the Gemini emulator (gemini-ls emulator --help)", add_help=False)
     review_cli.add_commands(sub)
+    serve.add_argument("--no-worker", action="store_true", help="with REDIS_URL: do not work the job queue (SERVE_WORKER=false)")
+    from .jobs.prelabel import add_arguments as add_job_commands
+
+    add_job_commands(sub)
+    work = sub.add_parser("worker", help="work the job queue on REDIS_URL (run any number)")
+    work.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     return parser
 
 
@@ -177,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _predict(args, settings)
     if args.command in review_cli.COMMANDS:
         return review_cli.COMMANDS[args.command](args, settings)
+    if args.command in ("prelabel", "jobs", "worker"):
+        from .jobs.commands import run_command
+
+        return run_command(args, settings)
     return _preview(args, settings)
 
 

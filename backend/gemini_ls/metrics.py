@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 def _counter(registry, name, doc, labels=()):
@@ -50,3 +50,9 @@ class Metrics:
         self.webhook_events = _counter(r, "gemini_ls_webhook_events", "Webhook events received", ["action"])
         # the annotators' verdicts themselves are gemini_ls_review_* (review/collector.py, read from the ledger)
         self.review_errors = _counter(r, "gemini_ls_review_errors", "Webhook events that could not be compared, by reason", ["reason"])
+        # jobs/ (RQ jobs, write-back, shared Gemini quota)
+        self.writeback = _counter(r, "gemini_ls_writeback", "Predictions written to Label Studio by background jobs", ["outcome"])
+        self.jobs_queued = Gauge("gemini_ls_jobs_queue_depth", "RQ jobs waiting in the queue", registry=r, multiprocess_mode="max")
+        self.jobs_state = Gauge("gemini_ls_jobs", "RQ jobs by state", ["state"], registry=r, multiprocess_mode="max")
+        self.limiter_waits = _counter(r, "gemini_ls_limiter_waits", "Gemini calls that waited for the shared quota, by limit", ["limit"])
+        self.limiter_wait_seconds = _counter(r, "gemini_ls_limiter_wait_seconds", "Seconds spent waiting for the shared quota")

@@ -218,7 +218,7 @@ class BatchRunner:
 
     def __init__(
         self, predictor: Predictor, settings: Settings, metrics: Metrics, *,
-        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000,
+        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000, outcomes: Any = None,
     ) -> None:
         self.predictor = predictor
         self.settings = settings
@@ -227,12 +227,19 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self._done: OrderedDict[str, tuple[float, TaskOutcome]] = OrderedDict()
-        self._late: set[str] = set()  # running tasks whose batch answered without them
+        # running tasks whose batch answered without them -> who takes them when done (None: kept
+        # here for the next request)
+        self._late: dict[str, Callable[[TaskOutcome], None] | None] = {}
         self._keep_seconds = keep_seconds
         self._delivered_seconds = delivered_seconds
         self._keep_max = keep_max
+        # finished outcomes shared by every process (jobs/outcomes.py, with REDIS_URL); else self._done
+        self.outcomes = outcomes
 
     def _keep(self, key: str, outcome: TaskOutcome, seconds: float) -> None:
+        if self.outcomes is not None:
+            self.outcomes.put(key, outcome, seconds)
+            return
         self._done[key] = (time.monotonic() + seconds, outcome)
         self._done.move_to_end(key)
         while len(self._done) > self._keep_max:
@@ -251,14 +258,21 @@ class BatchRunner:
             if self._inflight.get(key) is fut:
                 del self._inflight[key]
             late = key in self._late
-            self._late.discard(key)
+            handler = self._late.pop(key, None)
             if fut.cancelled():  # shutdown cancelled it before it ran
                 return
             outcome: TaskOutcome = fut.result()
-            if outcome.succeeded:
+            if handler is None and outcome.succeeded:
                 self._keep(key, outcome, self._keep_seconds if late else self._delivered_seconds)
+        if handler is not None:  # its batch handed it on (background write-back): not kept for a re-run
+            try:
+                handler(outcome)
+            except Exception:
+                log.exception("task %s: the late-task handler failed", outcome.task_id)
 
     def _cached(self, key: str) -> TaskOutcome | None:
+        if self.outcomes is not None:
+            return self.outcomes.get(key)
         entry = self._done.get(key)
         if entry is None:
             return None
@@ -275,7 +289,10 @@ class BatchRunner:
         fetch: Fetch,
         *,
         deadline: float,
+        on_late: Callable[[TaskOutcome], None] | None = None,
     ) -> list[TaskOutcome]:
+        """`on_late`: when given, a task not done by `deadline` is handed to it once finished
+        (instead of being kept for the next request)."""
         plans = plan_requests(spec, self.settings.routing)
         names = images_needed(plans)
         uses_by_ref: dict[str, int] = {}
@@ -326,9 +343,11 @@ class BatchRunner:
                 # A future's state turns done before its callbacks run, so a task seen running here
                 # is marked late before _finished can look.
                 late = not fut.done()
-                if late:
-                    self._late.add(key)
-                elif key in self._done:  # a late one, delivered now: Label Studio stores it
+                if late and (on_late is not None or key not in self._late):
+                    self._late[key] = on_late
+                elif self.outcomes is not None:  # a late one, delivered now: Label Studio stores it
+                    self.outcomes.shorten(key, self._delivered_seconds)
+                elif key in self._done:
                     expiry, kept = self._done[key]
                     self._done[key] = (min(expiry, time.monotonic() + self._delivered_seconds), kept)
             if not late:
@@ -337,7 +356,7 @@ class BatchRunner:
                 outcome = TaskOutcome(
                     task.get("id"), "late", reason="late",
                     error=f"not finished within PREDICT_TIMEOUT={self.settings.predict_timeout:g}s; "
-                    "still running, ask again to get it",
+                    + ("still running, it will be written to Label Studio" if on_late else "still running, ask again to get it"),
                 )
             outcomes.append(outcome)
             self.metrics.tasks.labels(outcome.status).inc()

@@ -137,6 +137,7 @@ def _check_basic_auth(settings: Settings) -> None:
 
 
 def _metrics_text(backend: Backend) -> bytes:
+    backend.refresh_job_metrics()
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 "gemini": backend.gemini_status(),
                 "redis": backend.redis_status(),
                 "label_studio": backend.credentials.describe(),
+                "jobs": backend.jobs_status(),
             }
         )
 
@@ -220,13 +222,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         spec = _spec_or_400(specs, body, "label_config", backend, "/predict")
         learned = backend.learned(project_id(body))  # the review loop's state (review/learning.py)
         version = backend.model_version(spec, learned)
-        # What the annotator drew is answered by interactive/; nothing drawn yet ({}) or a batch is
-        # the whole task, with what the review loop learned applied.
+        # What the annotator drew is answered by interactive/; nothing drawn yet ({}) is the whole
+        # task; a batch goes through the one-click write-back (jobs/) when it is wired. What the
+        # review loop learned applies to both.
         drawn = backend.interactive.predict(tasks[0], spec, context, deadline=deadline) if interactive else None
         if drawn is not None:
             outcomes = [drawn]
-        else:
+        elif interactive:
             outcomes = adjust_outcomes(learned, backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline))
+        else:
+            outcomes = adjust_outcomes(
+                learned, backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"))
+            )
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.

@@ -138,6 +138,20 @@ class Settings:
     review_min_samples: int = 10
     # Emulator fallback: no API key -> the built-in emulator answers (loudly announced)
     emulator_latency: float = 0.0
+    # Jobs (jobs/): RQ on REDIS_URL, write-back to Label Studio, the shared Gemini quota
+    job_chunk: int = 16  # tasks per RQ job
+    job_timeout: float = 900.0  # seconds one RQ job may run
+    job_retries: int = 3  # RQ retries of a job that failed or whose worker died
+    job_heartbeat: float = 10.0  # seconds between a worker's heartbeats (a dead worker's job is retried after ~3x)
+    serve_worker: bool = True  # `gemini-ls serve` with REDIS_URL also works the queue
+    write_back: bool = True  # late /predict tasks written to Label Studio through its API
+    writeback_chunk: int = 100  # predictions per POST /api/projects/{id}/import/predictions
+    predict_answer_max: int = 20  # with write-back on: results in one /predict answer, the rest go through the API
+    writeback_attempts: int = 6
+    writeback_timeout: float = 30.0  # seconds per Label Studio API call
+    gemini_rpm: int = 0  # requests per window per model, 0 = off
+    gemini_tpm: int = 0  # input tokens per window per model, 0 = off
+    gemini_rate_window: float = 60.0  # seconds (a minute; shorter for tests)
 
     @property
     def routing(self) -> ModelRouting:
@@ -214,6 +228,19 @@ class Settings:
             emulator_latency=_float(env, "EMULATOR_LATENCY", d.emulator_latency),
             review_learn=review_learn,
             review_min_samples=_int(env, "REVIEW_LEARN_MIN_SAMPLES", d.review_min_samples, lo=1),
+            job_chunk=_int(env, "JOB_CHUNK", d.job_chunk, lo=1),
+            job_timeout=_float(env, "JOB_TIMEOUT", d.job_timeout, lo=1.0),
+            job_retries=_int(env, "JOB_RETRIES", d.job_retries),
+            job_heartbeat=_float(env, "JOB_HEARTBEAT", d.job_heartbeat, lo=1.0),
+            serve_worker=_bool(env, "SERVE_WORKER", d.serve_worker),
+            write_back=_bool(env, "WRITE_BACK", d.write_back),
+            writeback_chunk=_int(env, "WRITEBACK_CHUNK", d.writeback_chunk, lo=1),
+            predict_answer_max=_int(env, "PREDICT_ANSWER_MAX", d.predict_answer_max, lo=1),
+            writeback_attempts=_int(env, "WRITEBACK_ATTEMPTS", d.writeback_attempts, lo=1),
+            writeback_timeout=_float(env, "WRITEBACK_TIMEOUT", d.writeback_timeout, lo=0.1),
+            gemini_rpm=_int(env, "GEMINI_RPM", d.gemini_rpm),
+            gemini_tpm=_int(env, "GEMINI_TPM", d.gemini_tpm),
+            gemini_rate_window=_float(env, "GEMINI_RATE_WINDOW", d.gemini_rate_window, lo=1.0),
         )
 
     def with_(self, **changes) -> Settings:

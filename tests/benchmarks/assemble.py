@@ -15,6 +15,7 @@ ORDER = [
     ("decode_memory.md", "Issue 11: peak RSS of a worker, 8 tasks on one 100 MP PNG"),
     ("models.md", "Issue 17: tokens per task by model routing (2.5 vs 3.x)"),
     ("interactive.md", "Issue 17: interactive pre-annotation overhead on a 12 MP photo"),
+    ("jobs.md", "Issue 13: job workers scaling and the one-click 1,000-task time"),
 ]
 
 HEADER = """# Benchmarks

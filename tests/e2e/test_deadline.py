@@ -1,4 +1,5 @@
-"""A selection too large to finish inside PREDICT_TIMEOUT: what is done is stored, the rest is not
+"""A selection too large to finish inside PREDICT_TIMEOUT with the background write-back turned off
+(WRITE_BACK=false; see test_jobs_oneclick.py for it on): what is done is stored, the rest is not
 stored at all (not as empty predictions), and "Retrieve predictions" again fills exactly those."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def test_late_tasks_are_not_stored_and_a_second_retrieve_fills_exactly_them(
     emu = emulator_factory(latency=LATENCY)
     backend = backend_factory_e2e(
         "deadline",
-        backend_env(emu.url, ls, PREDICT_TIMEOUT=str(PREDICT_TIMEOUT), GEMINI_CONCURRENCY=str(CONCURRENCY)),
+        backend_env(emu.url, ls, PREDICT_TIMEOUT=str(PREDICT_TIMEOUT), GEMINI_CONCURRENCY=str(CONCURRENCY), WRITE_BACK="false"),
     )
     project: Project = make_project(
         ls, cors_images, backend.url, "e2e deadline", n_upload=2, n_url=N_TASKS - 2, broken=False, config=RECT_CONFIG

@@ -52,6 +52,19 @@ ENV = {
     "EMULATOR_LATENCY": "0.5",
     "REVIEW_LEARN": "thresholds, Synonyms",
     "REVIEW_LEARN_MIN_SAMPLES": "4",
+    "JOB_CHUNK": "8",
+    "JOB_TIMEOUT": "120",
+    "JOB_RETRIES": "1",
+    "JOB_HEARTBEAT": "2",
+    "SERVE_WORKER": "false",
+    "WRITE_BACK": "false",
+    "WRITEBACK_CHUNK": "50",
+    "PREDICT_ANSWER_MAX": "30",
+    "WRITEBACK_ATTEMPTS": "3",
+    "WRITEBACK_TIMEOUT": "5",
+    "GEMINI_RPM": "60",
+    "GEMINI_TPM": "100000",
+    "GEMINI_RATE_WINDOW": "10",
 }
 
 
@@ -75,6 +88,10 @@ def test_every_variable_is_read():
     assert s.host == "127.0.0.1" and s.port == 9191
     assert s.basic_auth_user == "u" and s.basic_auth_pass == "pw" and s.max_request_bytes == 2048
     assert s.log_level == "DEBUG" and s.workers == 3 and s.threads == 5 and s.emulator_latency == 0.5
+    assert (s.job_chunk, s.job_timeout, s.job_retries, s.job_heartbeat) == (8, 120, 1, 2)
+    assert s.serve_worker is False and s.write_back is False
+    assert (s.writeback_chunk, s.predict_answer_max, s.writeback_attempts, s.writeback_timeout) == (50, 30, 3, 5)
+    assert (s.gemini_rpm, s.gemini_tpm, s.gemini_rate_window) == (60, 100000, 10)
 
 
 def test_defaults_with_an_empty_environment():

@@ -46,6 +46,9 @@ _VISION_CACHE_SIZE = 64
 _SPATIAL = (understanding.TaskKind.DETECT, understanding.TaskKind.SEGMENT)
 
 
+ARRIVALS_KEPT = 10000
+
+
 class _DropConnection(Exception):
     """Raised to close the socket without writing any HTTP response."""
 
@@ -178,6 +181,7 @@ class EmulatorServer:
             "bytes_received": 0,
             "tokens": {"prompt": 0, "candidates": 0, "total": 0},
             "models": {},  # per model asked: requests and tokens (routing tests, token benchmarks)
+            "arrivals": {},  # route -> epoch seconds of the last ARRIVALS_KEPT requests (rate-limit tests)
         }
 
     def _count_model(self, model: str, prompt: int, candidates: int, thoughts: int) -> None:
@@ -194,6 +198,9 @@ class EmulatorServer:
             c = self._counters
             if route:
                 c["requests"][route] = c["requests"].get(route, 0) + 1
+                times = c["arrivals"].setdefault(route, [])
+                times.append(time.time())
+                del times[:-ARRIVALS_KEPT]
             if status is not None:
                 c["statuses"][str(status)] = c["statuses"].get(str(status), 0) + 1
             if fault:

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 
@@ -276,7 +276,7 @@ class RedisFileCache:
         if self._skip("get"):
             return None
         try:
-            raw = self._redis.get(self.file_key(key))
+            raw: Any = self._redis.get(self.file_key(key))  # str | bytes | None (sync client; the stubs also allow async)
         except redis.RedisError as exc:
             self._failed("get", exc)
             return None

@@ -362,6 +362,9 @@ class GeminiCaller:
         else:
             outcome = "ok"
         self.metrics.gemini_requests.labels(kind=kind.value, outcome=outcome).inc()
+        charge = getattr(self.gate, "charge", None)  # the shared quota (jobs/limiter.py) counts input tokens
+        if charge is not None:
+            charge(reply.usage.prompt_tokens)
         for direction, tokens in (
             ("input", reply.usage.prompt_tokens),
             ("output", reply.usage.output_tokens),

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..settings import Settings
 from .ledger import Ledger, Sample
 from .match import LABEL_KEYS
 
@@ -191,3 +192,14 @@ def project_id(body: Mapping[str, Any]) -> int | None:
         return int(str(raw).split(".", 1)[0])
     except (TypeError, ValueError):
         return None
+
+
+def learned_state(settings: Settings, project: int | None) -> LearnedState:
+    """What the review loop learned for `project`, for a process without a running backend (the
+    `prelabel` command), so that it derives the same model_version the server does."""
+    if not settings.review_learn:
+        return LearnedState()
+    from .ledger import make_ledger
+
+    ledger = make_ledger(settings.redis_url, settings.redis_prefix)
+    return Learner(ledger, settings.review_learn, settings.review_min_samples).state(project)

@@ -1,0 +1,135 @@
+"""One Gemini quota for every process: requests and input tokens per window per model, and a 429's
+cool-down, shared through Redis by every server worker, replica and job worker.
+
+`SharedGate` extends gemini/request.py's `RateGate` (the caller asks it before every
+attempt and tells it about every 429), so the retry policy itself is untouched:
+
+* GEMINI_RPM: a moving window from the `limits` library (its Redis storage: one Lua script per
+  hit, atomic across processes; in memory without REDIS_URL). The window is GEMINI_RATE_WINDOW
+  (60 s) plus a 1 s guard for the time between the limiter and Gemini's own clock, so Gemini never
+  counts more than GEMINI_RPM in any window.
+* GEMINI_TPM: input tokens per window. A call only starts while the window's spent tokens are
+  under the limit, and is charged with the prompt tokens Gemini reports (the size of an answer is
+  not known before it).
+* 429 RESOURCE_EXHAUSTED: the retryDelay is written to Redis as an until-time; every process waits
+  it out before its next call, not only the one that saw it.
+
+A wait that would pass the task's deadline gives up at once with a rate-limit GeminiError.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..gemini.errors import GeminiError
+from ..gemini.request import RateGate
+from ..metrics import Metrics
+from ..settings import Settings
+
+log = logging.getLogger("gemini_ls.jobs")
+
+GUARD_SECONDS = 1
+POLL_CAP = 0.5  # seconds between looks at a full window
+
+_EXTEND = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 0
+"""
+
+
+class SharedGate(RateGate):
+    def __init__(self, settings: Settings, metrics: Metrics, *, client: Any = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        from limits import RateLimitItemPerSecond
+        from limits.storage import MemoryStorage, RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.settings = settings
+        self.metrics = metrics
+        super().__init__(clock=clock, sleep=sleep, max_cooldown=settings.max_cooldown, probe_lease=probe_lease(settings))
+        self._model = settings.model
+        window = int(round(settings.gemini_rate_window)) + GUARD_SECONDS
+        self._rpm = RateLimitItemPerSecond(settings.gemini_rpm, window) if settings.gemini_rpm else None
+        self._tpm = RateLimitItemPerSecond(settings.gemini_tpm, window) if settings.gemini_tpm else None
+        self._redis = client
+        if settings.redis_url:
+            if self._redis is None:
+                from .queue import redis_client
+
+                self._redis = redis_client(settings)
+            storage: Any = RedisStorage(settings.redis_url, key_prefix=f"{settings.redis_prefix}limits")
+            self._extend = self._redis.register_script(_EXTEND)
+        else:
+            storage = MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._cooldown_key = f"{settings.redis_prefix}cooldown:{settings.key_fingerprint}:{self._model}"
+
+    def describe(self) -> dict:
+        return {"rpm": self.settings.gemini_rpm or None, "tpm": self.settings.gemini_tpm or None,
+                "window_seconds": self.settings.gemini_rate_window, "shared": bool(self.settings.redis_url)}
+
+    def cool_down(self, seconds: float) -> float:
+        capped = super().cool_down(seconds)  # GEMINI_MAX_COOLDOWN applies to the shared one too
+        if self._redis is not None:
+            until = time.time() + capped
+            try:
+                self._extend(keys=[self._cooldown_key], args=[f"{until:.3f}", max(1, int(capped * 1000) + 1000)])
+            except Exception as exc:  # Redis down: this process still cools down
+                log.warning("could not share the Gemini cool-down through Redis: %s", exc)
+        return capped
+
+    def _give_up(self, what: str, seconds: float) -> GeminiError:
+        return GeminiError(f"{what}: the next slot is {seconds:.1f} s away, later than this request may wait",
+                           status=429, retryable=True, reason="rate_limited")
+
+    def _wait(self, limit: str, seconds: float, deadline: float) -> None:
+        if self._clock() + seconds > deadline:
+            raise self._give_up(f"shared Gemini {limit} quota exhausted", seconds)
+        self.metrics.limiter_waits.labels(limit).inc()
+        self.metrics.limiter_wait_seconds.inc(seconds)
+        self._sleep(seconds)
+
+    def _shared_cooldown(self, deadline: float) -> None:
+        if self._redis is None:
+            return
+        try:
+            raw = self._redis.get(self._cooldown_key)
+        except Exception:
+            return
+        left = float(raw) - time.time() if raw else 0.0
+        if left > 0:
+            self._wait("cooldown", left, deadline)
+
+    def wait(self, deadline: float) -> bool:
+        probe = super().wait(deadline)  # this process's own circuit (half-open probe included)
+        self._shared_cooldown(deadline)
+        while self._tpm is not None and not self._limiter.test(self._tpm, self._model):
+            stats = self._limiter.get_window_stats(self._tpm, self._model)
+            self._wait("tpm", min(POLL_CAP * 4, max(0.05, stats.reset_time - time.time())), deadline)
+        while self._rpm is not None and not self._limiter.hit(self._rpm, self._model):
+            stats = self._limiter.get_window_stats(self._rpm, self._model)
+            self._wait("rpm", min(POLL_CAP, max(0.02, stats.reset_time - time.time())), deadline)
+        return probe
+
+    def charge(self, prompt_tokens: int) -> None:
+        """After a call: its input tokens count against GEMINI_TPM."""
+        if self._tpm is not None and prompt_tokens > 0:
+            self._limiter.hit(self._tpm, self._model, cost=min(prompt_tokens, self.settings.gemini_tpm))
+
+
+def probe_lease(settings: Settings) -> float:
+    """How long a silent half-open probe holds the gate: one Gemini call and a margin."""
+    return settings.request_timeout + 5
+
+
+def make_gate(settings: Settings, metrics: Metrics) -> RateGate | SharedGate:
+    """The plain per-process gate unless a limit is set or there is a Redis to share cool-downs through."""
+    if settings.gemini_rpm or settings.gemini_tpm or settings.redis_url:
+        return SharedGate(settings, metrics)
+    return RateGate(max_cooldown=settings.max_cooldown, probe_lease=probe_lease(settings))

@@ -1,0 +1,169 @@
+"""One chunk of a job: claim its tasks, predict what is not in Label Studio yet, write it back.
+
+`ChunkExecutor.execute` is what an RQ worker (or the in-process pool) runs. It never predicts a
+task another owner holds, never writes a task that already holds the version in Label Studio, and
+raises `TasksFailed` when a task failed, so RQ retries the chunk (tasks already written are skipped
+at once: no Gemini call) and, out of retries, keeps it in its failed registry with the reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..labelconfig import parse_label_config
+from .claims import TERMINAL, WRITTEN, WRITTEN_SECONDS, Claims, scope_of
+from .state import JobStore
+from .writeback import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
+
+log = logging.getLogger("gemini_ls.jobs")
+
+
+class TasksFailed(Exception):
+    """Some tasks of a chunk failed: the message names each task and its reason."""
+
+    def __init__(self, reasons: Mapping[int, str]) -> None:
+        self.reasons = dict(reasons)
+        lines = "; ".join(f"task {t}: {why}" for t, why in sorted(self.reasons.items()))
+        super().__init__(f"{len(self.reasons)} task(s) failed: {lines}"[:4000])
+
+
+class JobError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    done: tuple[int, ...]
+    predicted: int
+    already: int
+    elsewhere: Mapping[int, str]
+    failed: Mapping[int, str]
+
+    def as_dict(self) -> dict:
+        return {"done": list(self.done), "predicted": self.predicted, "already": self.already,
+                "elsewhere": {str(k): v for k, v in self.elsewhere.items()}, "failed": {str(k): v for k, v in self.failed.items()}}
+
+
+class _Lease:
+    """Renews this chunk's claims while it works, so only a dead owner's claims lapse."""
+
+    def __init__(self, claims: Claims, scope: str, owner: str, ids: Sequence[int], ttl: float) -> None:
+        self._args = (claims, scope, owner, list(ids), ttl)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="claim-lease", daemon=True)
+
+    def _run(self) -> None:
+        claims, scope, owner, ids, ttl = self._args
+        while not self._stop.wait(ttl / 3):
+            try:
+                claims.renew(scope, ids, owner, ttl)
+            except Exception as exc:  # Redis blip: the next beat tries again
+                log.warning("could not renew task claims: %s", exc)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class ChunkExecutor:
+    def __init__(self, backend: Any, store: JobStore, claims: Claims, api: LabelStudioApi | None) -> None:
+        self.backend = backend
+        self.settings = backend.settings
+        self.store = store
+        self.claims = claims
+        self.api = api
+
+    @property
+    def lease_seconds(self) -> float:
+        return max(6.0, 3 * self.settings.job_heartbeat)
+
+    def execute(self, job_id: str, tasks: Sequence[Mapping[str, Any]], attempt_id: str = "local") -> ChunkResult:
+        info = self.store.get(job_id)
+        config = self.store.config(job_id)
+        if info is None or config is None:
+            raise JobError(f"job {job_id} is unknown (expired or another REDIS_PREFIX)")
+        if self.api is None:
+            raise JobError("no Label Studio credentials: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY for the worker")
+        spec = parse_label_config(config, self.settings.defaults)
+        version = self.backend.model_version(spec)
+        if version != info.model_version:
+            raise JobError(f"this worker predicts model_version {version!r}, the job was made for {info.model_version!r} "
+                           "(different GEMINI_MODEL / MODEL_VERSION_SUFFIX / API key?)")
+        scope = scope_of(info.project, version)
+        owner = f"job:{job_id}:{attempt_id}:{socket.gethostname()}:{os.getpid()}"
+        ids = [int(t["id"]) for t in tasks]
+        held = self._acquire(scope, ids, owner, job_id)
+        # a mark is a hint: Label Studio's answer below decides whether a marked task is done
+        for tid in self.claims.retake(scope, [i for i in ids if held[i] in TERMINAL], owner, self.lease_seconds):
+            held[tid] = None
+        mine = [i for i in ids if held[i] is None]
+        elsewhere = {i: str(held[i]) for i in ids if held[i] is not None}
+        self.store.mark_elsewhere(job_id, elsewhere)
+        failed: dict[int, str] = {}
+        predicted = already = 0
+        with _Lease(self.claims, scope, owner, mine, self.lease_seconds):
+            try:
+                present = self.api.tasks_holding(info.project, version, mine)
+            except LabelStudioApiError as exc:
+                self.claims.release(scope, mine, owner)
+                raise JobError(f"cannot ask Label Studio which tasks hold {version}: {exc}") from exc
+            if present:
+                self.claims.finish(scope, present, WRITTEN, WRITTEN_SECONDS)
+                self.store.mark_done(job_id, present)
+                already += len(present)
+            todo = [t for t in tasks if int(t["id"]) in set(mine) - present]
+            records: list[PredictionRecord] = []
+            if todo:
+                deadline = time.monotonic() + self.settings.job_timeout * 0.9
+                for outcome in self.backend.runner.run(todo, spec, version, self.backend.fetch, deadline=deadline):
+                    tid = int(outcome.task_id)
+                    if outcome.succeeded:
+                        records.append(PredictionRecord(tid, outcome.result or (), version, outcome.score))
+                    else:
+                        failed[tid] = f"{outcome.reason or 'failed'}: {outcome.error or ''}"
+            if records:
+                report = PredictionWriter(self.api, chunk=self.settings.writeback_chunk,
+                                          attempts=self.settings.writeback_attempts).write(info.project, records)
+                ok = [*report.written, *report.already]
+                self.claims.finish(scope, ok, WRITTEN, WRITTEN_SECONDS)
+                self.store.mark_done(job_id, ok)
+                predicted += len(records)
+                already += len(report.already)
+                for tid, why in report.failed.items():
+                    failed[tid] = f"writeback: {why}"
+                self.backend.metrics.writeback.labels("written").inc(len(report.written))
+                self.backend.metrics.writeback.labels("already").inc(len(report.already))
+                self.backend.metrics.writeback.labels("failed").inc(len(report.failed))
+            if failed:
+                self.claims.release(scope, list(failed), owner)
+                self.store.mark_failed(job_id, failed)
+        done = tuple(i for i in ids if i not in failed and i not in elsewhere)
+        result = ChunkResult(done, predicted, already, elsewhere, failed)
+        if failed:
+            raise TasksFailed(failed)
+        return result
+
+    def _acquire(self, scope: str, ids: list[int], owner: str, job_id: str) -> dict[int, str | None]:
+        """Claim; tasks still held by an earlier attempt of this same job (its worker died) are
+        waited for until that claim lapses, then taken."""
+        held = self.claims.acquire(scope, ids, owner, self.lease_seconds)
+        end = time.monotonic() + self.lease_seconds + 2
+        prefix = f"job:{job_id}:"
+        while time.monotonic() < end:
+            stale = [i for i, h in held.items() if h is not None and h.startswith(prefix) and h != owner]
+            if not stale:
+                break
+            time.sleep(0.5)
+            held.update(self.claims.acquire(scope, stale, owner, self.lease_seconds))
+        return held

@@ -1,0 +1,120 @@
+"""Jobs benchmark: `gemini-ls prelabel` tasks per minute with 1, 2 and 4 `gemini-ls worker`
+processes at a fixed emulator latency, and one "Retrieve predictions" click over 1,000 tasks
+against its ideal time. Real Label Studio 1.23.2, real Redis, the emulator; everything on loopback.
+
+Run:  LS_VENV=/work/main/.ls-venv .venv/bin/python -m tests.benchmarks.bench_jobs [--quick]
+Writes tests/benchmarks/results/jobs.md (then run tests.benchmarks.assemble).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from gemini_ls.emulator.server import EmulatorServer
+from tests.e2e.conftest import EMULATOR_KEY, backend_env
+from tests.e2e.helpers import CorsImageServer, start_backend_process
+from tests.e2e.jobs_helpers import gemini_ls, url_project, version_counts, wait_until
+from tests.e2e.test_jobs_prelabel import job_env, run_cli
+from tests.fixtures.labelstudio import start_label_studio
+from tests.fixtures.redis import LocalRedis
+
+OUT = Path(__file__).parent / "results" / "jobs.md"
+LATENCY = 0.5
+CONCURRENCY = 4  # per worker
+
+
+def workers_run(ls, images, redis_url: str, n_workers: int, n_tasks: int) -> dict:
+    emu = EmulatorServer("127.0.0.1", 0, latency=LATENCY, api_keys={EMULATOR_KEY}).start()
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    pid, _ = url_project(ls, images, None, f"bench workers {n_workers}", n_tasks)
+    env = job_env(emu, ls, redis_url, prefix, GEMINI_CONCURRENCY=str(CONCURRENCY), JOB_CHUNK=str(2 * CONCURRENCY))
+    workers = [gemini_ls(f"bench-worker-{n_workers}-{i}", ["worker"], env) for i in range(n_workers)]
+    try:
+        time.sleep(3)  # workers up and listening
+        started = time.monotonic()
+        out = run_cli(["prelabel", "--project", str(pid), "--quiet"], env, timeout=1200)
+        wall = time.monotonic() - started
+        assert out.returncode == 0, out.stderr
+    finally:
+        for w in workers:
+            w.stop()
+        emu.stop()
+    ideal = n_tasks / (n_workers * CONCURRENCY) * LATENCY
+    return {"workers": n_workers, "tasks": n_tasks, "wall": wall, "per_min": n_tasks / wall * 60, "ideal": ideal}
+
+
+def one_click(ls, images, n_tasks: int, concurrency: int = 8, latency: float = 1.0) -> dict:
+    emu = EmulatorServer("127.0.0.1", 0, latency=latency, api_keys={EMULATOR_KEY}).start()
+    backend = start_backend_process("bench-oneclick", backend_env(emu.url, ls, PREDICT_TIMEOUT="60",
+                                                                   GEMINI_CONCURRENCY=str(concurrency)))
+    try:
+        pid, _ = url_project(ls, images, backend.url, f"bench one click {n_tasks}", n_tasks)
+        started = time.monotonic()
+        ls.retrieve_predictions(pid, timeout=300)
+        answered = time.monotonic() - started
+        wait_until(lambda: sum(version_counts(ls, pid).values()) >= n_tasks, timeout=900, interval=1.0, what="all stored")
+        total = time.monotonic() - started
+        written = backend.metric("gemini_ls_writeback_total", outcome="written")
+    finally:
+        backend.stop()
+        emu.stop()
+    ideal = n_tasks / concurrency * latency
+    return {"tasks": n_tasks, "answered": answered, "total": total, "ideal": ideal, "written": written}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer tasks (a smoke run)")
+    args = ap.parse_args(argv)
+    n_workers_tasks = 96 if args.quick else 320
+    n_click = 200 if args.quick else 1000
+    redis_server = LocalRedis().start()
+    images = CorsImageServer()
+    ls = start_label_studio(True, "bench-jobs")
+    try:
+        rows = [workers_run(ls, images, redis_server.url, w, n_workers_tasks) for w in (1, 2, 4)]
+        click = one_click(ls, images, n_click)
+    finally:
+        ls.stop()
+        images.stop()
+        redis_server.close()
+    base = rows[0]["per_min"]
+    lines = [
+        "# Jobs: workers scaling and the one-click finisher",
+        "",
+        f"`gemini-ls prelabel` over {n_workers_tasks} tasks (rectangles-only config, one Gemini call per task), emulator latency "
+        f"{LATENCY} s, GEMINI_CONCURRENCY={CONCURRENCY} per worker, JOB_CHUNK={2 * CONCURRENCY}; wall time from the command's start "
+        "to its exit (listing tasks, the job, every write-back included).",
+        "",
+        "| workers | wall (s) | tasks / minute | vs 1 worker | linear goal | ideal wall (s) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['workers']} | {r['wall']:.1f} | {r['per_min']:.0f} | {r['per_min'] / base:.2f}x | "
+                     f"{r['workers']:.0f}x (ratio {r['per_min'] / base / r['workers']:.2f}) | {r['ideal']:.1f} |")
+    lines += [
+        "",
+        f"One \"Retrieve predictions\" over {click['tasks']} tasks, emulator latency 1.0 s, GEMINI_CONCURRENCY=8, "
+        "PREDICT_TIMEOUT=60: Label Studio's action returned after "
+        f"{click['answered']:.1f} s; every task held its prediction after **{click['total']:.1f} s = "
+        f"{click['total'] / click['ideal']:.3f}x the ideal {click['ideal']:.0f} s** ({click['written']:.0f} written back "
+        "through the API, the rest stored by Label Studio from the /predict answer).",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average before the run "
+        f"{os.getloadavg()[0]:.1f} (shared with other work: ratios, not absolute numbers, are the point).",
+        "",
+        "Command: `LS_VENV=/work/main/.ls-venv .venv/bin/python -m tests.benchmarks.bench_jobs`",
+    ]
+    OUT.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

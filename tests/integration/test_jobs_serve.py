@@ -1,0 +1,48 @@
+"""`gemini-ls serve` with REDIS_URL works the job queue itself (one embedded `gemini-ls worker`),
+unless told not to; `gemini-ls worker` without Redis refuses with a clear message."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import redis
+from rq import Worker
+
+from tests.e2e.helpers import GEMINI_LS_BIN, start_backend_process
+
+
+def _workers(url: str) -> list[Worker]:
+    return Worker.all(connection=redis.Redis.from_url(url))
+
+
+def test_serve_starts_one_worker_and_stops_it(emulator, redis_url, redis_prefix):
+    before = {w.name for w in _workers(redis_url)}
+    env = {"GEMINI_BASE_URL": emulator.url, "GEMINI_API_KEY": "emulator-key", "REDIS_URL": redis_url,
+           "REDIS_PREFIX": redis_prefix, "WORKERS": "1"}
+    bp = start_backend_process("serve-embedded-worker", env)
+    try:
+        bp.wait_log(r"started an embedded gemini-ls worker", timeout=20)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not ({w.name for w in _workers(redis_url)} - before):
+            time.sleep(0.3)
+        mine = [w for w in _workers(redis_url) if w.name not in before]
+        assert len(mine) == 1 and mine[0].queue_names() == [f"{redis_prefix}jobs"]
+    finally:
+        bp.stop()
+
+
+def test_serve_no_worker(emulator, redis_url, redis_prefix):
+    env = {"GEMINI_BASE_URL": emulator.url, "GEMINI_API_KEY": "emulator-key", "REDIS_URL": redis_url,
+           "REDIS_PREFIX": redis_prefix, "SERVE_WORKER": "false"}
+    bp = start_backend_process("serve-no-worker", env)
+    try:
+        bp.wait_log(r"does not work the queue", timeout=20)
+    finally:
+        bp.stop()
+
+
+def test_worker_without_redis_says_why():
+    out = subprocess.run([str(GEMINI_LS_BIN), "worker"], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    assert out.returncode == 2 and "needs REDIS_URL" in out.stderr, out.stderr
