@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import random
 import string
@@ -33,6 +34,7 @@ class StoredFile:
     state: str = "ACTIVE"
     active_at: float | None = None  # PROCESSING until then (None: stuck until told otherwise)
     deleted: bool = False
+    source: str = "UPLOADED"  # GENERATED: a batch's results file, the only kind that can be downloaded
 
     def current_state(self, now: float) -> str:
         if self.state == "PROCESSING" and self.active_at is not None and now >= self.active_at:
@@ -40,7 +42,7 @@ class StoredFile:
         return self.state
 
     def resource(self, now: float) -> dict:
-        body = {
+        body: dict[str, object] = {
             "name": f"files/{self.id}",
             "mimeType": self.mime_type,
             "sizeBytes": str(len(self.data)),
@@ -50,8 +52,10 @@ class StoredFile:
             "sha256Hash": base64.b64encode(hashlib.sha256(self.data).hexdigest().encode()).decode(),
             "uri": PUBLIC_FILES_URL + self.id,
             "state": self.current_state(now),
-            "source": "UPLOADED",
+            "source": self.source,
         }
+        if self.source == "GENERATED":
+            body["downloadUri"] = f"{PUBLIC_FILES_URL}{self.id}:download?alt=media"
         if self.display_name:
             body["displayName"] = self.display_name
         if self.state == "FAILED":
@@ -121,6 +125,15 @@ class FileStore:
             self._files[stored.id] = stored
             return stored
 
+    def add_generated(self, owner: str, display_name: str, mime_type: str, data: bytes) -> StoredFile:
+        """A file the service wrote (a batch's results): ACTIVE, downloadable, same lifetime."""
+        with self._lock:
+            now = time.time()
+            stored = StoredFile(self._new_id(12), owner, display_name, mime_type, data, now, now + self.ttl_seconds,
+                                source="GENERATED")
+            self._files[stored.id] = stored
+            return stored
+
     def get(self, file_id: str, key: str) -> StoredFile:
         """The file if `key` may use it; 403 for unknown, deleted, expired or another key's files."""
         with self._lock:
@@ -142,7 +155,7 @@ class FileStore:
                 key=lambda f: -f.created,
             )
 
-    def expire(self, ids: list[str] | None = None) -> int:
+    def expire(self, ids: builtins.list[str] | None = None) -> int:
         now = time.time()
         with self._lock:
             targets = [self._files[i] for i in ids if i in self._files] if ids else list(self._files.values())

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import DEFAULT_API_KEY, answers, errors, tokens, understanding, vision, wire
 from . import faults as faults_mod
+from .batches import BATCH_HEADER, BatchStore
 from .errors import ApiError
 from .faults import Fault, FaultError, FaultPlan
 from .files import FileStore
@@ -81,6 +82,7 @@ class EmulatorServer:
         self._api_keys = set(api_keys)
         self.files = FileStore(file_ttl_seconds, random.Random(seed + 1))
         self.faults = FaultPlan(random.Random(seed + 2))
+        self.batches = BatchStore(self)  # the Batch API (batches.py)
         self._counters = self._zero_counters()
         self._vision_cache: OrderedDict[str, vision.SeenImage] = OrderedDict()
         self._httpd: _HTTPServer | None = None
@@ -156,11 +158,13 @@ class EmulatorServer:
             self._counters = self._zero_counters()
         if files:
             self.files.clear()
+            self.batches.reset()
 
     def counters(self) -> dict:
         with self._lock:
             snapshot = json.loads(json.dumps(self._counters))
         snapshot.update(self.files.snapshot())
+        snapshot.update(self.batches.snapshot())
         return snapshot
 
     # ----- internals -------------------------------------------------------------------------
@@ -316,9 +320,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._upload_start(m.group(1), raw, key, fired)
             if (m := _MODEL_ROUTE.match(path)) and self.command == "POST":
                 version, model, method = m.groups()
-                emu._count(route=method)
+                route = f"batch.{method}" if self.headers.get(BATCH_HEADER) else method  # a batch's own calls
+                emu._count(route=route)
                 key = emu._check_key(self.headers.get("x-goog-api-key"))
-                fired = self._faults(method)
+                fired = self._faults(route)
                 if method == "countTokens":
                     return self._count_tokens(raw, key, model, version)
                 return self._generate(raw, key, model, version, method, fired)
@@ -337,6 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
                         return self._send_json(200, emu.files.get(m.group(2), key).resource(time.time()))
                     emu.files.delete(m.group(2), key)
                     return self._send_json(200, {})
+            if emu.batches.handle(self, path, query, raw):
+                return None
             emu._count(route="unknown")
             raise errors.not_found(f"Method not found: {self.command} {path}")
         except _DropConnection:
@@ -540,6 +547,8 @@ class _Handler(BaseHTTPRequestHandler):
                 emu.add_fault(spec.get("fault", ""), count=spec.get("count"), rate=spec.get("rate"),
                               args=spec.get("args"), routes=spec.get("routes"))
             return self._send_json(200, {"faults": emu.faults.rules()})
+        if path == "/_emulator/batches":
+            return emu.batches.control(self, body)
         if path == "/_emulator/latency" and self.command == "POST":
             seconds, jitter = faults_mod.parse_latency(body.get("latency", 0))
             emu.set_latency(seconds, float(body.get("jitter", jitter)))
