@@ -1,4 +1,4 @@
-"""`gemini-ls serve | predict | preview | emulator`."""
+"""`gemini-ls serve | predict | preview | prelabel | jobs | emulator`."""
 
 from __future__ import annotations
 
@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--config", required=True)
     prev.add_argument("-o", "--output", required=True, help="PNG file to write")
     sub.add_parser("emulator", help="run the Gemini emulator (gemini-ls emulator --help)", add_help=False)
+    from .batch import cli as batch_cli
+
+    batch_cli.add_parsers(sub)  # prelabel --batch, jobs
     return parser
 
 
@@ -175,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, settings)
     if args.command == "predict":
         return _predict(args, settings)
+    if args.command in ("prelabel", "jobs"):
+        from .batch import cli as batch_cli
+
+        return batch_cli.main(args, settings)
     return _preview(args, settings)
 
 

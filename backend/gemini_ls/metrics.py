@@ -52,3 +52,9 @@ class Metrics:
             r, "gemini_ls_feedback_regions",
             "Annotators' verdict on our regions: kept as predicted, edited, removed, or added by hand", ["outcome"],
         )
+        # Batch API pre-labelling (batch/job.py)
+        self.batch_requests = _counter(r, "gemini_ls_batch_requests", "Batch API results read, by outcome (ok, error)", ["outcome"])
+        self.batch_tokens = _counter(r, "gemini_ls_batch_tokens", "Tokens of Batch API results (usage metadata)", ["direction"])
+        self.batch_cost = _counter(
+            r, "gemini_ls_batch_cost_usd", "Estimated USD of Batch API results, at the batch and at the synchronous rate", ["rate"],
+        )

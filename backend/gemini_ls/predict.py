@@ -101,6 +101,13 @@ def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str])
     return refs
 
 
+def plan_prompt(plan: PlannedRequest, n_images: int) -> Prompt:
+    """The prompt of one planned request (the synchronous and the Batch API path send the same)."""
+    return prompt_for(
+        plan.kind, plan.labels, plan.max_objects, question=plan.question, multiple=plan.multiple, n_images=n_images
+    )
+
+
 def _mean(values: Iterable[float]) -> float | None:
     vals = [v for v in values if v is not None]
     return round(sum(vals) / len(vals), 4) if vals else None
@@ -116,18 +123,15 @@ class Predictor:
     def _ask(
         self, plan: PlannedRequest, images: list[PreparedImage], uses: Mapping[str, int], deadline: float, task_id: Any
     ) -> ParsedAnswer:
-        prompt = prompt_for(
-            plan.kind,
-            plan.labels,
-            plan.max_objects,
-            question=plan.question,
-            multiple=plan.multiple,
-            n_images=len(images),
-        )
+        prompt = plan_prompt(plan, len(images))
         try:
             reply = self.gateway.ask(prompt, images, plan.kind, uses=uses, deadline=deadline)
         except GeminiError as exc:
             raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
+        return self.parse_reply(plan, reply, task_id)
+
+    def parse_reply(self, plan: PlannedRequest, reply: Reply, task_id: Any) -> ParsedAnswer:
+        """Gemini's reply to one planned request -> ParsedAnswer (also for Batch API results)."""
         if reply.block_reason:
             raise TaskFailure("gemini_blocked", f"Gemini blocked the prompt ({reply.block_reason})")
         if reply.text is None:
@@ -155,6 +159,13 @@ class Predictor:
         if answer.truncated:
             log.warning("task %s: Gemini's answer was truncated (%s); kept the complete items", task_id, reply.finish_reason)
         return answer
+
+    def answer_regions(self, plan: PlannedRequest, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
+        """The Label Studio regions of every control a planned request serves."""
+        results: list[dict] = []
+        for control in plan.controls:
+            results.extend(self._regions(plan, control, metas, answer))
+        return results
 
     def _regions(self, plan: PlannedRequest, control: ControlSpec, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
         if plan.kind in (RequestKind.CHOICE, RequestKind.TEXT):
@@ -184,6 +195,40 @@ class Predictor:
                 kept.append(region)
         return kept
 
+    def prepare_images(
+        self, task: Mapping[str, Any], spec: ProjectSpec, plans: Sequence[PlannedRequest], fetch: Fetch
+    ) -> tuple[dict[str, str], dict[str, PreparedImage]]:
+        """(image refs, prepared images by <Image> name) of what the plans send; TaskFailure if one cannot be had."""
+        task_id = task.get("id")
+        refs = image_refs(task, spec, images_needed(plans))
+        prepared: dict[str, PreparedImage] = {}
+        for name, ref in refs.items():
+            try:
+                raw = fetch(ref, task_id)  # the fetcher counts its own failures
+            except ImageError as exc:
+                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            try:
+                prepared[name] = prepare_image(
+                    raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels
+                )
+            except ImageError as exc:
+                self.metrics.image_fetch_errors.labels(exc.reason).inc()
+                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+        return refs, prepared
+
+    def finish(self, spec: ProjectSpec, task_id: Any, results: list[dict], started: float) -> TaskOutcome:
+        """A task's outcome from all its regions: validated, counted, scored."""
+        results = self._validate(spec, results, task_id)
+        for region in results:
+            self.metrics.regions.labels(region.get("type", "?")).inc()
+        return TaskOutcome(
+            task_id=task_id,
+            status="ok" if results else "empty",
+            result=tuple(results),
+            score=_mean(r.get("score") for r in results),
+            seconds=time.monotonic() - started,
+        )
+
     def predict_task(
         self,
         task: Mapping[str, Any],
@@ -197,20 +242,7 @@ class Predictor:
         started = time.monotonic()
         task_id = task.get("id")
         try:
-            refs = image_refs(task, spec, images_needed(plans))
-            prepared: dict[str, PreparedImage] = {}
-            for name, ref in refs.items():
-                try:
-                    raw = fetch(ref, task_id)  # the fetcher counts its own failures
-                except ImageError as exc:
-                    raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
-                try:
-                    prepared[name] = prepare_image(
-                        raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels
-                    )
-                except ImageError as exc:
-                    self.metrics.image_fetch_errors.labels(exc.reason).inc()
-                    raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            refs, prepared = self.prepare_images(task, spec, plans, fetch)
             metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
             results: list[dict] = []
             for plan in plans:
@@ -221,18 +253,8 @@ class Predictor:
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
                 }
                 answer = self._ask(plan, images, uses, deadline, task_id)
-                for control in plan.controls:
-                    results.extend(self._regions(plan, control, metas, answer))
-            results = self._validate(spec, results, task_id)
-            for region in results:
-                self.metrics.regions.labels(region.get("type", "?")).inc()
-            return TaskOutcome(
-                task_id=task_id,
-                status="ok" if results else "empty",
-                result=tuple(results),
-                score=_mean(r.get("score") for r in results),
-                seconds=time.monotonic() - started,
-            )
+                results.extend(self.answer_regions(plan, metas, answer))
+            return self.finish(spec, task_id, results, started)
         except TaskFailure as exc:
             return TaskOutcome(task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started)
         except Exception as exc:  # a bug must cost one task, never the batch or the process

@@ -67,6 +67,17 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip()) if raw else ()
 
 
+def _prices(env: Mapping[str, str]) -> tuple[tuple[str, float, float], ...]:
+    from .batch.pricing import parse_prices
+
+    raw = _get(env, "GEMINI_PRICES")
+    try:
+        table = parse_prices(raw) if raw else {}
+    except ValueError as exc:
+        raise SettingsError(f"GEMINI_PRICES: {exc}") from exc
+    return tuple((model, inp, out) for model, (inp, out) in table.items())
+
+
 @dataclass(frozen=True)
 class Settings:
     # Gemini
@@ -108,6 +119,12 @@ class Settings:
     threads: int = 8
     # Emulator fallback: no API key -> the built-in emulator answers (loudly announced)
     emulator_latency: float = 0.0
+    # Batch API pre-labelling (batch/)
+    batch_inline_limit_bytes: int = 8 * 1024 * 1024
+    batch_poll_seconds: float = 5.0  # first batches.get wait; grows 1.5x up to batch_poll_max
+    batch_poll_max: float = 60.0
+    prices: tuple[tuple[str, float, float], ...] = ()  # (model, input, output) USD per 1M tokens, over batch/pricing.py
+    batch_discount: float = 0.5
 
     @property
     def uses_emulator(self) -> bool:
@@ -172,6 +189,11 @@ class Settings:
             workers=_int(env, "WORKERS", 1, lo=1),
             threads=_int(env, "THREADS", 8, lo=1),
             emulator_latency=_float(env, "EMULATOR_LATENCY", 0.0),
+            batch_inline_limit_bytes=_int(env, "GEMINI_BATCH_INLINE_LIMIT_BYTES", 8 * 1024 * 1024, lo=0),
+            batch_poll_seconds=_float(env, "GEMINI_BATCH_POLL_SECONDS", 5.0, lo=0.01),
+            batch_poll_max=_float(env, "GEMINI_BATCH_POLL_MAX", 60.0, lo=0.01),
+            prices=_prices(env),
+            batch_discount=_float(env, "GEMINI_BATCH_DISCOUNT", 0.5),
         )
 
     def with_(self, **changes) -> Settings:

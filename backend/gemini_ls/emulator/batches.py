@@ -284,9 +284,10 @@ class BatchStore:
             batch.ended = batch.updated = time.time()
 
     def _run(self, batch: Batch) -> None:
+        while time.time() - batch.created < self.config.pending_seconds:  # read live: a test may shorten it
+            if batch.cancel.wait(0.05):
+                return
         config = self.config
-        if batch.cancel.wait(config.pending_seconds):
-            return
         with self._lock:
             if batch.state != "PENDING":
                 return

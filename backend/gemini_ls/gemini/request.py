@@ -147,6 +147,14 @@ def build_parts(images: list[types.Part], prompt_text: str) -> list[types.Part]:
     return parts
 
 
+def build_request(
+    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind
+) -> tuple[list[types.Content], types.GenerateContentConfig]:
+    """(contents, config) of one generateContent call; the Batch API path sends the same."""
+    contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
+    return contents, generation_config(settings, prompt, RequestKind(kind))
+
+
 def inline_part(data: bytes, mime_type: str) -> types.Part:
     """An inline image part (the SDK base64-encodes it on the wire)."""
     return types.Part.from_bytes(data=data, mime_type=mime_type)
@@ -262,8 +270,7 @@ class GeminiCaller:
         """Ask Gemini; `deadline` is an absolute time on this caller's clock (time.monotonic)."""
         kind = RequestKind(kind)
         started = self._clock()
-        contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
-        base_config = generation_config(self.settings, prompt, kind)
+        contents, base_config = build_request(self.settings, prompt, parts, kind)
         try:
             reply = self._with_retries(contents, base_config, deadline)
         except GeminiError as exc:

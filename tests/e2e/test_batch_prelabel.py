@@ -1,0 +1,169 @@
+"""`gemini-ls prelabel --project ID --batch` end to end: the real CLI process, the real Label Studio,
+real Redis, the emulator's Batch API through the real google-genai SDK.
+
+- 500 tasks in batch mode hold exactly the predictions the synchronous path makes for them.
+- A process SIGKILLed after submitting, started again: one batch created in all, one prediction each.
+- 5 % per-request failures inside the batch: retried synchronously (all written), or with
+  --no-sync-retry reported with their reason while every other task is written.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import redis
+
+from gemini_ls.backend import build_backend
+from gemini_ls.labelconfig import parse_label_config
+from gemini_ls.modelversion import model_version
+from gemini_ls.settings import Settings
+from tests.fixtures.labelstudio import ARTIFACTS
+
+from .prelabel import (
+    EMULATOR_KEY,
+    make_batch_project,
+    predictions_by_task,
+    prelabel_env,
+    run_prelabel,
+    spawn_prelabel,
+)
+from .project import LABEL_CONFIG
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def batch_emulator(emulator_factory):
+    emu = emulator_factory()
+    emu.batches.configure(pending_seconds=0.3)
+    return emu
+
+
+def _sync_predictions(emu, tasks: tuple[dict, ...], config: str) -> tuple[str, dict[int, dict]]:
+    """What synchronous mode answers for these tasks: the BatchRunner of /predict, in this process."""
+    settings = Settings(api_key=EMULATOR_KEY, base_url=emu.url, fetch_allowlist=("127.0.0.1",), max_retries=2)
+    backend = build_backend(settings)
+    try:
+        spec = parse_label_config(config, settings.defaults)
+        version = backend.model_version(spec)
+        out: dict[int, dict] = {}
+        for start in range(0, len(tasks), 50):
+            chunk = list(tasks[start : start + 50])
+            for task, outcome in zip(chunk, backend.runner.run(chunk, spec, version, backend.fetch,
+                                                                deadline=time.monotonic() + 300)):
+                assert outcome.succeeded, (task, outcome)
+                out[task["id"]] = outcome.to_response(version)
+        return version, out
+    finally:
+        backend.runner.shutdown()
+
+
+def _version(config: str) -> str:
+    settings = Settings(api_key=EMULATOR_KEY)
+    return model_version(settings.model, parse_label_config(config, settings.defaults))
+
+
+def _one_each(ls, project, version: str) -> dict[int, dict]:
+    stored = predictions_by_task(ls, project.id)
+    ours = {}
+    for tid in project.task_ids:
+        mine = [p for p in stored[tid] if p["model_version"] == version]
+        assert len(mine) == 1, f"task {tid}: {len(mine)} predictions of {version}"
+        ours[tid] = mine[0]
+    return ours
+
+
+def test_500_tasks_in_batch_mode_equal_the_synchronous_predictions(label_studio, cors_images, batch_emulator,
+                                                                    redis_url, redis_prefix):
+    project = make_batch_project(label_studio, cors_images, "batch 500", LABEL_CONFIG, 500)
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix)
+    done = run_prelabel(env, project.id)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "500 of 500 task(s) written" in done.stderr, done.stderr[-3000:]
+    assert "at the batch rate" in done.stderr
+
+    counters = batch_emulator.counters()
+    assert counters["batches"]["created"] == 1
+    assert counters["requests"]["batch.generateContent"] == 1000  # masks + choices per task
+    assert "generateContent" not in counters["requests"]  # nothing went synchronously
+
+    version, sync = _sync_predictions(batch_emulator, project.tasks, LABEL_CONFIG)
+    stored = _one_each(label_studio, project, version)
+    regions = 0
+    for tid in project.task_ids:
+        assert stored[tid]["result"] == sync[tid]["result"], f"task {tid}: batch and sync regions differ"
+        assert stored[tid]["score"] == pytest.approx(sync[tid]["score"])
+        regions += len(sync[tid]["result"])
+    assert regions > 1000
+
+    again = run_prelabel(env, project.id)  # everything holds a prediction of the version: nothing to do
+    assert again.returncode == 0 and "0 task(s) to pre-label" in again.stderr, again.stderr[-2000:]
+    assert batch_emulator.counters()["batches"]["created"] == 1
+
+
+def test_killed_after_submit_resumes_without_resubmitting(label_studio, cors_images, batch_emulator,
+                                                          redis_url, redis_prefix):
+    project = make_batch_project(label_studio, cors_images, "batch kill", LABEL_CONFIG, 60)
+    batch_emulator.batches.configure(pending_seconds=600)  # it stays PENDING until we say so
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix)
+    log = ARTIFACTS / "prelabel-kill.log"
+    proc = spawn_prelabel(env, project.id, "--source", "file", log=log)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(k.endswith(":batches") for k in r.scan_iter(match=f"{redis_prefix}batch:*")):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no batch recorded within 120 s"
+            time.sleep(0.1)
+        assert batch_emulator.counters()["batches"]["created"] == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        r.close()
+    assert all(not preds for preds in predictions_by_task(label_studio, project.id).values())
+
+    batch_emulator.batches.configure(pending_seconds=0.0)
+    done = run_prelabel(env, project.id)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "submitted" not in done.stderr, done.stderr  # it polled the batch it had, it did not make one
+    counters = batch_emulator.counters()
+    assert counters["batches"]["created"] == 1
+    assert counters["batches"]["downloads"] == 1  # the JSONL results file
+    _one_each(label_studio, project, _version(LABEL_CONFIG))
+
+
+def test_per_request_failures_are_retried_synchronously(label_studio, cors_images, batch_emulator, redis_url, redis_prefix):
+    project = make_batch_project(label_studio, cors_images, "batch faults retried", LABEL_CONFIG, 120)
+    batch_emulator.add_fault("500", rate=0.05, routes=["batch.generateContent"])
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix)
+    done = run_prelabel(env, project.id)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counters = batch_emulator.counters()
+    failed_requests = counters["batches"]["failed_requests"]
+    assert failed_requests > 0
+    # each task with a failed request is asked again synchronously: both of its requests
+    retried = counters["requests"]["generateContent"] // 2
+    assert (failed_requests + 1) // 2 <= retried <= failed_requests
+    assert f"{retried} task(s) had requests failed inside the batch; retrying them synchronously" in done.stderr
+    assert f"{retried} retried synchronously" in done.stderr
+    _one_each(label_studio, project, _version(LABEL_CONFIG))
+
+
+def test_per_request_failures_without_retry_are_reported(label_studio, cors_images, batch_emulator, redis_url, redis_prefix):
+    project = make_batch_project(label_studio, cors_images, "batch faults reported", LABEL_CONFIG, 120)
+    batch_emulator.add_fault("500", rate=0.05, routes=["batch.generateContent"])
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix)
+    done = run_prelabel(env, project.id, "--no-sync-retry")
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "failed (batch_error):" in done.stderr
+    assert "generateContent" not in batch_emulator.counters()["requests"]
+    stored = predictions_by_task(label_studio, project.id)
+    missing = sorted(tid for tid, preds in stored.items() if not preds)
+    assert missing and all(len(p) == 1 for tid, p in stored.items() if tid not in missing)
+    for tid in missing:
+        assert f"task {tid}: batch_error: code 13" in done.stderr or len(missing) > 20
+    assert f"{len(project.task_ids) - len(missing)} of {len(project.task_ids)} task(s) written" in done.stderr
