@@ -46,6 +46,11 @@ ENV = {
     "WORKERS": "3",
     "THREADS": "5",
     "EMULATOR_LATENCY": "0.5",
+    "GEMINI_BATCH_INLINE_LIMIT_BYTES": "4096",
+    "GEMINI_BATCH_POLL_SECONDS": "0.5",
+    "GEMINI_BATCH_POLL_MAX": "7",
+    "GEMINI_BATCH_DISCOUNT": "0.4",
+    "GEMINI_PRICES": "gemini-2.5-flash=1:2",
 }
 
 
@@ -66,6 +71,8 @@ def test_every_variable_is_read():
     assert s.host == "127.0.0.1" and s.port == 9191
     assert s.basic_auth_user == "u" and s.basic_auth_pass == "pw" and s.max_request_bytes == 2048
     assert s.log_level == "DEBUG" and s.workers == 3 and s.threads == 5 and s.emulator_latency == 0.5
+    assert s.batch_inline_limit_bytes == 4096 and s.batch_poll_seconds == 0.5 and s.batch_poll_max == 7
+    assert s.batch_discount == 0.4 and s.prices == (("gemini-2.5-flash", 1.0, 2.0),)
 
 
 def test_defaults_with_an_empty_environment():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from ..settings import Settings
@@ -37,8 +38,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     return jobs(args, settings)
 
 
+_STARTED = time.monotonic()
+
+
 def _say(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
+    sys.stderr.write(f"[{time.monotonic() - _STARTED:7.1f}s] {msg}\n")
     sys.stderr.flush()
 
 

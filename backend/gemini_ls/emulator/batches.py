@@ -57,7 +57,7 @@ class BatchConfig:
     pending_seconds: float = 0.2  # PENDING this long before RUNNING
     running_seconds: float = 0.0  # at least this long RUNNING
     end_state: str | None = None  # force FAILED / EXPIRED at the end instead of SUCCEEDED
-    workers: int = 4  # loopback generateContent calls at once per batch
+    workers: int = 8  # loopback generateContent calls at once per batch
 
 
 @dataclass
@@ -138,13 +138,15 @@ class BatchStore:
             self.config = BatchConfig(**{**self.config.__dict__, **known})
             return self.config
 
-    def reset(self) -> None:
+    def reset(self, *, batches: bool = False) -> None:
+        """Zero the counts; with `batches`, also stop and forget every batch and restore the config."""
         with self._lock:
-            for batch in self._batches.values():
-                batch.cancel.set()
-            self._batches.clear()
             self._counts = self._zero()
-            self.config = BatchConfig()
+            if batches:
+                for batch in self._batches.values():
+                    batch.cancel.set()
+                self._batches.clear()
+                self.config = BatchConfig()
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -152,6 +154,12 @@ class BatchStore:
             for b in self._batches.values():
                 states[b.state] = states.get(b.state, 0) + 1
             return {"batches": {**self._counts, "states": states}}
+
+    def requests_of(self, name: str) -> list[dict]:
+        """The GenerateContentRequests a batch holds, as received (tests compare inline and file sources)."""
+        with self._lock:
+            batch = self._batches[name.rsplit("/", 1)[-1]]
+        return [item["request"] for item in batch.requests]
 
     def _bump(self, name: str, n: int = 1) -> None:
         with self._lock:

@@ -156,9 +156,9 @@ class EmulatorServer:
         self.faults.clear()
         with self._lock:
             self._counters = self._zero_counters()
+        self.batches.reset(batches=files)
         if files:
             self.files.clear()
-            self.batches.reset()
 
     def counters(self) -> dict:
         with self._lock:
