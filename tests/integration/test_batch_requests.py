@@ -21,7 +21,8 @@ from gemini_ls.predict import plan_prompt
 from gemini_ls.settings import Settings
 from tests.helpers import config, rect_control
 
-CHOICES = '<Choices name="c" toName="image"><Choice value="Reddish" hint="mostly red"/><Choice value="Bluish" hint="mostly blue"/></Choices>'
+CHOICES = ('<Choices name="c" toName="image"><Choice value="Reddish" hint="mostly red"/>'
+           '<Choice value="Bluish" hint="mostly blue"/></Choices>')
 
 
 @pytest.fixture
