@@ -112,14 +112,17 @@ def _check_basic_auth(settings: Settings) -> None:
 
 
 def _metrics_text(backend: Backend) -> bytes:
+    from .batch.metrics import batch_jobs_text
+
+    extra = batch_jobs_text(backend.settings)  # Batch API jobs of every process, read from Redis
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(backend.metrics.registry)
+        return generate_latest(registry) + extra
+    return generate_latest(backend.metrics.registry) + extra
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:

@@ -12,6 +12,7 @@ ORDER = [
     ("combined.md", "Issue 5: one combined request vs separate requests"),
     ("files.md", "Issue 6: bytes and latency per task by Files API policy"),
     ("soak.md", "Issue 8: soak, 2 gunicorn workers, faults injected"),
+    ("batch.md", "Issue 15: Batch API vs synchronous pre-labelling, peak RSS in JSONL mode"),
 ]
 
 HEADER = """# Benchmarks

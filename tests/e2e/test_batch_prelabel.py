@@ -10,10 +10,12 @@ real Redis, the emulator's Batch API through the real google-genai SDK.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 
 import pytest
 import redis
+import requests
 
 from gemini_ls.backend import build_backend
 from gemini_ls.labelconfig import parse_label_config
@@ -21,6 +23,7 @@ from gemini_ls.modelversion import model_version
 from gemini_ls.settings import Settings
 from tests.fixtures.labelstudio import ARTIFACTS
 
+from .helpers import GEMINI_LS_BIN
 from .prelabel import (
     EMULATOR_KEY,
     make_batch_project,
@@ -167,3 +170,60 @@ def test_per_request_failures_without_retry_are_reported(label_studio, cors_imag
     for tid in missing:
         assert f"task {tid}: batch_error: code 13" in done.stderr or len(missing) > 20
     assert f"{len(project.task_ids) - len(missing)} of {len(project.task_ids)} task(s) written" in done.stderr
+
+
+def test_an_expired_batch_is_followed_by_one_of_only_what_is_missing(label_studio, cors_images, batch_emulator, redis_url,
+                                                                      redis_prefix, backend_factory_e2e):
+    project = make_batch_project(label_studio, cors_images, "batch expired", LABEL_CONFIG, 40)
+    version = _version(LABEL_CONFIG)
+    batch_emulator.batches.configure(pending_seconds=600, end_state="EXPIRED")
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix)
+    first = run_prelabel(env, project.id, "--no-wait")
+    assert first.returncode == 0 and "still running" in first.stderr, first.stderr[-3000:]
+    # meanwhile 15 tasks get their prediction of this version another way (a Retrieve click, say)
+    early = project.task_ids[:15]
+    label_studio.post(f"/api/projects/{project.id}/import/predictions",
+                      [{"task": tid, "result": [], "model_version": version} for tid in early])
+    batch_emulator.batches.configure(pending_seconds=0.0)
+    deadline = time.monotonic() + 60
+    while batch_emulator.counters()["batches"]["states"].get("EXPIRED") != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    batch_emulator.batches.configure(end_state=None)
+
+    done = run_prelabel(env, project.id)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ended EXPIRED" in done.stderr and "25 task(s) to pre-label" in done.stderr
+    counters = batch_emulator.counters()["batches"]
+    assert counters["created"] == 2 and counters["requests"] == 40 * 2 + 25 * 2  # the second: only the 25 missing
+    stored = _one_each(label_studio, project, version)
+    assert all(stored[tid]["result"] == [] for tid in early)  # theirs, not overwritten nor doubled
+
+    # the server's /metrics shows the job, though another process ran it
+    backend = backend_factory_e2e("batch-metrics", {"GEMINI_BASE_URL": batch_emulator.url, "GEMINI_API_KEY": EMULATOR_KEY,
+                                                    "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix})
+    text = requests.get(backend.url + "/metrics", timeout=10).text
+    job = f"batch:{project.id}:{version}"
+    assert f'gemini_ls_batch_job_tasks{{job="{job}",outcome="written"}} 25.0' in text
+    assert f'gemini_ls_batch_job_cost_usd{{job="{job}",rate="batch"}}' in text
+    assert f'gemini_ls_batch_job_tokens{{job="{job}",direction="input"}}' in text
+
+
+def test_jobs_cancel_stops_the_batch_and_prelabel_does_not_resubmit(label_studio, cors_images, batch_emulator, redis_url,
+                                                                   redis_prefix):
+    project = make_batch_project(label_studio, cors_images, "batch cancel", LABEL_CONFIG, 20)
+    batch_emulator.batches.configure(pending_seconds=600)
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix)
+    assert run_prelabel(env, project.id, "--no-wait").returncode == 0
+    job = f"batch:{project.id}:{_version(LABEL_CONFIG)}"
+    jobs = subprocess.run([str(GEMINI_LS_BIN), "jobs"], env=env, capture_output=True, text=True, timeout=120)
+    assert jobs.returncode == 0 and job in jobs.stdout and "SUBMITTED" in jobs.stdout, jobs.stdout + jobs.stderr
+    cancel = subprocess.run([str(GEMINI_LS_BIN), "jobs", "cancel", job], env=env, capture_output=True, text=True, timeout=120)
+    assert cancel.returncode == 0, cancel.stderr
+    assert batch_emulator.counters()["batches"]["cancelled"] == 1
+    again = run_prelabel(env, project.id)
+    assert again.returncode == 0 and "cancelled" in again.stderr, again.stderr[-2000:]
+    assert batch_emulator.counters()["batches"]["created"] == 1
+    assert all(not preds for preds in predictions_by_task(label_studio, project.id).values())
+    bad = subprocess.run([str(GEMINI_LS_BIN), "jobs", "cancel", "nonsense"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "neither a job id" in bad.stderr

@@ -50,7 +50,7 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     from ..backend import build_backend
     from ..gemini.files import FilesManager
     from ..labelconfig import parse_label_config
-    from .job import BatchPrelabel
+    from .job import BatchPrelabel, JobOptions
     from .labelstudio import LabelStudioProject
 
     if not args.batch:
@@ -72,8 +72,9 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         files = FilesManager(client, backend.cache, backend.settings.with_(files_policy="always"), backend.metrics)
         job = BatchPrelabel(
             predictor=backend.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
-            model_version=version, fetch=backend.fetch, mode=args.source, sync_retry=not args.no_sync_retry,
-            max_rounds=args.max_rounds, chunk=args.chunk, echo=_say,
+            model_version=version, fetch=backend.fetch, echo=_say,
+            options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
+                               chunk=args.chunk),
         )
         report = job.run(wait=not args.no_wait, force=args.force)
     finally:

@@ -73,6 +73,14 @@ def _split(key: str) -> tuple[str, int]:
     return task_id, int(index)
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    mode: str = "auto"  # auto | inline | file (gemini/batches.BatchWriter)
+    sync_retry: bool = True  # requests the batch failed: retried synchronously, else reported
+    max_rounds: int = 3  # batches tried for what is still missing
+    chunk: int = 100  # predictions per write to Label Studio
+
+
 @dataclass
 class _Round:
     """What one batch's results produced: predictions to write and tasks to retry synchronously."""
@@ -93,10 +101,7 @@ class BatchPrelabel:
         spec: ProjectSpec,
         model_version: str,
         fetch: Fetch,
-        mode: str = "auto",
-        sync_retry: bool = True,
-        max_rounds: int = 3,
-        chunk: int = 100,
+        options: JobOptions = JobOptions(),
         echo: Callable[[str], None] = lambda _msg: None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -111,10 +116,7 @@ class BatchPrelabel:
         self.plans: tuple[PlannedRequest, ...] = plan_requests(spec)
         self.version = model_version
         self.fetch = fetch
-        self.mode = mode
-        self.sync_retry = sync_retry
-        self.max_rounds = max_rounds
-        self.chunk = chunk
+        self.options = options
         self.echo = echo
         self._sleep = sleep
         self._sync_retried = 0
@@ -123,6 +125,10 @@ class BatchPrelabel:
 
     def run(self, *, wait: bool = True, force: bool = False) -> JobReport:
         started = time.monotonic()
+        self.store.clear_failed(self.store.failed())  # every run tries again what an earlier one could not do
+        if force and self.store.cancelled():
+            self.store.cancel(False)
+            self.echo(f"{self.store.job} was cancelled; --force starts it again")
         written = self.store.written()
         wanted: dict[str, dict] = {}
         for task in self.project.tasks():
@@ -135,6 +141,7 @@ class BatchPrelabel:
         rounds = 0
         while True:
             if self.store.cancelled():
+                self.echo(f"{self.store.job} was cancelled (gemini-ls jobs cancel); --force starts it again")
                 state = "cancelled"
                 break
             self._adopt_orphan()
@@ -150,7 +157,7 @@ class BatchPrelabel:
             missing = [t for tid, t in wanted.items() if tid not in written and tid not in failed]
             if not missing:
                 break
-            if rounds >= self.max_rounds:
+            if rounds >= self.options.max_rounds:
                 for task in missing:
                     self.store.add_failed(task["id"], f"batch_unanswered: no batch answered it in {rounds} attempt(s)")
                 break
@@ -205,7 +212,7 @@ class BatchPrelabel:
                 yield from pool.map(build, tasks[start : start + window])
 
     def _submit(self, tasks: list[dict]) -> bool:
-        writer = gbatches.BatchWriter(self.client, inline_limit=self.settings.batch_inline_limit_bytes, mode=self.mode)
+        writer = gbatches.BatchWriter(self.client, inline_limit=self.settings.batch_inline_limit_bytes, mode=self.options.mode)
         try:
             for pairs in self._built(tasks):
                 for key, request in pairs:
@@ -335,13 +342,13 @@ class BatchPrelabel:
         self._flush(round_)
 
     def _flush(self, round_: _Round, *, final: bool = False) -> None:
-        while round_.pending and (final or len(round_.pending) >= self.chunk):
-            chunk, round_.pending = round_.pending[: self.chunk], round_.pending[self.chunk :]
+        while round_.pending and (final or len(round_.pending) >= self.options.chunk):
+            chunk, round_.pending = round_.pending[: self.options.chunk], round_.pending[self.options.chunk :]
             self.project.write(chunk)
             self.store.add_written(p["task"] for p in chunk)
 
     def _retry(self, errors: dict[str, str], wanted: dict[str, dict]) -> None:
-        if not self.sync_retry:
+        if not self.options.sync_retry:
             for tid, error in errors.items():
                 self.store.add_failed(tid, f"batch_error: {error}")
             return

@@ -71,7 +71,7 @@ class JobStore(Protocol):
     def failed(self) -> dict[str, str]: ...
     def add_usage(self, tokens: Tokens) -> None: ...
     def usage(self) -> Tokens: ...
-    def cancel(self) -> None: ...
+    def cancel(self, on: bool = True) -> None: ...
     def cancelled(self) -> bool: ...
 
 
@@ -161,8 +161,11 @@ class RedisJobStore:
         raw: dict[str, str] = self._r.hgetall(self._k + "usage")  # type: ignore[assignment]
         return Tokens(**{f: int(raw.get(f, 0)) for f in ("prompt", "output", "thoughts", "requests")})
 
-    def cancel(self) -> None:
-        self._r.set(self._k + "cancelled", 1)
+    def cancel(self, on: bool = True) -> None:
+        if on:
+            self._r.set(self._k + "cancelled", 1)
+        else:
+            self._r.delete(self._k + "cancelled")
 
     def cancelled(self) -> bool:
         return bool(self._r.exists(self._k + "cancelled"))
@@ -235,8 +238,8 @@ class MemoryJobStore:
         with self._lock:
             return self._usage
 
-    def cancel(self) -> None:
-        self._cancelled = True
+    def cancel(self, on: bool = True) -> None:
+        self._cancelled = on
 
     def cancelled(self) -> bool:
         return self._cancelled

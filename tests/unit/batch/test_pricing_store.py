@@ -72,6 +72,9 @@ def test_store_keeps_what_a_restart_needs(store, redis_url, redis_prefix):
     assert store.usage() == Tokens(11, 6, 1, 3)
     store.cancel()
     assert store.cancelled()
+    store.cancel(False)
+    assert not store.cancelled()
+    store.cancel()
     if store.durable:  # a new process sees all of it
         again = RedisJobStore(redis_url, redis_prefix, 3, "v1")
         assert again.written() == {"7", "9"} and again.usage() == Tokens(11, 6, 1, 3) and again.cancelled()
