@@ -206,7 +206,7 @@ def test_an_expired_batch_is_followed_by_one_of_only_what_is_missing(label_studi
     job = f"batch:{project.id}:{version}"
     assert f'gemini_ls_batch_job_tasks{{job="{job}",outcome="written"}} 25.0' in text
     assert f'gemini_ls_batch_job_cost_usd{{job="{job}",rate="batch"}}' in text
-    assert f'gemini_ls_batch_job_tokens{{job="{job}",direction="input"}}' in text
+    assert f'gemini_ls_batch_job_tokens{{direction="input",job="{job}"}}' in text
 
 
 def test_jobs_cancel_stops_the_batch_and_prelabel_does_not_resubmit(label_studio, cors_images, batch_emulator, redis_url,
