@@ -17,8 +17,7 @@ import uuid
 from pathlib import Path
 
 from gemini_ls.emulator.server import EmulatorServer
-from tests.e2e.conftest import EMULATOR_KEY, backend_env
-from tests.e2e.helpers import CorsImageServer, start_backend_process
+from tests.e2e.helpers import EMULATOR_KEY, CorsImageServer, backend_env, start_backend_process
 from tests.e2e.jobs_helpers import gemini_ls, url_project, version_counts, wait_until
 from tests.e2e.test_jobs_prelabel import job_env, run_cli
 from tests.fixtures.labelstudio import start_label_studio

@@ -8,6 +8,8 @@ tests/e2e/project.py); only where Label Studio runs differs.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import yaml
 from tests.e2e.project import Project, check_stored, make_project
 from tests.fixtures.labelstudio import LabelStudio
 
-from .podman import COMPOSE_FILE, ComposeError, ComposeProject
+from .podman import COMPOSE_FILE, OVERRIDE_FILE, ComposeError, ComposeProject, Images, published_ports
 
 
 def profile_services(compose_file: Path, profiles: tuple[str, ...]) -> tuple[str, ...]:
@@ -98,3 +100,21 @@ def emulator_counters(stack: ComposeProject) -> dict:
 def emulator_files(stack: ComposeProject) -> set[str]:
     """Names of the files uploaded to the emulator container's Files API (files.list)."""
     return {f["name"] for f in _emulator_get(stack, "/v1beta/files?pageSize=100").get("files", [])}
+
+
+def user_settings() -> dict[str, str]:
+    """What the README tells users to change before anything but a local demo, changed."""
+    return {
+        "LABEL_STUDIO_USERNAME": "owner@example.org",
+        "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(16),
+        "LABEL_STUDIO_API_KEY": secrets.token_hex(20),  # Label Studio's legacy token: at most 40 characters
+    }
+
+
+def start_project(name: str, images: Images, files: tuple[Path, Path] = (COMPOSE_FILE, OVERRIDE_FILE),
+                  profiles: tuple[str, ...] = ("offline",)) -> ComposeProject:
+    """A compose project of `files` (compose file, test override), ready for `up`."""
+    variables = {**images.environment(), **published_ports(), **user_settings()}
+    project = ComposeProject(f"{name}-{os.getpid()}", variables, *files, profiles=profiles)
+    project.down()  # a leftover of a killed run under the same name
+    return project

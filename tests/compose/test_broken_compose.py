@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import start_project
 from .podman import BUILD_TIMEOUT, COMPOSE_FILE, OVERRIDE_FILE, ComposeError
-from .stack import OFFLINE_SERVICES, check_retrieval, retrieve_predictions
+from .stack import OFFLINE_SERVICES, check_retrieval, retrieve_predictions, start_project
 
 # First run: the images are built inside the first test (debootstrap, pip): far above the 600 s default.
 pytestmark = [pytest.mark.compose, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 1200)]

@@ -11,8 +11,7 @@ import pytest
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from tests.helpers import brush_mask, interactive_config, label_of
 
-from .conftest import backend_env
-from .helpers import start_backend_process
+from .helpers import backend_env, start_backend_process
 
 pytestmark = pytest.mark.e2e
 

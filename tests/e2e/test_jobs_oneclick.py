@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import backend_env
+from .helpers import backend_env
 from .jobs_helpers import predictions_per_task, url_project, version_counts, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

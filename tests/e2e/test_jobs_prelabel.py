@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from .conftest import EMULATOR_KEY
-from .helpers import GEMINI_LS_BIN
+from .helpers import EMULATOR_KEY, GEMINI_LS_BIN
 from .jobs_helpers import gemini_ls, predictions_per_task, url_project, version_counts, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -30,8 +30,7 @@ import requests
 from gemini_ls.emulator.mistakes import Mistakes
 from gemini_ls.emulator.scenes import Scene, box_iou, encode_image, make_scene
 
-from .conftest import backend_env
-from .helpers import GEMINI_LS_BIN, rect_to_box, start_backend_process
+from .helpers import GEMINI_LS_BIN, backend_env, rect_to_box, start_backend_process
 
 pytestmark = pytest.mark.e2e
 
