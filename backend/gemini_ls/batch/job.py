@@ -139,6 +139,7 @@ class BatchPrelabel:
         self.spec = spec
         self.plans: tuple[PlannedRequest, ...] = plan_requests(spec, self.settings.routing)
         self.model = single_model(self.plans, self.settings.routing.model.name)  # BatchModelsError
+        store.set_model(self.model)
         self.version = model_version
         self.fetch = fetch
         self.options = options

@@ -39,7 +39,7 @@ class BatchJobsCollector:
                 usage = store.usage()
                 for direction, n in (("input", usage.prompt), ("output", usage.output), ("thoughts", usage.thoughts)):
                     tokens.add_metric([job, direction], n)
-                c = cost_of(s.model, usage, prices, s.batch_discount)
+                c = cost_of(store.model() or s.routing.model.name, usage, prices, s.batch_discount)
                 if c.batch_usd is not None and c.sync_usd is not None:
                     cost.add_metric([job, "batch"], c.batch_usd)
                     cost.add_metric([job, "sync"], c.sync_usd)

@@ -71,6 +71,8 @@ class JobStore(Protocol):
     def failed(self) -> dict[str, str]: ...
     def add_usage(self, tokens: Tokens) -> None: ...
     def usage(self) -> Tokens: ...
+    def set_model(self, model: str) -> None: ...
+    def model(self) -> str | None: ...
     def cancel(self, on: bool = True) -> None: ...
     def cancelled(self) -> bool: ...
 
@@ -161,6 +163,14 @@ class RedisJobStore:
         raw: dict[str, str] = self._r.hgetall(self._k + "usage")  # type: ignore[assignment]
         return Tokens(**{f: int(raw.get(f, 0)) for f in ("prompt", "output", "thoughts", "requests")})
 
+    def set_model(self, model: str) -> None:
+        """The model the job's batches run (its tokens are priced at that model's rates)."""
+        self._r.set(self._k + "model", model)
+
+    def model(self) -> str | None:
+        value = self._r.get(self._k + "model")
+        return str(value) if value else None
+
     def cancel(self, on: bool = True) -> None:
         if on:
             self._r.set(self._k + "cancelled", 1)
@@ -185,6 +195,7 @@ class MemoryJobStore:
         self._written: set[str] = set()
         self._failed: dict[str, str] = {}
         self._usage = Tokens()
+        self._model: str | None = None
         self._cancelled = False
 
     def batches(self) -> list[BatchRecord]:
@@ -243,3 +254,9 @@ class MemoryJobStore:
 
     def cancelled(self) -> bool:
         return self._cancelled
+
+    def set_model(self, model: str) -> None:
+        self._model = model
+
+    def model(self) -> str | None:
+        return self._model
