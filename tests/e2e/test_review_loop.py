@@ -157,7 +157,9 @@ def test_review_loop(label_studio, emulator_factory, cors_images, redis_url, red
     ls = label_studio
     emu = emulator_factory()
     emu.mistakes = MISTAKES
-    env = backend_env(emu.url, ls, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+    # WRITE_BACK=false: every task of a Retrieve comes back in the /predict answer (what this test
+    # measures); the one-click write-back has its own tests (test_jobs_*.py).
+    env = backend_env(emu.url, ls, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, WRITE_BACK="false",
                       REVIEW_LEARN="thresholds,synonyms", REVIEW_LEARN_MIN_SAMPLES="8")
     backend = start_backend_process("review-a", env)
     rng = random.Random(14)

@@ -61,7 +61,12 @@ def _check(pairs, scenes):
 
 
 def _round(env, tag, tasks, scenes) -> float:
-    """Four fresh server processes predict the tasks together; returns their evictions."""
+    """Four fresh server processes predict the tasks together; returns their evictions.
+
+    Each round is its own model_version (MODEL_VERSION_SUFFIX): finished outcomes are shared through
+    Redis since the job layer, and a repeated round would be served from them without calling
+    Gemini at all; this test is about the Files API URI cache, which the suffix does not touch."""
+    env = {**env, "MODEL_VERSION_SUFFIX": f"round-{tag}"}
     backends = [start_backend_process(f"files-{tag}-{i}", env) for i in range(4)]
     try:
         _check(_predict_spread(backends, tasks), scenes)
