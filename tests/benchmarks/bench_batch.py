@@ -15,8 +15,9 @@ generateContent, so tokens are the synchronous ones), task images served over HT
      and submit, poll, read results, write every prediction to Label Studio); the emulator's batch
      waits 0 s PENDING, so the wall time is our overhead plus the emulator's own work, not Google's
      turnaround (target 24 h, usually much less).
-   Tokens are the emulator's own counters (the usage metadata it reported); cost from
-   batch/pricing.py at the model's synchronous rate and at the batch rate (50 %).
+   Tokens are the emulator's own per-model counters (the usage metadata it reported); cost from
+   batch/pricing.py at each model's synchronous rate and at the batch rate (50 %), with the default
+   routing (masks and the rest on two models: one batch each).
 2. Peak RSS of `gemini-ls prelabel --batch --source file` over `--rss-tasks` tasks (RectangleLabels,
    one request per task), measured from outside the process by /usr/bin/time -v.
 """
@@ -33,28 +34,25 @@ import uuid
 from pathlib import Path
 
 from gemini_ls.backend import build_backend
-from gemini_ls.batch.pricing import Tokens, cost_of
+from gemini_ls.batch.pricing import Tokens, cost_by_model
 from gemini_ls.emulator.server import EmulatorServer
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.settings import Settings
 from tests.e2e.helpers import CorsImageServer
-from tests.e2e.prelabel import BATCH_MODEL, EMULATOR_KEY, make_batch_project, prelabel_cmd, prelabel_env
+from tests.e2e.prelabel import EMULATOR_KEY, make_batch_project, prelabel_cmd, prelabel_env
 from tests.e2e.project import LABEL_CONFIG, RECT_CONFIG
 from tests.fixtures.labelstudio import start_label_studio
 from tests.fixtures.redis import LocalRedis
 
-MODEL = "gemini-2.5-flash"
 
-
-def _tokens(emu: EmulatorServer) -> Tokens:
-    c = emu.counters()
-    return Tokens(prompt=c["tokens"]["prompt"], output=c["tokens"]["candidates"],
-                  requests=sum(v for k, v in c["requests"].items() if k.endswith("generateContent")))
+def _usage(emu: EmulatorServer) -> dict[str, Tokens]:
+    """model -> tokens, from the emulator's per-model counters (the usage metadata it reported)."""
+    return {model: Tokens(prompt=m["prompt"], output=m["candidates"], thoughts=m["thoughts"], requests=m["requests"])
+            for model, m in emu.counters()["models"].items()}
 
 
 def _sync(emu: EmulatorServer, tasks, config: str) -> float:
-    settings = Settings(api_key=EMULATOR_KEY, base_url=emu.url, fetch_allowlist=("127.0.0.1",), concurrency=8,
-                        model=BATCH_MODEL, mask_model=BATCH_MODEL)
+    settings = Settings(api_key=EMULATOR_KEY, base_url=emu.url, fetch_allowlist=("127.0.0.1",), concurrency=8)
     backend = build_backend(settings)
     spec = parse_label_config(config, settings.defaults)
     version = backend.model_version(spec)
@@ -103,17 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         project = make_batch_project(ls, images, "bench batch vs sync", LABEL_CONFIG, args.tasks)
         emu.reset()
         sync_seconds = _sync(emu, project.tasks, LABEL_CONFIG)
-        sync_tokens = _tokens(emu)
+        sync_usage = _usage(emu)
         emu.reset()
         env = prelabel_env(emu.url, ls, redis_server.url, f"bench:{uuid.uuid4().hex}:")
         batch_seconds, batch_rss, batch_log = _batch(env, project.id)
-        batch_tokens = _tokens(emu)
+        batch_usage = _usage(emu)
         assert f"{args.tasks} of {args.tasks} task(s) written" in batch_log, batch_log[-3000:]
         source = "inline" if " inline (" in batch_log else "file"
         scale = 1000 / args.tasks
-        for mode, tokens, seconds, discount in (("synchronous", sync_tokens, sync_seconds, 1.0),
-                                                ("batch (" + source + ")", batch_tokens, batch_seconds, 0.5)):
-            cost = cost_of(MODEL, tokens, discount=discount)
+        batches = emu.counters()["batches"]["created"]
+        for mode, usage, seconds, discount in (("synchronous", sync_usage, sync_seconds, 1.0),
+                                               (f"batch ({batches} batches, {source})", batch_usage, batch_seconds, 0.5)):
+            cost = cost_by_model(usage, discount=discount)
+            tokens = cost.tokens
             per_1000 = None if cost.batch_usd is None else cost.batch_usd * scale
             rows.append((mode, tokens.requests * scale, tokens.prompt * scale, tokens.output * scale, _usd(per_1000),
                          seconds, seconds * scale))
@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Set-up: real Label Studio 1.23.2, real redis-server, the Gemini emulator (latency 0, batch PENDING 0 s), "
         f"{args.tasks} URL tasks of distinct synthetic scenes (400x400 to 800x600), label config of the e2e suite "
-        "(Rectangle + Brush + Polygon + Choices: 2 Gemini requests per task), model gemini-2.5-flash priced at "
-        "$0.30 / $2.50 per 1M input / output tokens synchronously, 50 % of that in batch. Synchronous = the /predict "
+        "(Rectangle + Brush + Polygon + Choices: 2 Gemini requests per task), the default model routing (masks to "
+        "gemini-2.5-flash-lite, the rest to gemini-3.6-flash: one batch per model), each model's tokens priced at its "
+        "synchronous rate from batch/pricing.py, 50 % of that in batch (output includes thinking). Synchronous = the /predict "
         "BatchRunner in-process (GEMINI_CONCURRENCY=8), predictions computed, not written; batch = "
         "`gemini-ls prelabel --batch` end to end, including reading the tasks from and writing every prediction to "
         "Label Studio. Tokens are the emulator's usage metadata; the emulator's batch answers at once, so batch wall "
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS of the `gemini-ls prelabel --batch` process **{rss_kb / 1024:.0f} MB** "
         "(/usr/bin/time -v, Maximum resident set size; bar: < 300 MB), wall time "
         f"{rss_seconds:.0f} s, {rss_counters['batches']['requests']} requests in "
-        f"{rss_counters['batches']['created']} batch, results file downloaded "
+        f"{rss_counters['batches']['created']} batch(es), results file downloaded "
         f"{rss_counters['batches']['downloads']} time(s). Requests go to a JSONL file on disk as they are built and "
         "results are streamed from the downloaded file, so memory does not grow with the number of tasks.",
     ]

@@ -18,18 +18,11 @@ from .project import SCENE_SPECS
 EMULATOR_KEY = "emulator-key"
 
 
-# A Batch API job runs one model, so batch mode needs GEMINI_MODEL == GEMINI_MASK_MODEL; the
-# default mask model (PNG masks) serves both here.
-BATCH_MODEL = "gemini-2.5-flash-lite"
-
-
 def prelabel_env(emulator_url: str, ls, redis_url: str, redis_prefix: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "LABEL_STUDIO_", "REDIS_"))}
     env.update(
         GEMINI_BASE_URL=emulator_url,
         GEMINI_API_KEY=EMULATOR_KEY,
-        GEMINI_MODEL=BATCH_MODEL,  # a batch job runs one model: masks and the rest on the same one
-        GEMINI_MASK_MODEL=BATCH_MODEL,
         LABEL_STUDIO_URL=ls.url,
         LABEL_STUDIO_API_KEY=ls.api_key,
         REDIS_URL=redis_url,

@@ -48,7 +48,7 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     from ..backend import build_backend
     from ..gemini.files import FilesManager
     from ..labelconfig import parse_label_config
-    from .job import BatchModelsError, BatchPrelabel, JobOptions
+    from .job import BatchPrelabel, JobOptions
     from .labelstudio import LabelStudioProject
 
     url = (args.url or settings.label_studio_url or "").rstrip("/")
@@ -72,9 +72,6 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
                                chunk=args.chunk),
         )
         report = job.run(wait=not args.no_wait, force=args.force)
-    except BatchModelsError as exc:
-        _say(f"gemini-ls prelabel --batch: {exc}")
-        return 2
     finally:
         backend.runner.shutdown()
         if backend.emulator is not None:
@@ -146,7 +143,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(settings: Settings, job: str) -> None:
-    from .pricing import cost_of
+    from .pricing import cost_by_model
     from .store import RedisJobStore, parse_job_id
 
     parsed = parse_job_id(job)
@@ -155,7 +152,7 @@ def _show(settings: Settings, job: str) -> None:
     store = RedisJobStore(settings.redis_url, settings.redis_prefix, *parsed)
     state = "cancelled" if store.cancelled() else "running" if any(b.active for b in store.batches()) else "idle"
     prices = {m: (i, o) for m, i, o in settings.prices}
-    cost = cost_of(store.model() or settings.routing.model.name, store.usage(), prices, settings.batch_discount)
+    cost = cost_by_model(store.usage(), prices, settings.batch_discount)
     print(f"{job}  {state}  written {len(store.written())}  failed {len(store.failed())}  {cost.describe()}")
     for record in store.batches():
-        print(f"  {record.name}  {record.state}  {record.requests} request(s) {record.source}")
+        print(f"  {record.name}  {record.state}  {record.model or '?'}  {record.requests} request(s) {record.source}")

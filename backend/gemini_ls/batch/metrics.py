@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from ..settings import Settings
-from .pricing import cost_of
+from .pricing import Tokens, cost_by_model
 from .store import RedisJobStore, parse_job_id
 
 log = logging.getLogger("gemini_ls.batch")
@@ -36,10 +36,10 @@ class BatchJobsCollector:
                 if parsed is None:
                     continue
                 store = RedisJobStore(s.redis_url, s.redis_prefix, *parsed)
-                usage = store.usage()
+                usage = sum(store.usage().values(), Tokens())
                 for direction, n in (("input", usage.prompt), ("output", usage.output), ("thoughts", usage.thoughts)):
                     tokens.add_metric([job, direction], n)
-                c = cost_of(store.model() or s.routing.model.name, usage, prices, s.batch_discount)
+                c = cost_by_model(store.usage(), prices, s.batch_discount)
                 if c.batch_usd is not None and c.sync_usd is not None:
                     cost.add_metric([job, "batch"], c.batch_usd)
                     cost.add_metric([job, "sync"], c.sync_usd)

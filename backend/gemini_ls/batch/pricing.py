@@ -19,6 +19,8 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gemini-2.5-pro": (1.25, 10.00),
     "gemini-3-flash": (0.50, 3.00),
     "gemini-3-pro": (2.00, 12.00),
+    "gemini-3.6-flash": (1.50, 7.50),  # docs/gemini-models.md "Prices" names the sources
+    "gemini-3.8-flash": (0.75, 3.75),
 }
 BATCH_DISCOUNT = 0.5
 
@@ -71,6 +73,18 @@ def cost_of(model: str, tokens: Tokens, overrides: Mapping[str, tuple[float, flo
         return Cost(model, tokens, None, None)
     sync = (tokens.prompt * price[0] + (tokens.output + tokens.thoughts) * price[1]) / 1e6
     return Cost(model, tokens, sync, sync * discount)
+
+
+def cost_by_model(usage: Mapping[str, Tokens], overrides: Mapping[str, tuple[float, float]] | None = None,
+                  discount: float = BATCH_DISCOUNT) -> Cost:
+    """A job's cost over the models its batches ran (one per model its requests are routed to); no
+    price (None) as soon as one model's is unknown, so a sum is never silently partial."""
+    costs = [cost_of(model, tokens, overrides, discount) for model, tokens in sorted(usage.items())]
+    tokens = sum((c.tokens for c in costs), Tokens())
+    name = " + ".join(c.model for c in costs) or "no model"
+    if not costs or any(c.sync_usd is None for c in costs):
+        return Cost(name, tokens, None, None) if costs else Cost(name, tokens, 0.0, 0.0)
+    return Cost(name, tokens, sum(c.sync_usd or 0.0 for c in costs), sum(c.batch_usd or 0.0 for c in costs))
 
 
 def parse_prices(raw: str) -> dict[str, tuple[float, float]]:

@@ -2,15 +2,20 @@
 set (per project and model_version), else this process's memory (then nothing survives a restart,
 and the CLI says so).
 
-One job = one (project, model_version). Its keys, under `{REDIS_PREFIX}batch:{project}:{version}:`:
+One job = one (project, model_version); it runs one batch per model its requests are routed to
+(a mask project sends masks to GEMINI_MASK_MODEL, the rest to GEMINI_MODEL), and a task's
+prediction is written once the results of all its requests are in. Its keys, under
+`{REDIS_PREFIX}batch:{project}:{version}:`:
 
-    batches     hash  batch name -> JSON {state, display_name, requests, source}
+    batches     hash  batch name -> JSON {state, display_name, requests, source, model}
     submitting  str   the display name of a batch being created (set BEFORE batches.create, so a
                       process killed between create and recording the name finds it by listing)
     meta        hash  task id -> JSON {image name: [width, height]} (region conversion after a restart)
+    parts       hash  task id -> JSON {request index: regions} of requests whose batch ended before
+                      the batch of the task's other model (kept until the task is written)
     written     set   task ids whose prediction Label Studio holds
     failed      hash  task id -> "reason: message" (reported, not asked again)
-    usage       hash  prompt / output / thoughts / requests token sums of every result read
+    usage       hash  "model|prompt" / output / thoughts / requests token sums of every result read
     cancelled   str   set by `gemini-ls jobs cancel`: no resubmission after that
 
 A batch's record stays active (SUBMITTED / PENDING / RUNNING) until its results are all handled,
@@ -48,6 +53,7 @@ class BatchRecord:
     display_name: str
     requests: int
     source: str  # inline | file
+    model: str = ""  # the model the batch runs ("" in records written before batches were per model)
 
     @property
     def active(self) -> bool:
@@ -64,15 +70,17 @@ class JobStore(Protocol):
     def set_submitting(self, display_name: str | None) -> None: ...
     def put_meta(self, task_id: Any, metas: dict[str, tuple[int, int]]) -> None: ...
     def meta(self, task_id: Any) -> dict[str, tuple[int, int]] | None: ...
+    def put_parts(self, task_id: Any, parts: dict[int, list[dict]]) -> None: ...
+    def parts(self, task_id: Any) -> dict[int, list[dict]]: ...
+    def parts_of(self, task_ids: Iterable[Any]) -> dict[str, set[int]]: ...
+    def drop_parts(self, task_id: Any, indexes: Iterable[int]) -> None: ...
     def add_written(self, task_ids: Iterable[Any]) -> None: ...
     def written(self) -> set[str]: ...
     def add_failed(self, task_id: Any, reason: str) -> None: ...
     def clear_failed(self, task_ids: Iterable[Any]) -> None: ...
     def failed(self) -> dict[str, str]: ...
-    def add_usage(self, tokens: Tokens) -> None: ...
-    def usage(self) -> Tokens: ...
-    def set_model(self, model: str) -> None: ...
-    def model(self) -> str | None: ...
+    def add_usage(self, model: str, tokens: Tokens) -> None: ...
+    def usage(self) -> dict[str, Tokens]: ...  # model -> token sums
     def cancel(self, on: bool = True) -> None: ...
     def cancelled(self) -> bool: ...
 
@@ -80,12 +88,25 @@ class JobStore(Protocol):
 def _record(name: str, raw: str | bytes) -> BatchRecord:
     data = json.loads(raw)
     return BatchRecord(name, data["state"], data.get("display_name", ""), int(data.get("requests", 0)),
-                       data.get("source", "inline"))
+                       data.get("source", "inline"), data.get("model", ""))
 
 
 def _encode(record: BatchRecord) -> str:
     return json.dumps({"state": record.state, "display_name": record.display_name,
-                       "requests": record.requests, "source": record.source})
+                       "requests": record.requests, "source": record.source, "model": record.model})
+
+
+_TOKEN_FIELDS = ("prompt", "output", "thoughts", "requests")
+
+
+def _usage_from(raw: dict[str, str]) -> dict[str, Tokens]:
+    """{"model|prompt": "12", ...} -> {model: Tokens}"""
+    fields: dict[str, dict[str, int]] = {}
+    for key, value in raw.items():
+        model, _, name = key.rpartition("|")
+        if model and name in _TOKEN_FIELDS:
+            fields.setdefault(model, {})[name] = int(value)
+    return {model: Tokens(**f) for model, f in sorted(fields.items())}
 
 
 class RedisJobStore:
@@ -134,6 +155,35 @@ class RedisJobStore:
         raw = self._r.hget(self._k + "meta", str(task_id))
         return {k: (int(v[0]), int(v[1])) for k, v in json.loads(str(raw)).items()} if raw else None
 
+    def put_parts(self, task_id: Any, parts: dict[int, list[dict]]) -> None:
+        if parts:  # one job is run by one process at a time, so read-merge-write is safe
+            merged = {**self.parts(task_id), **parts}
+            self._r.hset(self._k + "parts", str(task_id), json.dumps({str(i): r for i, r in merged.items()}))
+
+    def parts(self, task_id: Any) -> dict[int, list[dict]]:
+        raw = self._r.hget(self._k + "parts", str(task_id))
+        return {int(i): r for i, r in json.loads(str(raw)).items()} if raw else {}
+
+    def parts_of(self, task_ids: Iterable[Any]) -> dict[str, set[int]]:
+        """Which request indexes of these tasks already have their regions kept."""
+        ids = [str(t) for t in task_ids]
+        out: dict[str, set[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for tid, raw in zip(chunk, self._r.hmget(self._k + "parts", chunk)):  # type: ignore[arg-type]
+                if raw:
+                    out[tid] = {int(i) for i in json.loads(str(raw))}
+        return out
+
+    def drop_parts(self, task_id: Any, indexes: Iterable[int]) -> None:
+        kept = self.parts(task_id)
+        for i in indexes:
+            kept.pop(i, None)
+        if kept:
+            self._r.hset(self._k + "parts", str(task_id), json.dumps({str(i): r for i, r in kept.items()}))
+        else:
+            self._r.hdel(self._k + "parts", str(task_id))
+
     def add_written(self, task_ids: Iterable[Any]) -> None:
         ids = [str(t) for t in task_ids]
         if ids:
@@ -153,23 +203,14 @@ class RedisJobStore:
     def failed(self) -> dict[str, str]:
         return dict(self._r.hgetall(self._k + "failed"))  # type: ignore[arg-type]
 
-    def add_usage(self, tokens: Tokens) -> None:
+    def add_usage(self, model: str, tokens: Tokens) -> None:
         pipe = self._r.pipeline()
-        for field in ("prompt", "output", "thoughts", "requests"):
-            pipe.hincrby(self._k + "usage", field, getattr(tokens, field))
+        for name in _TOKEN_FIELDS:
+            pipe.hincrby(self._k + "usage", f"{model}|{name}", getattr(tokens, name))
         pipe.execute()
 
-    def usage(self) -> Tokens:
-        raw: dict[str, str] = self._r.hgetall(self._k + "usage")  # type: ignore[assignment]
-        return Tokens(**{f: int(raw.get(f, 0)) for f in ("prompt", "output", "thoughts", "requests")})
-
-    def set_model(self, model: str) -> None:
-        """The model the job's batches run (its tokens are priced at that model's rates)."""
-        self._r.set(self._k + "model", model)
-
-    def model(self) -> str | None:
-        value = self._r.get(self._k + "model")
-        return str(value) if value else None
+    def usage(self) -> dict[str, Tokens]:
+        return _usage_from(self._r.hgetall(self._k + "usage"))  # type: ignore[arg-type]
 
     def cancel(self, on: bool = True) -> None:
         if on:
@@ -192,10 +233,10 @@ class MemoryJobStore:
         self._batches: dict[str, BatchRecord] = {}
         self._submitting: str | None = None
         self._meta: dict[str, dict[str, tuple[int, int]]] = {}
+        self._parts: dict[str, dict[int, list[dict]]] = {}
         self._written: set[str] = set()
         self._failed: dict[str, str] = {}
-        self._usage = Tokens()
-        self._model: str | None = None
+        self._usage: dict[str, Tokens] = {}
         self._cancelled = False
 
     def batches(self) -> list[BatchRecord]:
@@ -220,6 +261,24 @@ class MemoryJobStore:
         with self._lock:
             return self._meta.get(str(task_id))
 
+    def put_parts(self, task_id: Any, parts: dict[int, list[dict]]) -> None:
+        with self._lock:
+            self._parts.setdefault(str(task_id), {}).update(parts)
+
+    def parts(self, task_id: Any) -> dict[int, list[dict]]:
+        with self._lock:
+            return dict(self._parts.get(str(task_id), {}))
+
+    def parts_of(self, task_ids: Iterable[Any]) -> dict[str, set[int]]:
+        with self._lock:
+            return {t: set(self._parts[t]) for t in (str(x) for x in task_ids) if self._parts.get(t)}
+
+    def drop_parts(self, task_id: Any, indexes: Iterable[int]) -> None:
+        with self._lock:
+            kept = self._parts.get(str(task_id), {})
+            for i in indexes:
+                kept.pop(i, None)
+
     def add_written(self, task_ids: Iterable[Any]) -> None:
         with self._lock:
             self._written.update(str(t) for t in task_ids)
@@ -241,22 +300,16 @@ class MemoryJobStore:
         with self._lock:
             return dict(self._failed)
 
-    def add_usage(self, tokens: Tokens) -> None:
+    def add_usage(self, model: str, tokens: Tokens) -> None:
         with self._lock:
-            self._usage = self._usage + tokens
+            self._usage[model] = self._usage.get(model, Tokens()) + tokens
 
-    def usage(self) -> Tokens:
+    def usage(self) -> dict[str, Tokens]:
         with self._lock:
-            return self._usage
+            return dict(sorted(self._usage.items()))
 
     def cancel(self, on: bool = True) -> None:
         self._cancelled = on
 
     def cancelled(self) -> bool:
         return self._cancelled
-
-    def set_model(self, model: str) -> None:
-        self._model = model
-
-    def model(self) -> str | None:
-        return self._model

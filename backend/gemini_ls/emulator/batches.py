@@ -57,6 +57,7 @@ class BatchConfig:
     pending_seconds: float = 0.2  # PENDING this long before RUNNING
     running_seconds: float = 0.0  # at least this long RUNNING
     end_state: str | None = None  # force FAILED / EXPIRED at the end instead of SUCCEEDED
+    end_state_model: str | None = None  # ... only for this model's batches (a job runs one batch per model)
     workers: int = 8  # loopback generateContent calls at once per batch
 
 
@@ -308,9 +309,10 @@ class BatchStore:
             return
         if results is None or batch.cancel.wait(max(0.0, config.running_seconds - (time.monotonic() - started))):
             return
-        if config.end_state == "FAILED":
+        end_state = config.end_state if config.end_state_model in (None, batch.model) else None
+        if end_state == "FAILED":
             return self._end(batch, "FAILED", {"code": 13, "message": "The batch failed (emulator end_state)."})
-        if config.end_state == "EXPIRED":
+        if end_state == "EXPIRED":
             return self._end(batch, "EXPIRED")
         if batch.from_file:
             lines = b"".join(json.dumps(r).encode() + b"\n" for r in results)
