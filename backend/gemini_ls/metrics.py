@@ -56,3 +56,9 @@ class Metrics:
         self.jobs_state = Gauge("gemini_ls_jobs", "RQ jobs by state", ["state"], registry=r, multiprocess_mode="max")
         self.limiter_waits = _counter(r, "gemini_ls_limiter_waits", "Gemini calls that waited for the shared quota, by limit", ["limit"])
         self.limiter_wait_seconds = _counter(r, "gemini_ls_limiter_wait_seconds", "Seconds spent waiting for the shared quota")
+        # Batch API pre-labelling (batch/job.py)
+        self.batch_requests = _counter(r, "gemini_ls_batch_requests", "Batch API results read, by outcome (ok, error)", ["outcome"])
+        self.batch_tokens = _counter(r, "gemini_ls_batch_tokens", "Tokens of Batch API results (usage metadata)", ["direction"])
+        self.batch_cost = _counter(
+            r, "gemini_ls_batch_cost_usd", "Estimated USD of Batch API results, at the batch and at the synchronous rate", ["rate"],
+        )

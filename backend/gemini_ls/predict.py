@@ -113,6 +113,10 @@ class Predictor:
             answer = self.provider.answer(plan, images, uses=uses, deadline=deadline)
         except ProviderError as exc:
             raise TaskFailure(exc.reason, exc.message, upstream=True) from exc
+        return self.counted(answer, task_id)
+
+    def counted(self, answer: ParsedAnswer, task_id: Any) -> ParsedAnswer:
+        """The answer, its dropped items counted and a truncation logged (also for Batch API answers)."""
         for reason, count in answer.dropped.items():
             if reason == "bad_mask":
                 self.metrics.masks_dropped.inc(count)
@@ -121,6 +125,13 @@ class Predictor:
         if answer.truncated:
             log.warning("task %s: the model's answer was truncated (%s); kept the complete items", task_id, answer.finish_reason)
         return answer
+
+    def answer_regions(self, plan: PlannedRequest, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
+        """The Label Studio regions of every control a planned request serves."""
+        results: list[dict] = []
+        for control in plan.controls:
+            results.extend(self._regions(plan, control, metas, answer))
+        return results
 
     def _regions(self, plan: PlannedRequest, control: ControlSpec, metas: Mapping[str, ImageMeta], answer: ParsedAnswer) -> list[dict]:
         if plan.kind.per_task:
@@ -151,6 +162,41 @@ class Predictor:
                 kept.append(region)
         return kept
 
+    def prepare_images(
+        self, task: Mapping[str, Any], spec: ProjectSpec, plans: Sequence[PlannedRequest], fetch: Fetch
+    ) -> tuple[dict[str, str], dict[str, PreparedImage]]:
+        """(image refs, prepared images by <Image> name) of what the plans send; TaskFailure if one cannot be had."""
+        task_id = task.get("id")
+        refs = image_refs(task, spec, images_needed(plans))
+        prepared: dict[str, PreparedImage] = {}
+        for name, ref in refs.items():
+            try:
+                raw = fetch(ref, task_id)  # the fetcher counts its own failures
+            except ImageError as exc:
+                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            try:
+                prepared[name] = prepare_image(
+                    raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
+                    decode_pixels=self.settings.image_decode_budget,
+                )
+            except ImageError as exc:
+                self.metrics.image_fetch_errors.labels(exc.reason).inc()
+                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+        return refs, prepared
+
+    def finish(self, spec: ProjectSpec, task_id: Any, results: list[dict], started: float) -> TaskOutcome:
+        """A task's outcome from all its regions: validated, counted, scored."""
+        results = self._validate(spec, results, task_id)
+        for region in results:
+            self.metrics.regions.labels(region.get("type", "?")).inc()
+        return TaskOutcome(
+            task_id=task_id,
+            status="ok" if results else "empty",
+            result=tuple(results),
+            score=_mean(r.get("score") for r in results),
+            seconds=time.monotonic() - started,
+        )
+
     def predict_task(
         self,
         task: Mapping[str, Any],
@@ -164,21 +210,7 @@ class Predictor:
         started = time.monotonic()
         task_id = task.get("id")
         try:
-            refs = image_refs(task, spec, images_needed(plans))
-            prepared: dict[str, PreparedImage] = {}
-            for name, ref in refs.items():
-                try:
-                    raw = fetch(ref, task_id)  # the fetcher counts its own failures
-                except ImageError as exc:
-                    raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
-                try:
-                    prepared[name] = prepare_image(
-                        raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
-                        decode_pixels=self.settings.image_decode_budget,
-                    )
-                except ImageError as exc:
-                    self.metrics.image_fetch_errors.labels(exc.reason).inc()
-                    raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            refs, prepared = self.prepare_images(task, spec, plans, fetch)
             metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
             results: list[dict] = []
             for plan in plans:
@@ -189,18 +221,8 @@ class Predictor:
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
                 }
                 answer = self._ask(plan, images, uses, deadline, task_id)
-                for control in plan.controls:
-                    results.extend(self._regions(plan, control, metas, answer))
-            results = self._validate(spec, results, task_id)
-            for region in results:
-                self.metrics.regions.labels(region.get("type", "?")).inc()
-            return TaskOutcome(
-                task_id=task_id,
-                status="ok" if results else "empty",
-                result=tuple(results),
-                score=_mean(r.get("score") for r in results),
-                seconds=time.monotonic() - started,
-            )
+                results.extend(self.answer_regions(plan, metas, answer))
+            return self.finish(spec, task_id, results, started)
         except TaskFailure as exc:
             return TaskOutcome(
                 task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started, upstream=exc.upstream

@@ -138,14 +138,17 @@ def _check_basic_auth(settings: Settings) -> None:
 
 def _metrics_text(backend: Backend) -> bytes:
     backend.refresh_job_metrics()
+    from .batch.metrics import batch_jobs_text
+
+    extra = backend.review_metrics() + batch_jobs_text(backend.settings)  # read from Redis: every process's
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry) + backend.review_metrics()
-    return generate_latest(backend.metrics.registry) + backend.review_metrics()
+        return generate_latest(registry) + extra
+    return generate_latest(backend.metrics.registry) + extra
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:

@@ -88,6 +88,15 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 FILES_POLICIES = ("auto", "always", "never")
 MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+def _prices(env: Mapping[str, str]) -> tuple[tuple[str, float, float], ...]:
+    from .batch.pricing import parse_prices
+
+    raw = _get(env, "GEMINI_PRICES")
+    try:
+        table = parse_prices(raw) if raw else {}
+    except ValueError as exc:
+        raise SettingsError(f"GEMINI_PRICES: {exc}") from exc
+    return tuple((model, inp, out) for model, (inp, out) in table.items())
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,12 @@ class Settings:
     def routing(self) -> ModelRouting:
         """Which model serves which request kind (deprecated names resolved), see gemini/models.py."""
         return ModelRouting.of(self.model, self.mask_model)
+    # Batch API pre-labelling (batch/)
+    batch_inline_limit_bytes: int = 8 * 1024 * 1024
+    batch_poll_seconds: float = 5.0  # first batches.get wait; grows 1.5x up to batch_poll_max
+    batch_poll_max: float = 60.0
+    prices: tuple[tuple[str, float, float], ...] = ()  # (model, input, output) USD per 1M tokens, over batch/pricing.py
+    batch_discount: float = 0.5
 
     @property
     def uses_emulator(self) -> bool:
@@ -241,6 +256,11 @@ class Settings:
             gemini_rpm=_int(env, "GEMINI_RPM", d.gemini_rpm),
             gemini_tpm=_int(env, "GEMINI_TPM", d.gemini_tpm),
             gemini_rate_window=_float(env, "GEMINI_RATE_WINDOW", d.gemini_rate_window, lo=1.0),
+            batch_inline_limit_bytes=_int(env, "GEMINI_BATCH_INLINE_LIMIT_BYTES", d.batch_inline_limit_bytes, lo=0),
+            batch_poll_seconds=_float(env, "GEMINI_BATCH_POLL_SECONDS", d.batch_poll_seconds, lo=0.01),
+            batch_poll_max=_float(env, "GEMINI_BATCH_POLL_MAX", d.batch_poll_max, lo=0.01),
+            prices=_prices(env),
+            batch_discount=_float(env, "GEMINI_BATCH_DISCOUNT", d.batch_discount),
         )
 
     def with_(self, **changes) -> Settings:

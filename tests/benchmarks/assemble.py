@@ -16,6 +16,7 @@ ORDER = [
     ("models.md", "Issue 17: tokens per task by model routing (2.5 vs 3.x)"),
     ("interactive.md", "Issue 17: interactive pre-annotation overhead on a 12 MP photo"),
     ("jobs.md", "Issue 13: job workers scaling and the one-click 1,000-task time"),
+    ("batch.md", "Issue 15: Batch API vs synchronous pre-labelling, peak RSS in JSONL mode"),
 ]
 
 HEADER = """# Benchmarks

@@ -65,6 +65,11 @@ ENV = {
     "GEMINI_RPM": "60",
     "GEMINI_TPM": "100000",
     "GEMINI_RATE_WINDOW": "10",
+    "GEMINI_BATCH_INLINE_LIMIT_BYTES": "4096",
+    "GEMINI_BATCH_POLL_SECONDS": "0.5",
+    "GEMINI_BATCH_POLL_MAX": "7",
+    "GEMINI_BATCH_DISCOUNT": "0.4",
+    "GEMINI_PRICES": "gemini-2.5-flash=1:2",
 }
 
 
@@ -92,6 +97,8 @@ def test_every_variable_is_read():
     assert s.serve_worker is False and s.write_back is False
     assert (s.writeback_chunk, s.predict_answer_max, s.writeback_attempts, s.writeback_timeout) == (50, 30, 3, 5)
     assert (s.gemini_rpm, s.gemini_tpm, s.gemini_rate_window) == (60, 100000, 10)
+    assert s.batch_inline_limit_bytes == 4096 and s.batch_poll_seconds == 0.5 and s.batch_poll_max == 7
+    assert s.batch_discount == 0.4 and s.prices == (("gemini-2.5-flash", 1.0, 2.0),)
 
 
 def test_defaults_with_an_empty_environment():

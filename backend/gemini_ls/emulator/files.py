@@ -34,6 +34,7 @@ class StoredFile:
     state: str = "ACTIVE"
     active_at: float | None = None  # PROCESSING until then (None: stuck until told otherwise)
     deleted: bool = False
+    source: str = "UPLOADED"  # GENERATED: a batch's results file, the only kind that can be downloaded
 
     def current_state(self, now: float) -> str:
         if self.state == "PROCESSING" and self.active_at is not None and now >= self.active_at:
@@ -51,8 +52,10 @@ class StoredFile:
             "sha256Hash": base64.b64encode(hashlib.sha256(self.data).hexdigest().encode()).decode(),
             "uri": PUBLIC_FILES_URL + self.id,
             "state": self.current_state(now),
-            "source": "UPLOADED",
+            "source": self.source,
         }
+        if self.source == "GENERATED":
+            body["downloadUri"] = f"{PUBLIC_FILES_URL}{self.id}:download?alt=media"
         if self.display_name:
             body["displayName"] = self.display_name
         if self.state == "FAILED":
@@ -119,6 +122,15 @@ class FileStore:
             if stuck is not False:
                 stored.state = "PROCESSING"
                 stored.active_at = None if stuck is None else now + float(stuck)
+            self._files[stored.id] = stored
+            return stored
+
+    def add_generated(self, owner: str, display_name: str, mime_type: str, data: bytes) -> StoredFile:
+        """A file the service wrote (a batch's results): ACTIVE, downloadable, same lifetime."""
+        with self._lock:
+            now = time.time()
+            stored = StoredFile(self._new_id(12), owner, display_name, mime_type, data, now, now + self.ttl_seconds,
+                                source="GENERATED")
             self._files[stored.id] = stored
             return stored
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import DEFAULT_API_KEY, answers, errors, families, interactive, tokens, understanding, vision, wire
 from . import faults as faults_mod
 from . import mistakes as mistakes_mod
+from .batches import BATCH_HEADER, BatchStore
 from .errors import ApiError
 from .faults import Fault, FaultError, FaultPlan
 from .files import FileStore
@@ -86,6 +87,7 @@ class EmulatorServer:
         self._api_keys = set(api_keys)
         self.files = FileStore(file_ttl_seconds, random.Random(seed + 1))
         self.faults = FaultPlan(random.Random(seed + 2))
+        self.batches = BatchStore(self)  # the Batch API (batches.py)
         self._counters = self._zero_counters()
         self.mistakes: mistakes_mod.Mistakes | None = None  # see mistakes.py
         self._vision_cache: OrderedDict[str, vision.SeenImage] = OrderedDict()
@@ -161,6 +163,7 @@ class EmulatorServer:
         self.mistakes = None
         with self._lock:
             self._counters = self._zero_counters()
+        self.batches.reset(batches=files)
         if files:
             self.files.clear()
 
@@ -168,6 +171,7 @@ class EmulatorServer:
         with self._lock:
             snapshot = json.loads(json.dumps(self._counters))
         snapshot.update(self.files.snapshot())
+        snapshot.update(self.batches.snapshot())
         return snapshot
 
     # ----- internals -------------------------------------------------------------------------
@@ -336,9 +340,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._upload_start(m.group(1), raw, key, fired)
             if (m := _MODEL_ROUTE.match(path)) and self.command == "POST":
                 version, model, method = m.groups()
-                emu._count(route=method)
+                route = f"batch.{method}" if self.headers.get(BATCH_HEADER) else method  # a batch's own calls
+                emu._count(route=route)
                 key = emu._check_key(self.headers.get("x-goog-api-key"))
-                fired = self._faults(method)
+                fired = self._faults(route)
                 if method == "countTokens":
                     return self._count_tokens(raw, key, model, version)
                 return self._generate(raw, key, model, version, method, fired)
@@ -357,6 +362,8 @@ class _Handler(BaseHTTPRequestHandler):
                         return self._send_json(200, emu.files.get(m.group(2), key).resource(time.time()))
                     emu.files.delete(m.group(2), key)
                     return self._send_json(200, {})
+            if emu.batches.handle(self, path, query, raw):
+                return None
             emu._count(route="unknown")
             raise errors.not_found(f"Method not found: {self.command} {path}")
         except _DropConnection:
@@ -573,6 +580,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"faults": emu.faults.rules()})
         if path == "/_emulator/mistakes":
             return self._send_json(200, {"mistakes": mistakes_mod.control(emu, self.command, body)})
+        if path == "/_emulator/batches":
+            return emu.batches.control(self, body)
         if path == "/_emulator/latency" and self.command == "POST":
             seconds, jitter = faults_mod.parse_latency(body.get("latency", 0))
             emu.set_latency(seconds, float(body.get("jitter", jitter)))

@@ -20,7 +20,7 @@ from ..provider import CallHealth, ProviderError
 from .errors import GeminiError
 from .files import FilesManager
 from .kinds import KINDS
-from .request import GeminiCaller
+from .request import GeminiCaller, Reply
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,14 @@ class GeminiGateway:
             self.health.failed(f"{type(exc).__name__}: {exc}")
             raise
         self.health.ok()
+        return self.parse(plan, reply, len(images))
+
+    @staticmethod
+    def parse(plan: PlannedRequest, reply: Reply, n_images: int) -> ParsedAnswer:
+        """Gemini's reply to `plan` (sent with `n_images` images) -> ParsedAnswer, or ProviderError when it
+        was blocked or empty. Shared by synchronous calls and Batch API results (gemini/batches.py)."""
         if reply.block_reason:
             raise ProviderError("gemini_blocked", f"Gemini blocked the prompt ({reply.block_reason})")
         if reply.text is None:
             raise ProviderError("gemini_empty", f"Gemini returned no answer (finish reason {reply.finish_reason or 'none'})")
-        return spec.parse(reply.text, plan, reply.finish_reason, len(images))
+        return KINDS[plan.kind].parse(reply.text, plan, reply.finish_reason, n_images)

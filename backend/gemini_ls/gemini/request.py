@@ -157,6 +157,19 @@ def _with_resolution(part: types.Part, resolution: types.PartMediaResolution) ->
     return part.model_copy(update={"media_resolution": resolution})
 
 
+def build_request(
+    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, model: str | None = None
+) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
+    """(model to call, contents, config) of one generateContent call for `model` (settings.model when
+    None, resolved through gemini/models.py); the Batch API path sends the same."""
+    target = resolve(model or settings.model).name
+    resolution = per_part_media_resolution(settings, target)
+    if resolution is not None:
+        parts = [_with_resolution(p, resolution) for p in parts]
+    contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
+    return target, contents, generation_config(settings, prompt, RequestKind(kind), target)
+
+
 def _word(value: Any) -> str | None:
     if value is None:
         return None
@@ -336,12 +349,7 @@ class GeminiCaller:
         absolute time on this caller's clock (time.monotonic)."""
         kind = RequestKind(kind)
         started = self._clock()
-        target = resolve(model or self.settings.model).name
-        resolution = per_part_media_resolution(self.settings, target)
-        if resolution is not None:
-            parts = [_with_resolution(p, resolution) for p in parts]
-        contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
-        base_config = generation_config(self.settings, prompt, kind, target)
+        target, contents, base_config = build_request(self.settings, prompt, parts, kind, model)
         try:
             reply = self._with_retries(contents, base_config, deadline, target)
         except GeminiError as exc:

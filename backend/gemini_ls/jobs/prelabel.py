@@ -65,8 +65,12 @@ def add_arguments(sub: Any) -> None:
     pre.add_argument("--url", help="Label Studio URL (default $LABEL_STUDIO_URL)")
     pre.add_argument("--api-key", help="Label Studio API key (default $LABEL_STUDIO_API_KEY)")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
-    jobs = sub.add_parser("jobs", help="show running and finished pre-labelling jobs")
-    jobs.add_argument("id", nargs="?", help="one job in detail")
+    from ..batch.cli import add_batch_options
+
+    add_batch_options(pre)
+    jobs = sub.add_parser("jobs", help="pre-labelling jobs: list, show ID, cancel a batch job (cancel ID)")
+    jobs.add_argument("words", nargs="*", metavar="[cancel] ID",
+                      help="nothing: list; ID: one job in detail; cancel ID: cancel a Batch API job (batch:... or batches/...)")
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -1,0 +1,158 @@
+"""`gemini-ls prelabel --project ID --batch` and `gemini-ls jobs [ID] | jobs cancel ID`.
+
+Label Studio URL and key come from the server's env (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY) or
+--url / --api-key. The job's state is in Redis (REDIS_URL): run the same command again after a
+crash, or with --no-wait now and again later, and it picks up where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from ..settings import Settings
+
+
+def add_batch_options(pre: Any) -> None:
+    """The Batch API options of `gemini-ls prelabel` (the command itself is jobs/prelabel.py's)."""
+    pre.add_argument("--batch", action="store_true", help="through the Gemini Batch API (asynchronous, 50%% of the price)")
+    pre.add_argument("--source", choices=("auto", "inline", "file"), default="auto",
+                     help="--batch: inlined requests or a JSONL file (auto: inline under GEMINI_BATCH_INLINE_LIMIT_BYTES)")
+    pre.add_argument("--no-sync-retry", action="store_true", help="--batch: report requests the batch failed instead of retrying them")
+    pre.add_argument("--max-rounds", type=int, default=3, help="--batch: batches to try for what is still missing (default 3)")
+    pre.add_argument("--chunk", type=int, default=100, help="--batch: predictions per write to Label Studio (default 100)")
+
+
+def is_batch_job(words: list[str]) -> bool:
+    """`gemini-ls jobs` words that name a batch job: `cancel ...`, batch:PROJECT:VERSION, batches/..."""
+    return bool(words) and (words[0] == "cancel" or words[-1].startswith(("batch:", "batches/")))
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "prelabel":
+        return prelabel(args, settings)
+    return jobs(args, settings)
+
+
+_STARTED = time.monotonic()
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(f"[{time.monotonic() - _STARTED:7.1f}s] {msg}\n")
+    sys.stderr.flush()
+
+
+def prelabel(args: argparse.Namespace, settings: Settings) -> int:
+    from ..backend import build_backend
+    from ..gemini.files import FilesManager
+    from ..labelconfig import parse_label_config
+    from .job import BatchPrelabel, JobOptions
+    from .labelstudio import LabelStudioProject
+
+    url = (args.url or settings.label_studio_url or "").rstrip("/")
+    key = args.api_key or settings.label_studio_api_key
+    if not url or not key:
+        _say("gemini-ls prelabel: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or --url / --api-key)")
+        return 2
+    settings = settings.with_(label_studio_url=url, label_studio_api_key=key)
+    project = LabelStudioProject(url, key, args.project)
+    backend = build_backend(settings)
+    try:
+        spec = parse_label_config(project.label_config(), backend.settings.defaults)
+        version = backend.model_version(spec)
+        store = _store(backend.settings, args.project, version)
+        client = backend.gateway.files.client
+        files = FilesManager(client, backend.cache, backend.settings.with_(files_policy="always"), backend.metrics)
+        job = BatchPrelabel(
+            predictor=backend.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
+            model_version=version, fetch=backend.fetch, echo=_say,
+            options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
+                               chunk=args.chunk),
+        )
+        report = job.run(wait=not args.no_wait, force=args.force)
+    finally:
+        backend.runner.shutdown()
+        if backend.emulator is not None:
+            backend.emulator.stop()
+    _say(f"{report.job}: {report.state}; {report.written} of {report.tasks} task(s) written, "
+         f"{len(report.failed)} failed, {report.sync_retried} retried synchronously, {report.seconds:.1f} s")
+    _say(f"cost: {report.cost.describe()}")
+    for reason, count in sorted(report.failures_by_reason().items()):
+        _say(f"  failed ({reason}): {count}")
+    for tid, why in sorted(report.failed.items())[:20]:
+        _say(f"  task {tid}: {why}")
+    if report.state == "waiting":
+        _say(f"still running; follow it with `gemini-ls jobs {report.job}` or run this command again")
+    return 1 if report.failed else 0
+
+
+def _store(settings: Settings, project: int | str, version: str) -> Any:
+    from .store import MemoryJobStore, RedisJobStore
+
+    if settings.redis_url:
+        return RedisJobStore(settings.redis_url, settings.redis_prefix, project, version)
+    _say("REDIS_URL is not set: this job's state lives in this process only; a restart starts it afresh")
+    return MemoryJobStore(project, version)
+
+
+def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from .store import RedisJobStore, parse_job_id
+
+    words = list(args.words)
+    if not settings.redis_url:
+        _say("gemini-ls jobs: batch jobs are kept in Redis; set REDIS_URL")
+        return 2
+    if not words:
+        for job in RedisJobStore.jobs(settings.redis_url, settings.redis_prefix):
+            _show(settings, job)
+        return 0
+    cancel = words[0] == "cancel"
+    if cancel:
+        words = words[1:]
+    if len(words) != 1:
+        _say("usage: gemini-ls jobs [ID] | gemini-ls jobs cancel ID")
+        return 2
+    ident = words[0]
+    parsed = parse_job_id(ident)
+    if parsed is None and not ident.startswith("batches/"):
+        _say(f"gemini-ls jobs: {ident!r} is neither a job id (batch:PROJECT:VERSION) nor a batch name (batches/...)")
+        return 2
+    if not cancel:
+        if parsed is None:
+            _say("gemini-ls jobs: show takes a job id (batch:PROJECT:VERSION)")
+            return 2
+        _show(settings, ident)
+        return 0
+    from ..gemini.client import make_client
+
+    client = make_client(settings)
+    if parsed is None:
+        client.batches.cancel(name=ident)
+        _say(f"cancelled {ident}")
+        return 0
+    store = RedisJobStore(settings.redis_url, settings.redis_prefix, *parsed)
+    store.cancel()
+    for record in store.batches():
+        if record.active:
+            client.batches.cancel(name=record.name)
+            _say(f"cancelled {record.name}")
+    _say(f"{ident}: cancelled; `gemini-ls prelabel` will not resubmit it")
+    return 0
+
+
+def _show(settings: Settings, job: str) -> None:
+    from .pricing import cost_by_model
+    from .store import RedisJobStore, parse_job_id
+
+    parsed = parse_job_id(job)
+    if parsed is None or not settings.redis_url:
+        return
+    store = RedisJobStore(settings.redis_url, settings.redis_prefix, *parsed)
+    state = "cancelled" if store.cancelled() else "running" if any(b.active for b in store.batches()) else "idle"
+    prices = {m: (i, o) for m, i, o in settings.prices}
+    cost = cost_by_model(store.usage(), prices, settings.batch_discount)
+    print(f"{job}  {state}  written {len(store.written())}  failed {len(store.failed())}  {cost.describe()}")
+    for record in store.batches():
+        print(f"  {record.name}  {record.state}  {record.model or '?'}  {record.requests} request(s) {record.source}")
