@@ -241,9 +241,11 @@ class RateGate:
         with self._lock:
             return self._until
 
-    def cool_down(self, seconds: float) -> float:
+    def cool_down(self, seconds: float, model: str | None = None) -> float:
         """Nobody calls before now + min(seconds, max_cooldown) (an earlier, longer cool-down is
-        kept); returns the capped wait. Ends the probe in flight: it just got its answer."""
+        kept); returns the capped wait. Ends the probe in flight: it just got its answer. This
+        process's gate is one circuit for all models (`model` is for the shared quota's per-model
+        keys, jobs/limiter.py)."""
         capped = min(max(0.0, seconds), self._max_cooldown)
         with self._lock:
             self._until = max(self._until, self._clock() + capped)
@@ -251,9 +253,9 @@ class RateGate:
             self._probe_since = None
         return capped
 
-    def wait(self, deadline: float) -> bool:
-        """Return when this caller may call Gemini: True when it is the half-open probe (it must
-        then call `probe_done`). Raises GeminiError when that would be after `deadline`."""
+    def wait(self, deadline: float, model: str | None = None) -> bool:
+        """Return when this caller may call Gemini (`model`): True when it is the half-open probe (it
+        must then call `probe_done`). Raises GeminiError when that would be after `deadline`."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -357,10 +359,10 @@ class GeminiCaller:
             raise
         finally:
             self.metrics.gemini_seconds.observe(max(0.0, self._clock() - started))
-        self._count(kind, reply)
+        self._count(kind, reply, target)
         return reply
 
-    def _count(self, kind: RequestKind, reply: Reply) -> None:
+    def _count(self, kind: RequestKind, reply: Reply, model: str) -> None:
         if reply.block_reason:
             outcome = "blocked"
         elif reply.finish_reason == "MAX_TOKENS":
@@ -372,7 +374,7 @@ class GeminiCaller:
         self.metrics.gemini_requests.labels(kind=kind.value, outcome=outcome).inc()
         charge = getattr(self.gate, "charge", None)  # the shared quota (jobs/limiter.py) counts input tokens
         if charge is not None:
-            charge(reply.usage.prompt_tokens)
+            charge(reply.usage.prompt_tokens, model)
         for direction, tokens in (
             ("input", reply.usage.prompt_tokens),
             ("output", reply.usage.output_tokens),
@@ -386,7 +388,7 @@ class GeminiCaller:
     ) -> Reply:
         retries = 0
         while True:
-            probe = self.gate.wait(deadline)
+            probe = self.gate.wait(deadline, model)
             answered = False  # the probe's answer was handed to the gate
             try:
                 left = deadline - self._clock()
@@ -411,7 +413,7 @@ class GeminiCaller:
                     return reply
                 delay = failure.delay if failure.delay is not None else backoff_delay(retries, self._rand)
                 if failure.retry_reason == "rate_limited":
-                    delay = self.gate.cool_down(delay)  # capped; everybody waits, even if this call gives up below
+                    delay = self.gate.cool_down(delay, model)  # capped; everybody waits, even if this call gives up below
                     answered = True
             finally:
                 if probe and not answered:

@@ -68,18 +68,19 @@ class SharedGate(RateGate):
         else:
             storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(storage)
-        self._cooldown_key = f"{settings.redis_prefix}cooldown:{settings.key_fingerprint}:{self._model}"
+        self._cooldown_prefix = f"{settings.redis_prefix}cooldown:{settings.key_fingerprint}:"
 
     def describe(self) -> dict:
         return {"rpm": self.settings.gemini_rpm or None, "tpm": self.settings.gemini_tpm or None,
                 "window_seconds": self.settings.gemini_rate_window, "shared": bool(self.settings.redis_url)}
 
-    def cool_down(self, seconds: float) -> float:
-        capped = super().cool_down(seconds)  # GEMINI_MAX_COOLDOWN applies to the shared one too
+    def cool_down(self, seconds: float, model: str | None = None) -> float:
+        capped = super().cool_down(seconds, model)  # GEMINI_MAX_COOLDOWN applies to the shared one too
         if self._redis is not None:
             until = time.time() + capped
             try:
-                self._extend(keys=[self._cooldown_key], args=[f"{until:.3f}", max(1, int(capped * 1000) + 1000)])
+                key = self._cooldown_prefix + (model or self._model)
+                self._extend(keys=[key], args=[f"{until:.3f}", max(1, int(capped * 1000) + 1000)])
             except Exception as exc:  # Redis down: this process still cools down
                 log.warning("could not share the Gemini cool-down through Redis: %s", exc)
         return capped
@@ -95,32 +96,35 @@ class SharedGate(RateGate):
         self.metrics.limiter_wait_seconds.inc(seconds)
         self._sleep(seconds)
 
-    def _shared_cooldown(self, deadline: float) -> None:
+    def _shared_cooldown(self, deadline: float, model: str) -> None:
         if self._redis is None:
             return
         try:
-            raw = self._redis.get(self._cooldown_key)
+            raw = self._redis.get(self._cooldown_prefix + model)
         except Exception:
             return
         left = float(raw) - time.time() if raw else 0.0
         if left > 0:
             self._wait("cooldown", left, deadline)
 
-    def wait(self, deadline: float) -> bool:
-        probe = super().wait(deadline)  # this process's own circuit (half-open probe included)
-        self._shared_cooldown(deadline)
-        while self._tpm is not None and not self._limiter.test(self._tpm, self._model):
-            stats = self._limiter.get_window_stats(self._tpm, self._model)
+    def wait(self, deadline: float, model: str | None = None) -> bool:
+        """Gemini's quotas are per model: each model routed to (GEMINI_MODEL, GEMINI_MASK_MODEL, a
+        control's model_name) has its own GEMINI_RPM / GEMINI_TPM window and shared cool-down."""
+        model = model or self._model
+        probe = super().wait(deadline, model)  # this process's own circuit (half-open probe included)
+        self._shared_cooldown(deadline, model)
+        while self._tpm is not None and not self._limiter.test(self._tpm, model):
+            stats = self._limiter.get_window_stats(self._tpm, model)
             self._wait("tpm", min(POLL_CAP * 4, max(0.05, stats.reset_time - time.time())), deadline)
-        while self._rpm is not None and not self._limiter.hit(self._rpm, self._model):
-            stats = self._limiter.get_window_stats(self._rpm, self._model)
+        while self._rpm is not None and not self._limiter.hit(self._rpm, model):
+            stats = self._limiter.get_window_stats(self._rpm, model)
             self._wait("rpm", min(POLL_CAP, max(0.02, stats.reset_time - time.time())), deadline)
         return probe
 
-    def charge(self, prompt_tokens: int) -> None:
-        """After a call: its input tokens count against GEMINI_TPM."""
+    def charge(self, prompt_tokens: int, model: str | None = None) -> None:
+        """After a call: its input tokens count against that model's GEMINI_TPM."""
         if self._tpm is not None and prompt_tokens > 0:
-            self._limiter.hit(self._tpm, self._model, cost=min(prompt_tokens, self.settings.gemini_tpm))
+            self._limiter.hit(self._tpm, model or self._model, cost=min(prompt_tokens, self.settings.gemini_tpm))
 
 
 def probe_lease(settings: Settings) -> float:

@@ -67,3 +67,22 @@ def test_a_wait_for_the_window_is_counted():
     gate.wait(time.monotonic() + 10)  # the window (1 s + the 1 s guard) must pass first
     assert 1.0 <= time.monotonic() - started < 4
     assert metrics.registry.get_sample_value("gemini_ls_limiter_waits_total", {"limit": "rpm"}) >= 1
+
+
+def test_quotas_and_shared_cool_downs_are_per_model(redis_url, redis_prefix):
+    """Gemini's limits are per model: masks routed to GEMINI_MASK_MODEL do not use GEMINI_MODEL's window."""
+    settings = Settings(redis_url=redis_url, redis_prefix=redis_prefix, gemini_rpm=2, gemini_rate_window=5)
+    a, b = SharedGate(settings, Metrics()), SharedGate(settings, Metrics())
+    far = time.monotonic() + 60
+    a.wait(far, "gemini-3.6-flash")
+    b.wait(far, "gemini-3.6-flash")
+    a.wait(far, "gemini-2.5-flash-lite")  # another model's window: free
+    with pytest.raises(GeminiError):
+        b.wait(time.monotonic() + 0.3, "gemini-3.6-flash")
+    a.cool_down(30, "gemini-2.5-flash-lite")  # a 429 on the mask model...
+    with pytest.raises(GeminiError):
+        b.wait(time.monotonic() + 0.3, "gemini-2.5-flash-lite")  # ... cools that model down everywhere
+    c = SharedGate(Settings(redis_url=redis_url, redis_prefix=redis_prefix), Metrics())
+    started = time.monotonic()
+    c.wait(time.monotonic() + 5, "gemini-3.6-flash")  # ... and not the other model
+    assert time.monotonic() - started < 0.5
