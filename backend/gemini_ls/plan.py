@@ -19,9 +19,9 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .detections import RequestKind
 from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
@@ -35,6 +35,17 @@ class ModelChooser(Protocol):
 
 
 @dataclass(frozen=True)
+class PlanExample:
+    """A reviewed annotation shown to the model as a worked example (few-shot, review/fewshot.py):
+    its images (images/prepare.PreparedImage, one per image of the plan, in the plan's order) and
+    the annotator's Label Studio regions of the plan's controls. `key` names it stably."""
+
+    key: str
+    images: tuple[Any, ...]
+    regions: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class PlannedRequest:
     kind: RequestKind
     image_names: tuple[str, ...]
@@ -44,6 +55,8 @@ class PlannedRequest:
     question: str | None = None
     multiple: bool = False
     model: str | None = None  # the model to call (as the provider's routing resolved it), None: the provider's default
+    # worked examples put before the request (few-shot); not part of the plan's identity
+    examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
 
 def _model_for(routing: ModelChooser | None, kind: RequestKind, controls: Sequence[ControlSpec]) -> str | None:

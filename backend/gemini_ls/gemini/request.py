@@ -29,7 +29,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -330,17 +330,19 @@ class GeminiCaller:
         return f"GeminiCaller(model={self.settings.model!r}, max_retries={self.settings.max_retries})"
 
     def generate(
-        self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None
+        self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None,
+        history: Sequence[types.Content] = (),
     ) -> Reply:
         """Ask `model` (settings.model when None, resolved through gemini/models.py); `deadline` is an
-        absolute time on this caller's clock (time.monotonic)."""
+        absolute time on this caller's clock (time.monotonic). `history`: prior turns (few-shot
+        examples, gemini/fewshot.py) sent before the request's own turn."""
         kind = RequestKind(kind)
         started = self._clock()
         target = resolve(model or self.settings.model).name
         resolution = per_part_media_resolution(self.settings, target)
         if resolution is not None:
             parts = [_with_resolution(p, resolution) for p in parts]
-        contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
+        contents = [*history, types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
         base_config = generation_config(self.settings, prompt, kind, target)
         try:
             reply = self._with_retries(contents, base_config, deadline, target)
