@@ -162,14 +162,16 @@ class EmulatorServer:
         self.mistakes = None
         with self._lock:
             self._counters = self._zero_counters()
+            self.recorded = deque(maxlen=0)
         if files:
             self.files.clear()
 
     def record(self, keep: int = 100) -> None:
-        """Keep the last `keep` generateContent bodies (parsed JSON) in `recorded`, for tests that
-        check what reached the wire (off by default: bodies can carry megabytes of inline images)."""
+        """From now on keep the last `keep` generateContent bodies (parsed JSON) in `recorded`, for
+        tests that check what reached the wire (off by default and after `reset`: bodies can carry
+        megabytes of inline images)."""
         with self._lock:
-            self.recorded = deque(self.recorded, maxlen=keep)
+            self.recorded = deque(maxlen=keep)
 
     def counters(self) -> dict:
         with self._lock:
