@@ -99,6 +99,29 @@ def examples_tag(examples: Sequence[Example]) -> str | None:
     return set_tag(sorted(e.key for e in examples)) if examples else None
 
 
+def examples_from_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Example]:
+    """Every usable example of Label Studio tasks (with annotations and predictions, as plain
+    dicts), best first (`rank`): for `gemini-ls evaluate`, which has no ledger."""
+    from .match import match_regions
+    from .stats import tally
+    from .webhook import our_prediction
+
+    found: dict[int, tuple[Candidate, Example]] = {}
+    for task in tasks:
+        predictions = list(task.get("predictions") or ())
+        for annotation in task.get("annotations") or ():
+            if annotation.get("was_cancelled") or not annotation.get("result"):
+                continue
+            pred = our_prediction(predictions, annotation.get("parent_prediction"))
+            if pred is None:
+                continue
+            c = candidate(int(annotation["id"]), int(task["id"]), tally(match_regions(pred.get("result") or [], annotation["result"])))
+            if c is not None:
+                found[c.annotation_id] = (c, Example(c.annotation_id, c.task_id, dict(task.get("data") or {}),
+                                                     tuple(annotation["result"])))
+    return [found[c.annotation_id][1] for c in rank(c for c, _ in found.values())]
+
+
 class ExampleSource:
     """Reads the chosen candidates back from Label Studio (annotation result, task data), caching
     each annotation until its review changes; one that cannot be read is skipped (logged)."""

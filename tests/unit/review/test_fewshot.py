@@ -171,3 +171,37 @@ def test_emulator_swaps_labels_shown_by_examples_less():
     shown = shown_labels(['[{"box_2d": [1, 2, 3, 4], "label": "Red"}]', "not json"])
     assert shown == frozenset({"Red"})
     assert swapped(frozenset()) > 15 and swapped(shown) < 10  # 50 Reds at 0.5 vs 0.1
+
+
+def test_evaluate_few_shot_variant_takes_examples_out_of_the_graded_tasks():
+    from gemini_ls.review.evaluate import VariantError, parse_variant, split_examples
+
+    base = Settings()
+    k0, k3 = parse_variant("name=k0", base, 0), parse_variant("name=k3,few_shot=3", base, 1)
+    assert (k0.settings.few_shot_examples, k3.settings.few_shot_examples) == (0, 3)
+    with pytest.raises(VariantError, match="few_shot"):
+        parse_variant("few_shot=-1", base, 0)
+    ours = {"id": 1, "model_version": "gemini-ls-x"}
+
+    def task(tid, labels, keep=True):
+        regions = [rect(lab, 10 * i, 10, 5, 5) for i, lab in enumerate(labels)]
+        pred = regions if keep else [rect("Red", 80, 80, 5, 5)]
+        return {"id": tid, "data": {"image": f"http://img/{tid}.png"}, "predictions": [{**ours, "result": pred}],
+                "annotations": [{"id": tid * 10, "result": regions}]}
+
+    tasks = [task(1, ["Red"]), task(2, ["Red", "Blue"]), task(3, ["Green"]), task(4, ["Yellow"], keep=False), task(5, ["Red"])]
+    examples, held_out = split_examples(tasks, [k0, k3])
+    assert [e.task_id for e in examples] == [2, 3, 5]  # Red+Blue, Green, then the newest Red; task 4 kept nothing
+    assert held_out == {2, 3, 5}
+    assert split_examples(tasks, [k0]) == ([], set())
+
+
+def test_usage_per_example_set_reads_as_a_report_line():
+    from gemini_ls.review.fewshot import MemoryUsage, describe_usage
+
+    usage = MemoryUsage()
+    for _ in range(4):
+        usage.add("e12345678", requests=1, tokens=900, prompt_tokens=1500, examples=3)
+    line = describe_usage("e12345678", usage.get("e12345678"))
+    assert line.startswith("few-shot e12345678: 3 examples, +900 input tokens per request, 60 % of 1500 (over 4 requests")
+    assert "needs REDIS_URL" in describe_usage("e0", usage.get("e0"))
