@@ -16,6 +16,7 @@ ORDER = [
     ("models.md", "Issue 17: tokens per task by model routing (2.5 vs 3.x)"),
     ("interactive.md", "Issue 17: interactive pre-annotation overhead on a 12 MP photo"),
     ("jobs.md", "Issue 13: job workers scaling and the one-click 1,000-task time"),
+    ("fewshot.md", "Issue 14: few-shot examples, K=0 vs K=3 (tokens, uploads, label swaps)"),
 ]
 
 HEADER = """# Benchmarks
