@@ -172,3 +172,23 @@ def test_few_shot_off_sends_the_plain_request(emu, image_server, project, backen
                                   "project": PROJECT})
     assert r.json()["results"][0].get("result")
     assert [len(b["contents"]) for b in emu.recorded] == [1]
+
+
+def test_examples_stay_within_the_token_budget_each_counted_once(emu, image_server, project, backend_factory, caplog):
+    caplog.set_level(logging.INFO, logger="gemini_ls")
+    for i in (1, 2, 3):
+        sc = make_scene(640, 480, 3, seed=720 + i)
+        project.add(i, image_server.add(f"/b{i}.png", encode_image(sc.image, "png")), regions_of(sc))
+    backend = start(backend_factory, image_server, 3, FEW_SHOT_MAX_TOKENS="2000")  # room for one example
+    for tid in (1, 2, 3):
+        project.webhook(backend, tid)
+    version_of(backend)
+    emu.record(10)
+    scene = make_scene(640, 480, 4, seed=730)
+    tasks = [{"id": 300 + i, "data": {"image": image_server.add(f"/v{i}.png", encode_image(scene.image, "png"))}} for i in range(4)]
+    r = backend.post("/predict", {"tasks": tasks, "label_config": CONFIG, "project": PROJECT})
+    assert all(entry.get("result") for entry in r.json()["results"]), r.json()
+    assert [len(b["contents"]) for b in emu.recorded] == [3] * 4
+    assert "would pass FEW_SHOT_MAX_TOKENS=2000" in caplog.text
+    assert emu.counters()["requests"]["countTokens"] == 3  # each example counted once, for all 4 tasks
+    assert backend.metric("gemini_ls_few_shot_input_tokens_total") / 4 <= 2000

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -234,6 +235,7 @@ class FewShotWire:
         self.usage = usage  # review/fewshot.UsageStore, or None
         self._lock = threading.Lock()
         self._counted: dict[tuple[str, str, str, str], int] = {}
+        self._flights: dict[tuple[str, str, str, str], threading.Lock] = {}
 
     def _count(self, model: str, turn: ExampleTurn, plan: PlannedRequest, prompt: Prompt, contents: list[types.Content],
                deadline: float) -> int | None:
@@ -241,8 +243,21 @@ class FewShotWire:
         with self._lock:
             if key in self._counted:
                 return self._counted[key]
-        import time
+            flight = self._flights.setdefault(key, threading.Lock())
+        with flight:  # the tasks of a batch start together: one of them counts, the others wait for it
+            with self._lock:
+                if key in self._counted:
+                    return self._counted[key]
+            n = self._count_now(model, turn, contents, deadline)
+            with self._lock:
+                if n is not None:
+                    if len(self._counted) >= 4096:  # example sets come and go: never grow without bound
+                        self._counted.clear()
+                    self._counted[key] = n
+                self._flights.pop(key, None)
+            return n
 
+    def _count_now(self, model: str, turn: ExampleTurn, contents: list[types.Content], deadline: float) -> int | None:
         left = max(1.0, min(self.settings.request_timeout, deadline - time.monotonic()))
         try:
             n = int(self.files.client.models.count_tokens(
@@ -252,8 +267,6 @@ class FewShotWire:
         except Exception as exc:  # an uncounted example could break the budget: leave it out this time
             log.warning("few-shot example %s left out: countTokens failed (%s: %s)", turn.key, type(exc).__name__, str(exc)[:200])
             return None
-        with self._lock:
-            self._counted[key] = n
         return n
 
     def contents_for(self, plan: PlannedRequest, prompt: Prompt, *, deadline: float, model: str | None = None) -> History | None:

@@ -122,6 +122,10 @@ def examples_from_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Example]:
     return [found[c.annotation_id][1] for c in rank(c for c, _ in found.values())]
 
 
+class ReadFailed(Exception):
+    pass
+
+
 class ExampleSource:
     """Reads the chosen candidates back from Label Studio (annotation result, task data), caching
     each annotation until its review changes; one that cannot be read is skipped (logged)."""
@@ -132,6 +136,8 @@ class ExampleSource:
         self._cache: dict[tuple[int, Any], Example | None] = {}
 
     def read(self, c: Candidate, version: Any = None) -> Example | None:
+        """The candidate as an Example; None when it is no usable example; ReadFailed when Label
+        Studio could not be asked (the caller keeps its last set rather than flap model_version)."""
         key = (c.annotation_id, version)
         with self._lock:
             if key in self._cache:
@@ -139,9 +145,9 @@ class ExampleSource:
         try:
             annotation = self._get(f"/api/annotations/{int(c.annotation_id)}")
             task = self._get(f"/api/tasks/{int(c.task_id)}")
-        except Exception as exc:  # Label Studio away or the annotation deleted: try the next candidate
+        except Exception as exc:  # Label Studio away, or the annotation deleted since
             log.warning("few-shot: annotation %s of task %s cannot be read from Label Studio: %s", c.annotation_id, c.task_id, exc)
-            return None
+            raise ReadFailed(str(exc)) from exc
         result = annotation.get("result") if isinstance(annotation, Mapping) else None
         data = task.get("data") if isinstance(task, Mapping) else None
         ex = None
@@ -151,15 +157,23 @@ class ExampleSource:
             self._cache[key] = ex
         return ex
 
-    def choose(self, ranked: Sequence[Candidate], k: int, versions: Mapping[int, Any] | None = None) -> tuple[Example, ...]:
+    def choose(self, ranked: Sequence[Candidate], k: int, versions: Mapping[int, Any] | None = None
+               ) -> tuple[tuple[Example, ...], bool]:
+        """The first k usable examples of `ranked`, and whether every read succeeded (a candidate
+        Label Studio could not give is passed over for the next one)."""
         out: list[Example] = []
+        complete = True
         for c in ranked:
             if len(out) >= k:
                 break
-            ex = self.read(c, (versions or {}).get(c.annotation_id))
+            try:
+                ex = self.read(c, (versions or {}).get(c.annotation_id))
+            except ReadFailed:
+                complete = False
+                continue
             if ex is not None:
                 out.append(ex)
-        return tuple(out)
+        return tuple(out), complete
 
 
 class FewShotBook:

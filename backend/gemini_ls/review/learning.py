@@ -183,7 +183,14 @@ class Learner:
         if self.few_shot and self.source is not None:
             ranked = rank(x for c in contributions if (x := candidate(c.annotation_id, c.task, c.tally)) is not None)
             versions = {c.annotation_id: c.updated_at for c in contributions}  # re-read an annotation once it changed
-            state = replace(state, examples=self.source.choose(ranked, self.few_shot, versions))
+            examples, complete = self.source.choose(ranked, self.few_shot, versions)
+            if not complete and cached is not None:
+                # Label Studio did not answer for some: keep the last set (a flapping model_version
+                # would re-predict), and try again on the next refit
+                log.warning("few-shot: keeping the last example set of project %s until Label Studio answers", project)
+                examples = cached[1].examples
+                rev = -1
+            state = replace(state, examples=examples)
             self.remember(state)
         with self._lock:
             self._cache[project] = (rev, state, time.monotonic())

@@ -205,3 +205,43 @@ def test_usage_per_example_set_reads_as_a_report_line():
     line = describe_usage("e12345678", usage.get("e12345678"))
     assert line.startswith("few-shot e12345678: 3 examples, +900 input tokens per request, 60 % of 1500 (over 4 requests")
     assert "needs REDIS_URL" in describe_usage("e0", usage.get("e0"))
+
+
+def test_learner_keeps_its_example_set_while_label_studio_does_not_answer():
+    from gemini_ls.review.fewshot import ExampleSource
+    from gemini_ls.review.learning import Learner
+    from gemini_ls.review.ledger import Contribution, MemoryLedger
+
+    ledger = MemoryLedger()
+    store = {f"/api/annotations/{i}": {"id": i, "result": [rect("Red", i, 1, 5, 5)]} for i in (1, 2, 3)}
+    store.update({f"/api/tasks/{i * 10}": {"id": i * 10, "data": {"image": f"http://img/{i}.png"}} for i in (1, 2, 3)})
+    down = {"now": False}
+
+    def get(path):
+        if down["now"]:
+            raise ConnectionError("Label Studio is restarting")
+        return store[path]
+
+    def add(i):
+        ledger.replace(i, Contribution(i, 5, i * 10, "gemini-ls-x", Tally({"Red": LabelStats(accepted=1)}, 1)))
+
+    learner = Learner(ledger, (), few_shot=2, source=ExampleSource(get), refit_seconds=0)
+    add(1), add(2)
+    first = learner.state(5)
+    assert [e.annotation_id for e in first.examples] == [2, 1] and first.tag().startswith("e")
+    down["now"] = True
+    add(3)  # a newer candidate the learner cannot read now
+    assert learner.state(5).tag() == first.tag()
+    down["now"] = False
+    assert [e.annotation_id for e in learner.state(5).examples] == [3, 2]
+    assert Learner(ledger, (), few_shot=0, source=ExampleSource(get)).state(5).empty  # FEW_SHOT_EXAMPLES=0: off
+
+
+def test_usage_is_shared_through_redis(redis_url, redis_prefix):
+    from gemini_ls.review.fewshot import make_usage
+
+    a, b = make_usage(redis_url, redis_prefix), make_usage(redis_url, redis_prefix)  # two workers
+    a.add("eabcdef01", requests=1, tokens=100, prompt_tokens=300, examples=2)
+    b.add("eabcdef01", requests=1, tokens=100, prompt_tokens=300, examples=2)
+    assert a.get("eabcdef01") == {"requests": 2, "tokens": 200, "prompt_tokens": 600, "examples": 2}
+    assert b.get("e00000000") is None
