@@ -34,7 +34,7 @@ from gemini_ls.review.fewshot import examples_from_tasks
 from gemini_ls.settings import Settings
 from tests.fixtures.backend import backend_test_env
 from tests.fixtures.servers import ImageServer
-from tests.helpers import config, rect_control
+from tests.helpers import config, rect_control, scene_rect_regions
 
 OUT = Path(__file__).parent / "results" / "fewshot.md"
 CONFIG = config(rect_control())
@@ -44,17 +44,6 @@ def png(scene) -> bytes:
     buf = io.BytesIO()
     scene.image.save(buf, "PNG")
     return buf.getvalue()
-
-
-def truth_regions(scene) -> list[dict]:
-    out = []
-    for i, o in enumerate(scene.objects):
-        x0, y0, x1, y1 = o.box
-        out.append({"id": f"t{i}", "from_name": "rect", "to_name": "image", "type": "rectanglelabels",
-                    "original_width": scene.width, "original_height": scene.height,
-                    "value": {"x": 100 * x0 / scene.width, "y": 100 * y0 / scene.height, "width": 100 * (x1 - x0) / scene.width,
-                              "height": 100 * (y1 - y0) / scene.height, "rotation": 0, "rectanglelabels": [o.colour.capitalize()]}})
-    return out
 
 
 def main() -> None:
@@ -73,7 +62,7 @@ def main() -> None:
         pool = []
         for i in range(12):
             sc = make_scene(640, 480, 5, seed=9100 + i)
-            regions = truth_regions(sc)
+            regions = scene_rect_regions(sc)
             pool.append({"id": 9100 + i, "data": {"image": images.add(f"/ex{i}.png", png(sc))},
                          "predictions": [{"id": i, "model_version": "gemini-ls-earlier", "result": regions}],
                          "annotations": [{"id": 9100 + i, "result": regions}]})
@@ -81,7 +70,7 @@ def main() -> None:
         truth = []
         for i in range(args.tasks):
             sc = make_scene(640, 480, 3 + i % 4, seed=9300 + i)
-            truth.append(GroundTruth({"id": i, "data": {"image": images.add(f"/t{i}.png", png(sc))}}, truth_regions(sc)))
+            truth.append(GroundTruth({"id": i, "data": {"image": images.add(f"/t{i}.png", png(sc))}}, scene_rect_regions(sc)))
         base = Settings.from_env({**backend_test_env(emu.url, DEFAULT_API_KEY), "GEMINI_CONCURRENCY": "4"})
         results, uploads = [], []
         for text in ("name=K=0,few_shot=0", f"name=K={args.examples},few_shot={args.examples}"):

@@ -16,22 +16,10 @@ import pytest
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from gemini_ls.emulator.wire import get
 from tests.fixtures.servers import Reply
-from tests.helpers import config, rect_control
+from tests.helpers import config, rect_control, scene_rect_regions
 
 CONFIG = config(rect_control())
 PROJECT = "1.1700000000"
-
-
-def regions_of(scene):
-    out = []
-    for i, o in enumerate(scene.objects):
-        x0, y0, x1, y1 = o.box
-        out.append({"id": f"r{i}", "from_name": "rect", "to_name": "image", "type": "rectanglelabels",
-                    "original_width": scene.width, "original_height": scene.height,
-                    "value": {"x": 100 * x0 / scene.width, "y": 100 * y0 / scene.height, "width": 100 * (x1 - x0) / scene.width,
-                              "height": 100 * (y1 - y0) / scene.height, "rotation": 0,
-                              "rectanglelabels": [o.colour.capitalize()]}})
-    return out
 
 
 class FakeProject:
@@ -91,7 +79,7 @@ def file_uris(content):
 def test_examples_reach_the_wire_as_cached_files_and_name_the_model_version(emu, image_server, project, backend_factory):
     example_scenes = [make_scene(640, 480, 4, seed=500 + i) for i in range(3)]
     for i, sc in enumerate(example_scenes, start=1):
-        project.add(i, image_server.add(f"/ex{i}.png", encode_image(sc.image, "png")), regions_of(sc))
+        project.add(i, image_server.add(f"/ex{i}.png", encode_image(sc.image, "png")), scene_rect_regions(sc))
     task_scenes = [make_scene(640, 480, 4, seed=600 + i) for i in range(6)]
     tasks = [{"id": 100 + i, "data": {"image": image_server.add(f"/t{i}.png", encode_image(sc.image, "png"))}}
              for i, sc in enumerate(task_scenes)]
@@ -143,8 +131,8 @@ def test_examples_reach_the_wire_as_cached_files_and_name_the_model_version(emu,
 def test_an_example_whose_image_is_gone_is_left_out_and_no_task_fails(emu, image_server, project, backend_factory, caplog):
     caplog.set_level(logging.WARNING, logger="gemini_ls")
     good, gone = make_scene(640, 480, 3, seed=700), make_scene(640, 480, 3, seed=701)
-    project.add(1, image_server.add("/good.png", encode_image(good.image, "png")), regions_of(good))
-    project.add(2, image_server.add("/gone.png", b"", status=404), regions_of(gone))
+    project.add(1, image_server.add("/good.png", encode_image(good.image, "png")), scene_rect_regions(good))
+    project.add(2, image_server.add("/gone.png", b"", status=404), scene_rect_regions(gone))
     backend = start(backend_factory, image_server, 2)
     for tid in (1, 2):
         project.webhook(backend, tid)
@@ -162,7 +150,7 @@ def test_an_example_whose_image_is_gone_is_left_out_and_no_task_fails(emu, image
 
 def test_few_shot_off_sends_the_plain_request(emu, image_server, project, backend_factory):
     sc = make_scene(640, 480, 3, seed=710)
-    project.add(1, image_server.add("/a.png", encode_image(sc.image, "png")), regions_of(sc))
+    project.add(1, image_server.add("/a.png", encode_image(sc.image, "png")), scene_rect_regions(sc))
     backend = start(backend_factory, image_server, 0)
     project.webhook(backend, 1)
     plain = version_of(backend)
@@ -178,7 +166,7 @@ def test_examples_stay_within_the_token_budget_each_counted_once(emu, image_serv
     caplog.set_level(logging.INFO, logger="gemini_ls")
     for i in (1, 2, 3):
         sc = make_scene(640, 480, 3, seed=720 + i)
-        project.add(i, image_server.add(f"/b{i}.png", encode_image(sc.image, "png")), regions_of(sc))
+        project.add(i, image_server.add(f"/b{i}.png", encode_image(sc.image, "png")), scene_rect_regions(sc))
     backend = start(backend_factory, image_server, 3, FEW_SHOT_MAX_TOKENS="2000")  # room for one example
     for tid in (1, 2, 3):
         project.webhook(backend, tid)
