@@ -43,6 +43,7 @@ class PlanExample:
     key: str
     images: tuple[Any, ...]
     regions: tuple[Mapping[str, Any], ...]
+    task_id: Any = None  # the example's own task: never shown as an example to itself
 
 
 @dataclass(frozen=True)

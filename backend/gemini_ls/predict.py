@@ -184,6 +184,8 @@ class Predictor:
             for plan in plans:
                 if time.monotonic() >= deadline:
                     raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
+                if any(e.task_id == task_id for e in plan.examples):  # it would copy its own annotation
+                    plan = replace(plan, examples=tuple(e for e in plan.examples if e.task_id != task_id))
                 images = [prepared[n] for n in plan.image_names]
                 uses = {
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names

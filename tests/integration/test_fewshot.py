@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
-from gemini_ls.emulator.wire import get
+from gemini_ls.emulator.server import DEFAULT_API_KEY
+from gemini_ls.emulator.wire import file_id_from_uri, get
 from tests.fixtures.servers import Reply
 from tests.helpers import config, rect_control, scene_rect_regions
 
@@ -180,3 +181,24 @@ def test_examples_stay_within_the_token_budget_each_counted_once(emu, image_serv
     assert "would pass FEW_SHOT_MAX_TOKENS=2000" in caplog.text
     assert emu.counters()["requests"]["countTokens"] == 3  # each example counted once, for all 4 tasks
     assert backend.metric("gemini_ls_few_shot_input_tokens_total") / 4 <= 2000
+
+
+def test_an_example_task_is_not_shown_its_own_annotation(emu, image_server, project, backend_factory):
+    urls, data = {}, {}
+    for i in (1, 2):
+        sc = make_scene(640, 480, 3, seed=740 + i)
+        data[i] = encode_image(sc.image, "png")
+        urls[i] = image_server.add(f"/s{i}.png", data[i])
+        project.add(i, urls[i], scene_rect_regions(sc))
+    backend = start(backend_factory, image_server, 2)
+    for tid in (1, 2):
+        project.webhook(backend, tid)
+    version_of(backend)
+    emu.record(5)
+    # task 1 re-predicted (e.g. after a version change): only the other example goes with it
+    r = backend.post("/predict", {"tasks": [{"id": 1, "data": {"image": urls[1]}}], "label_config": CONFIG, "project": PROJECT})
+    assert r.json()["results"][0].get("result")
+    (body,) = emu.recorded
+    assert len(body["contents"]) == 3
+    (uri,) = file_uris(body["contents"][0])
+    assert emu.files.get(file_id_from_uri(uri), DEFAULT_API_KEY).data == data[2]  # the other task's image

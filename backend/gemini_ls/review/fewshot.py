@@ -246,7 +246,7 @@ class FewShotBook:
                         break
                     images.append(image)
                 else:
-                    attached.append(PlanExample(ex.key, tuple(images), regions))
+                    attached.append(PlanExample(ex.key, tuple(images), regions, ex.task_id))
             out.append(replace(plan, examples=tuple(attached)) if attached else plan)
         return tuple(out)
 
