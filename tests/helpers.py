@@ -62,6 +62,19 @@ def rect_pixels(region: Mapping) -> tuple[float, float, float, float]:
     return (x0, y0, x0 + v["width"] / 100 * w, y0 + v["height"] / 100 * h)
 
 
+def scene_rect_regions(scene: Scene, name: str = "rect", to: str = "image") -> list[dict]:
+    """A scene's objects as the rectanglelabels regions a perfect annotator draws (ground truth)."""
+    out = []
+    for i, o in enumerate(scene.objects):
+        x0, y0, x1, y1 = o.box
+        w, h = scene.width, scene.height
+        out.append({"id": f"t{i}", "from_name": name, "to_name": to, "type": "rectanglelabels",
+                    "original_width": w, "original_height": h,
+                    "value": {"x": 100 * x0 / w, "y": 100 * y0 / h, "width": 100 * (x1 - x0) / w, "height": 100 * (y1 - y0) / h,
+                              "rotation": 0, "rectanglelabels": [o.colour.capitalize()]}})
+    return out
+
+
 def label_of(region: Mapping) -> str:
     value = region["value"]
     for key in ("rectanglelabels", "brushlabels", "polygonlabels", "keypointlabels"):

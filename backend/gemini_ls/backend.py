@@ -16,6 +16,7 @@ from typing import Any
 
 from .gemini.cache import make_file_cache
 from .gemini.client import make_client
+from .gemini.fewshot import FewShotWire
 from .gemini.files import FilesManager
 from .gemini.gateway import GeminiGateway
 from .gemini.prompts import PROMPT_VERSION
@@ -27,6 +28,7 @@ from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
 from .predict import BatchRunner, Predictor
+from .review.fewshot import ExampleSource, FewShotBook, make_usage
 from .review.learning import LearnedState, Learner
 from .review.ledger import make_ledger
 from .review.webhook import LabelStudioReader, ReviewService
@@ -206,7 +208,9 @@ def build_backend(settings: Settings) -> Backend:
     caller = GeminiCaller(client, settings, metrics, gate)
     cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)
     files = FilesManager(client, cache, settings, metrics)
-    gateway = GeminiGateway(caller, files)
+    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
+        settings.few_shot_examples) else None
+    gateway = GeminiGateway(caller, files, fewshot)
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
@@ -217,13 +221,17 @@ def build_backend(settings: Settings) -> Backend:
 
         outcomes = RedisOutcomeStore(redis_client(settings), settings.redis_prefix)
     runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
+    book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
+    runner.few_shot = book
     from .jobs.context import make_claims
     from .jobs.oneclick import OneClick
 
     interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
-    review = ReviewService(ledger, LabelStudioReader(credentials), metrics)
-    learner = Learner(ledger, settings.review_learn, settings.review_min_samples)
+    reader = LabelStudioReader(credentials)
+    review = ReviewService(ledger, reader, metrics)
+    learner = Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
+                      source=ExampleSource(reader.get), book=book)
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,

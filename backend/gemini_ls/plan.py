@@ -19,9 +19,9 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from .detections import RequestKind
 from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
@@ -35,6 +35,18 @@ class ModelChooser(Protocol):
 
 
 @dataclass(frozen=True)
+class PlanExample:
+    """A reviewed annotation shown to the model as a worked example (few-shot, review/fewshot.py):
+    its images (images/prepare.PreparedImage, one per image of the plan, in the plan's order) and
+    the annotator's Label Studio regions of the plan's controls. `key` names it stably."""
+
+    key: str
+    images: tuple[Any, ...]
+    regions: tuple[Mapping[str, Any], ...]
+    task_id: Any = None  # the example's own task: never shown as an example to itself
+
+
+@dataclass(frozen=True)
 class PlannedRequest:
     kind: RequestKind
     image_names: tuple[str, ...]
@@ -44,6 +56,15 @@ class PlannedRequest:
     question: str | None = None
     multiple: bool = False
     model: str | None = None  # the model to call (as the provider's routing resolved it), None: the provider's default
+    # worked examples put before the request (few-shot); not part of the plan's identity
+    examples: tuple[PlanExample, ...] = field(default=(), compare=False)
+
+    def for_task(self, task_id: Any) -> PlannedRequest:
+        """This plan as sent for `task_id`: without the example of that very task (it would copy its own
+        annotation and flatter the review numbers)."""
+        if not any(e.task_id == task_id for e in self.examples):
+            return self
+        return replace(self, examples=tuple(e for e in self.examples if e.task_id != task_id))
 
 
 def _model_for(routing: ModelChooser | None, kind: RequestKind, controls: Sequence[ControlSpec]) -> str | None:

@@ -216,6 +216,7 @@ class Predictor:
             for plan in plans:
                 if time.monotonic() >= deadline:
                     raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
+                plan = plan.for_task(task_id)
                 images = [prepared[n] for n in plan.image_names]
                 uses = {
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
@@ -257,6 +258,7 @@ class BatchRunner:
         self._keep_max = keep_max
         # finished outcomes shared by every process (jobs/outcomes.py, with REDIS_URL); else self._done
         self.outcomes = outcomes
+        self.few_shot: Any = None  # review/fewshot.FewShotBook: the model_version's examples onto the plans
 
     def _keep(self, key: str, outcome: TaskOutcome, seconds: float) -> None:
         if self.outcomes is not None:
@@ -316,6 +318,8 @@ class BatchRunner:
         """`on_late`: when given, a task not done by `deadline` is handed to it once finished
         (instead of being kept for the next request)."""
         plans = plan_requests(spec, self.settings.routing)
+        if self.few_shot is not None:
+            plans = self.few_shot.attach(plans, spec, model_version)
         names = images_needed(plans)
         uses_by_ref: dict[str, int] = {}
         for task in tasks:

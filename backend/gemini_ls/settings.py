@@ -145,6 +145,9 @@ class Settings:
     # Review loop (review/learning.py): learned parts, and the history a label needs first
     review_learn: tuple[str, ...] = ()
     review_min_samples: int = 10
+    # Few-shot (review/fewshot.py): up to K reviewed annotations as worked examples in each request
+    few_shot_examples: int = 0
+    few_shot_max_tokens: int = 8000  # input tokens the examples may add to one request
     # Emulator fallback: no API key -> the built-in emulator answers (loudly announced)
     emulator_latency: float = 0.0
     # Jobs (jobs/): RQ on REDIS_URL, write-back to Label Studio, the shared Gemini quota
@@ -243,6 +246,8 @@ class Settings:
             emulator_latency=_float(env, "EMULATOR_LATENCY", d.emulator_latency),
             review_learn=review_learn,
             review_min_samples=_int(env, "REVIEW_LEARN_MIN_SAMPLES", d.review_min_samples, lo=1),
+            few_shot_examples=_int(env, "FEW_SHOT_EXAMPLES", d.few_shot_examples),
+            few_shot_max_tokens=_int(env, "FEW_SHOT_MAX_TOKENS", d.few_shot_max_tokens, lo=1),
             job_chunk=_int(env, "JOB_CHUNK", d.job_chunk, lo=1),
             job_timeout=_float(env, "JOB_TIMEOUT", d.job_timeout, lo=1.0),
             job_retries=_int(env, "JOB_RETRIES", d.job_retries),

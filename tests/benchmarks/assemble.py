@@ -17,6 +17,7 @@ ORDER = [
     ("interactive.md", "Issue 17: interactive pre-annotation overhead on a 12 MP photo"),
     ("jobs.md", "Issue 13: job workers scaling and the one-click 1,000-task time"),
     ("batch.md", "Issue 15: Batch API vs synchronous pre-labelling, peak RSS in JSONL mode"),
+    ("fewshot.md", "Issue 14: few-shot examples, K=0 vs K=3 (tokens, uploads, label swaps)"),
 ]
 
 HEADER = """# Benchmarks

@@ -46,6 +46,7 @@ def _say(msg: str) -> None:
 
 def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     from ..backend import build_backend
+    from ..gemini.fewshot import FewShotWire
     from ..gemini.files import FilesManager
     from ..labelconfig import parse_label_config
     from .job import BatchPrelabel, JobOptions
@@ -65,9 +66,10 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         store = _store(backend.settings, args.project, version)
         client = backend.gateway.files.client
         files = FilesManager(client, backend.cache, backend.settings.with_(files_policy="always"), backend.metrics)
+        wire = FewShotWire(files, backend.settings, backend.metrics) if backend.gateway.fewshot is not None else None
         job = BatchPrelabel(
             predictor=backend.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
-            model_version=version, fetch=backend.fetch, echo=_say,
+            model_version=version, fetch=backend.fetch, echo=_say, few_shot=backend.runner.few_shot, fewshot_wire=wire,
             options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
                                chunk=args.chunk),
         )

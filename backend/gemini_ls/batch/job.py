@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from ..detections import ImageMeta
 from ..gemini import batches as gbatches
 from ..gemini.errors import GeminiError
+from ..gemini.fewshot import FewShotWire
 from ..gemini.files import FilesManager
 from ..gemini.gateway import GeminiGateway
 from ..gemini.kinds import KINDS
@@ -122,7 +123,11 @@ class BatchPrelabel:
         options: JobOptions = JobOptions(),
         echo: Callable[[str], None] = lambda _msg: None,
         sleep: Callable[[float], None] = time.sleep,
+        few_shot: Any = None,
+        fewshot_wire: FewShotWire | None = None,
     ) -> None:
+        """`few_shot` (review/fewshot.FewShotBook) puts `model_version`'s example set on the plans and
+        `fewshot_wire` turns it into prior turns, as the synchronous path does (FEW_SHOT_EXAMPLES)."""
         self.predictor = predictor
         self.settings = predictor.settings
         self.metrics = predictor.metrics
@@ -132,6 +137,9 @@ class BatchPrelabel:
         self.project = project
         self.spec = spec
         self.plans: tuple[PlannedRequest, ...] = plan_requests(spec, self.settings.routing)
+        if few_shot is not None:
+            self.plans = few_shot.attach(self.plans, spec, model_version)
+        self.fewshot_wire = fewshot_wire
         self.by_model = requests_by_model(self.plans, self.settings.routing.model.name)
         self.version = model_version
         self.fetch = fetch
@@ -207,7 +215,7 @@ class BatchPrelabel:
         model_of = {i: model for model, idx in self.by_model.items() for i in idx}
         out = []
         for index in indexes:
-            plan = self.plans[index]
+            plan = self.plans[index].for_task(task_id)
             images = [prepared[n] for n in plan.image_names]
             prompt = KINDS[plan.kind].prompt(plan, len(images))
             try:
@@ -215,7 +223,10 @@ class BatchPrelabel:
             except GeminiError as exc:
                 raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
             key, model = _key(task_id, index), model_of[index]
-            out.append((model, key, gbatches.inlined_request(self.settings, prompt, built.parts, plan.kind, key, model)))
+            history = self.fewshot_wire.contents_for(plan, prompt, deadline=deadline, model=model) if (
+                self.fewshot_wire is not None and plan.examples) else None
+            out.append((model, key, gbatches.inlined_request(self.settings, prompt, built.parts, plan.kind, key, model,
+                                                             history.contents if history is not None else ())))
         return out
 
     def _built(self, tasks: list[dict], need: Mapping[str, tuple[int, ...]]) -> Iterator[list[tuple[str, str, Any]]]:

@@ -4,7 +4,10 @@
   2.5 = two or three), on the background (never overlapping a real object), labelled with one of
   the asked labels, at a LOWER confidence (uniform in fp_confidence) than real objects (0.90-0.98);
 - jitter: the share of boxes whose edges move by up to jitter_fraction of the box size;
-- swap: the share of objects answered with another of the asked labels.
+- swap: the share of objects answered with another of the asked labels. A label the request's
+  few-shot examples show (a "label" in a model turn of the conversation history) is swapped at
+  EXAMPLE_SWAP_FACTOR of that rate: worked examples of a label make its confusions rarer, which is
+  what few-shot is for (an emulator behaviour, chosen so that FEW_SHOT_EXAMPLES is measurable).
 
 Mistakes are drawn from a generator seeded by the request itself, so the same request always gets
 the same answer (repeatable runs, comparable evaluate variants). Configure them per server
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -27,6 +31,7 @@ from .understanding import Task, TaskKind
 from .vision import SeenImage
 
 HEADER = "x-emulator-mistakes"
+EXAMPLE_SWAP_FACTOR = 0.2
 
 
 class MistakesError(FaultError):  # the emulator answers it as 400 INVALID_ARGUMENT, like a bad fault
@@ -100,8 +105,24 @@ def _move(v: float, size: float, fraction: float, rng: random.Random) -> int:
     return int(round(min(1000.0, max(0.0, v + rng.uniform(-fraction, fraction) * size))))
 
 
-def apply(items: list, task: Task, images: Sequence[SeenImage], mistakes: Mistakes | None, key: str) -> list:
-    """The answer items with mistakes made (a new list; `items` is not changed)."""
+def shown_labels(answers: Sequence[str]) -> frozenset[str]:
+    """Labels named by few-shot example answers (JSON lists of {"label": ...}); prose is ignored."""
+    out: set[str] = set()
+    for text in answers:
+        try:
+            items = json.loads(text)
+        except ValueError:
+            continue
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and isinstance(item.get("label"), str):
+                out.add(item["label"])
+    return frozenset(out)
+
+
+def apply(items: list, task: Task, images: Sequence[SeenImage], mistakes: Mistakes | None, key: str,
+          shown: frozenset[str] = frozenset()) -> list:
+    """The answer items with mistakes made (a new list; `items` is not changed). `shown`: labels
+    the request's few-shot examples show, swapped less often (module docstring)."""
     if mistakes is None or not mistakes.active or not images:
         return items
     spatial = [i for i in items if isinstance(i, dict) and ("box_2d" in i or "point" in i)]
@@ -116,7 +137,8 @@ def apply(items: list, task: Task, images: Sequence[SeenImage], mistakes: Mistak
             y0, x0, y1, x1 = item["box_2d"]
             h, w, f = y1 - y0, x1 - x0, mistakes.jitter_fraction
             item["box_2d"] = [_move(v, size, f, rng) for v, size in ((y0, h), (x0, w), (y1, h), (x1, w))]
-        if len(labels) > 1 and rng.random() < mistakes.swap and item.get("label") in labels:
+        swap = mistakes.swap * (EXAMPLE_SWAP_FACTOR if item.get("label") in shown else 1.0)
+        if len(labels) > 1 and rng.random() < swap and item.get("label") in labels:
             item["label"] = rng.choice([x for x in labels if x != item["label"]])
         out.append(item)
     n_fp = int(mistakes.false_positive) + (1 if rng.random() < mistakes.false_positive % 1 else 0)

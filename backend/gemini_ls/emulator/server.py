@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -90,6 +90,7 @@ class EmulatorServer:
         self.batches = BatchStore(self)  # the Batch API (batches.py)
         self._counters = self._zero_counters()
         self.mistakes: mistakes_mod.Mistakes | None = None  # see mistakes.py
+        self.recorded: deque[dict] = deque(maxlen=0)  # generateContent bodies, once `record` is called
         self._vision_cache: OrderedDict[str, vision.SeenImage] = OrderedDict()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -163,9 +164,17 @@ class EmulatorServer:
         self.mistakes = None
         with self._lock:
             self._counters = self._zero_counters()
+            self.recorded = deque(maxlen=0)
         self.batches.reset(batches=files)
         if files:
             self.files.clear()
+
+    def record(self, keep: int = 100) -> None:
+        """From now on keep the last `keep` generateContent bodies (parsed JSON) in `recorded`, for
+        tests that check what reached the wire (off by default and after `reset`: bodies can carry
+        megabytes of inline images)."""
+        with self._lock:
+            self.recorded = deque(maxlen=keep)
 
     def counters(self) -> dict:
         with self._lock:
@@ -403,9 +412,9 @@ class _Handler(BaseHTTPRequestHandler):
         return fired
 
     # ----- models ----------------------------------------------------------------------------
-    def _resolve_images(self, parsed: wire.ParsedRequest, key: str) -> list[bytes]:
+    def _resolve_images(self, parsed: wire.ParsedRequest, key: str, *, history: bool = False) -> list[bytes]:
         out = []
-        for part in parsed.images:
+        for part in parsed.history_images if history else parsed.images:
             if part.file_id is not None:
                 stored = self.emu.files.get(part.file_id, key)
                 state = stored.current_state(time.time())
@@ -426,8 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._check_model(model, version, "countTokens")
         body = self._json_body(raw)
         parsed = wire.parse_generate(body)
-        text_tok = tokens.text_tokens(parsed.system_text + parsed.user_text)
-        seen = [self.emu._see(data) for data in self._resolve_images(parsed, key)]
+        text_tok = tokens.text_tokens(parsed.system_text + parsed.history_text + parsed.user_text)
+        seen = [self.emu._see(data) for data in self._resolve_images(parsed, key, history=True) + self._resolve_images(parsed, key)]
         inner = wire.get(body, "generateContentRequest") if isinstance(wire.get(body, "generateContentRequest"), dict) else body
         image_tok = families.image_tokens(families.family_of(model), seen, inner, parsed.media_resolution)
         self._send_json(200, {"totalTokens": text_tok + image_tok, "promptTokensDetails": _details(text_tok, image_tok)})
@@ -436,13 +445,17 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.emu
         self._check_model(model, version, method)
         body = self._json_body(raw)
+        if emu.recorded.maxlen:
+            with emu._lock:
+                emu.recorded.append(body)
         parsed = wire.parse_generate(body)
         family = families.family_of(families.served_as(model))  # the model that really answers
         families.check_thinking(family, body)
         seen = [emu._see(data) for data in self._resolve_images(parsed, key)]
+        history_seen = [emu._see(data) for data in self._resolve_images(parsed, key, history=True)]  # few-shot examples
         names = {f.name: f for f in fired}
-        text_tok = tokens.text_tokens(parsed.system_text + parsed.user_text)
-        image_tok = families.image_tokens(family, seen, body, parsed.media_resolution)
+        text_tok = tokens.text_tokens(parsed.system_text + parsed.history_text + parsed.user_text)
+        image_tok = families.image_tokens(family, history_seen + seen, body, parsed.media_resolution)
         prompt_tok = text_tok + image_tok
         usage = {"promptTokenCount": prompt_tok, "promptTokensDetails": _details(text_tok, image_tok)}
         envelope = {"modelVersion": families.served_as(model), "responseId": emu._random_id(22)}
@@ -469,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             _corrupt(items, names)
             made = mistakes_mod.for_request(self.headers.get(mistakes_mod.HEADER), emu.mistakes)
-            items = mistakes_mod.apply(items, task, seen, made, request_key)
+            items = mistakes_mod.apply(items, task, seen, made, request_key, shown=mistakes_mod.shown_labels(parsed.example_answers))
             text = answers.render(items, json_mode=parsed.json_mode, key=request_key, force_prose="prose" in names)
             n_masks = sum(1 for i in items if isinstance(i, dict) and isinstance(i.get("mask"), str))  # PNG maps; polygons are text
         cand_tok = tokens.text_tokens(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)) + answers.MASK_TOKENS * n_masks

@@ -56,12 +56,38 @@ class ImagePart:
 
 @dataclass(frozen=True)
 class ParsedRequest:
+    """A generateContent body. The request is its LAST turn (`user_text`, `images`); earlier turns
+    are conversation history, e.g. few-shot examples (a user turn, then the model's answer)."""
+
     system_text: str
     user_text: str
     images: tuple[ImagePart, ...]
     json_mode: bool
     max_output_tokens: int | None
     media_resolution: str | None
+    history_text: str = ""
+    history_images: tuple[ImagePart, ...] = ()
+    example_answers: tuple[str, ...] = ()  # the texts of the history's model turns
+
+
+def _turn(content) -> tuple[list[str], list[ImagePart]]:
+    texts: list[str] = []
+    images: list[ImagePart] = []
+    for part in _parts(content):
+        if not isinstance(part, dict):
+            raise errors.invalid_argument()
+        text = get(part, "text")
+        inline = get(part, "inlineData")
+        file_data = get(part, "fileData")
+        if isinstance(text, str):
+            texts.append(text)
+        if isinstance(inline, dict):
+            mime = get(inline, "mimeType", "")
+            images.append(ImagePart(mime, data=b64decode(get(inline, "data", ""))))
+        if isinstance(file_data, dict):
+            mime = get(file_data, "mimeType", "")
+            images.append(ImagePart(mime, file_id=file_id_from_uri(get(file_data, "fileUri", ""))))
+    return texts, images
 
 
 def _parts(content) -> list:
@@ -81,23 +107,16 @@ def parse_generate(body: dict) -> ParsedRequest:
         contents = [contents]
     if not isinstance(contents, list) or not contents:
         raise errors.invalid_argument("* GenerateContentRequest.contents: contents is not specified")
-    texts: list[str] = []
-    images: list[ImagePart] = []
-    for content in contents:
-        for part in _parts(content):
-            if not isinstance(part, dict):
-                raise errors.invalid_argument()
-            text = get(part, "text")
-            inline = get(part, "inlineData")
-            file_data = get(part, "fileData")
-            if isinstance(text, str):
-                texts.append(text)
-            if isinstance(inline, dict):
-                mime = get(inline, "mimeType", "")
-                images.append(ImagePart(mime, data=b64decode(get(inline, "data", ""))))
-            if isinstance(file_data, dict):
-                mime = get(file_data, "mimeType", "")
-                images.append(ImagePart(mime, file_id=file_id_from_uri(get(file_data, "fileUri", ""))))
+    history_texts: list[str] = []
+    history_images: list[ImagePart] = []
+    answers: list[str] = []
+    for content in contents[:-1]:
+        t, im = _turn(content)
+        history_texts.extend(t)
+        history_images.extend(im)
+        if isinstance(content, dict) and get(content, "role") == "model":
+            answers.append("".join(t))
+    texts, images = _turn(contents[-1])
     system = get(body, "systemInstruction")
     system_texts = []
     if isinstance(system, str):
@@ -113,6 +132,9 @@ def parse_generate(body: dict) -> ParsedRequest:
         json_mode=str(get(config, "responseMimeType", "")).lower() == "application/json",
         max_output_tokens=int(max_tokens) if max_tokens else None,
         media_resolution=get(config, "mediaResolution"),
+        history_text="\n".join(history_texts),
+        history_images=tuple(history_images),
+        example_answers=tuple(answers),
     )
 
 

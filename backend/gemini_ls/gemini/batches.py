@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +48,10 @@ def state_word(job: types.BatchJob) -> str:
 
 
 def inlined_request(
-    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, key: str, model: str | None = None
+    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, key: str, model: str | None = None,
+    history: Sequence[types.Content] = (),
 ) -> types.InlinedRequest:
-    target, contents, config = build_request(settings, prompt, parts, kind, model)
+    target, contents, config = build_request(settings, prompt, parts, kind, model, history)
     return types.InlinedRequest(model=target, contents=contents, config=config, metadata={"key": key})
 
 

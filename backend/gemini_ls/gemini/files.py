@@ -72,7 +72,8 @@ class Caller(Protocol):
     """gemini/request.GeminiCaller."""
 
     def generate(
-        self, prompt: Any, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None
+        self, prompt: Any, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None,
+        history: Sequence[types.Content] = (),
     ) -> Any: ...
 
 
@@ -226,17 +227,24 @@ class FilesManager:
         *,
         deadline: float,
         model: str | None = None,
+        history: Any = None,
     ) -> Any:
-        """caller.generate with these images; a rejected file URI is evicted, re-uploaded, retried once."""
-        pbytes = prompt_size(prompt)
+        """caller.generate with these images; a rejected file URI is evicted, re-uploaded, retried once.
+
+        `history`: a gemini/fewshot.History (example turns before the request). When Gemini rejects
+        a file reference, the examples' files are evicted too and the retry goes without them: the
+        examples are optional, the task is not."""
+        pbytes = prompt_size(prompt) + (history.inline_bytes if history is not None else 0)
         built = self.build(images, uses, deadline=deadline, prompt_bytes=pbytes)
+        contents = tuple(history.contents) if history is not None else ()
         try:
-            return caller.generate(prompt, built.parts, kind, deadline=deadline, model=model)
+            return caller.generate(prompt, built.parts, kind, deadline=deadline, model=model, history=contents)
         except Exception as exc:
-            stale = built.file_refs
+            stale = built.file_refs + ([s for s in history.sent if s.ref is not None] if history is not None else [])
             if not stale or not is_file_rejection(exc):
                 raise
-            log.info("Gemini rejected %d file reference(s) (%s); re-uploading once", len(stale), type(exc).__name__)
+            log.info("Gemini rejected %d file reference(s) (%s); re-uploading once%s", len(stale), type(exc).__name__,
+                     " without the few-shot examples" if contents else "")
         for sent in stale:
             self.metrics.files_evictions.inc()
             # Compare-and-delete: if another replica already replaced the entry, keep its fresh URI.

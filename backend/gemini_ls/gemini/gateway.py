@@ -18,6 +18,7 @@ from ..images.prepare import PreparedImage
 from ..plan import PlannedRequest
 from ..provider import CallHealth, ProviderError
 from .errors import GeminiError
+from .fewshot import FewShotWire
 from .files import FilesManager
 from .kinds import KINDS
 from .request import GeminiCaller, Reply
@@ -28,9 +29,10 @@ log = logging.getLogger(__name__)
 class GeminiGateway:
     """The VisionProvider for Gemini (and for our emulator, which speaks the same API)."""
 
-    def __init__(self, caller: GeminiCaller, files: FilesManager) -> None:
+    def __init__(self, caller: GeminiCaller, files: FilesManager, fewshot: FewShotWire | None = None) -> None:
         self.caller = caller
         self.files = files
+        self.fewshot = fewshot  # worked examples before the request (FEW_SHOT_EXAMPLES), fewshot.py
         self.health = CallHealth()
 
     def __repr__(self) -> str:  # the client below holds the key; never print it
@@ -42,7 +44,10 @@ class GeminiGateway:
         spec = KINDS[plan.kind]
         prompt = spec.prompt(plan, len(images))
         try:
-            reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline, model=plan.model)
+            history = self.fewshot.contents_for(plan, prompt, deadline=deadline, model=plan.model) if (
+                self.fewshot is not None and plan.examples) else None
+            reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline, model=plan.model,
+                                        history=history)
         except GeminiError as exc:
             self.health.failed(str(exc))
             raise ProviderError(f"gemini_{exc.reason}", str(exc)) from exc
@@ -50,6 +55,8 @@ class GeminiGateway:
             self.health.failed(f"{type(exc).__name__}: {exc}")
             raise
         self.health.ok()
+        if history is not None and self.fewshot is not None:
+            self.fewshot.record(history, reply.usage.prompt_tokens)
         return self.parse(plan, reply, len(images))
 
     @staticmethod

@@ -29,7 +29,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -158,15 +158,17 @@ def _with_resolution(part: types.Part, resolution: types.PartMediaResolution) ->
 
 
 def build_request(
-    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, model: str | None = None
+    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, model: str | None = None,
+    history: Sequence[types.Content] = (),
 ) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
     """(model to call, contents, config) of one generateContent call for `model` (settings.model when
-    None, resolved through gemini/models.py); the Batch API path sends the same."""
+    None, resolved through gemini/models.py); the Batch API path sends the same. `history`: prior
+    turns (few-shot examples, gemini/fewshot.py) before the request's own turn."""
     target = resolve(model or settings.model).name
     resolution = per_part_media_resolution(settings, target)
     if resolution is not None:
         parts = [_with_resolution(p, resolution) for p in parts]
-    contents = [types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
+    contents = [*history, types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
     return target, contents, generation_config(settings, prompt, RequestKind(kind), target)
 
 
@@ -345,13 +347,15 @@ class GeminiCaller:
         return f"GeminiCaller(model={self.settings.model!r}, max_retries={self.settings.max_retries})"
 
     def generate(
-        self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None
+        self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None,
+        history: Sequence[types.Content] = (),
     ) -> Reply:
         """Ask `model` (settings.model when None, resolved through gemini/models.py); `deadline` is an
-        absolute time on this caller's clock (time.monotonic)."""
+        absolute time on this caller's clock (time.monotonic). `history`: prior turns (few-shot
+        examples, gemini/fewshot.py) sent before the request's own turn."""
         kind = RequestKind(kind)
         started = self._clock()
-        target, contents, base_config = build_request(self.settings, prompt, parts, kind, model)
+        target, contents, base_config = build_request(self.settings, prompt, parts, kind, model, history)
         try:
             reply = self._with_retries(contents, base_config, deadline, target)
         except GeminiError as exc:

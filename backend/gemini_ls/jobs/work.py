@@ -96,7 +96,9 @@ class ChunkExecutor:
         if self.api is None:
             raise JobError("no Label Studio credentials: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY for the worker")
         spec = parse_label_config(config, self.settings.defaults)
-        version = self.backend.model_version(spec)
+        # with what the review loop learned for the project (thresholds, synonyms, few-shot examples),
+        # as `prelabel` derived it: the examples reach the plans through this version
+        version = self.backend.model_version(spec, self.backend.learned(info.project))
         if version != info.model_version:
             raise JobError(f"this worker predicts model_version {version!r}, the job was made for {info.model_version!r} "
                            "(different GEMINI_MODEL / MODEL_VERSION_SUFFIX / API key?)")

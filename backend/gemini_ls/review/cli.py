@@ -36,7 +36,7 @@ def add_commands(sub: Any) -> None:
     _common(ev)
     ev.add_argument("--variant", action="append", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
                     help="one set of overrides per column; keys: name, model, media_resolution, max_objects, "
-                    "score_threshold, temperature, image_max_side, hint.<Label>")
+                    "score_threshold, temperature, image_max_side, few_shot, hint.<Label>")
     ev.add_argument("--limit", type=int, default=None, help="at most this many annotated tasks")
 
 
@@ -52,7 +52,10 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     elif args.format == "csv":
         text = rp.render_csv(by_version)
     else:
-        text = rp.render_table(by_version, {v: rp.suggestions(s) for v, s in summaries.items() if s.relabels})
+        extra = {v: rp.suggestions(s) for v, s in summaries.items() if s.relabels}
+        for v, line in few_shot_lines(settings, by_version).items():
+            extra[v] = line + ("\n" + extra[v] if v in extra else "")
+        text = rp.render_table(by_version, extra)
     sys.stdout.write(text.rstrip("\n") + "\n")
     if args.output:
         rp.render_chart(by_version, args.output, f"gemini-ls review, project {args.project}")
@@ -60,8 +63,23 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def few_shot_lines(settings: Settings, versions: Any) -> dict[str, str]:
+    """What each version's few-shot examples cost per request, from the usage record."""
+    from .fewshot import describe_usage, make_usage, tag_of_version
+
+    tags = {v: t for v in versions if (t := tag_of_version(v))}
+    if not tags:
+        return {}
+    try:
+        usage = make_usage(settings.redis_url, settings.redis_prefix)
+        return {v: describe_usage(t, usage.get(t)) for v, t in tags.items()}
+    except Exception as exc:  # Redis away: the table itself does not need it
+        return {v: f"few-shot {t}: usage unavailable ({type(exc).__name__})" for v, t in tags.items()}
+
+
 def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from . import evaluate as ev
+    from . import report as rp
     from .report import fetch_tasks
 
     client = label_studio_client(args, settings)
@@ -73,14 +91,19 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"gemini-ls evaluate: {exc}\n")
         return 2
     config = client.projects.get(id=args.project).label_config
-    truth = ev.ground_truth(fetch_tasks(client, args.project), args.limit)
+    tasks = [rp._plain(t) for t in fetch_tasks(client, args.project)]
+    examples, example_tasks = ev.split_examples(tasks, variants)
+    if examples:
+        sys.stderr.write(f"few-shot examples: tasks {', '.join(str(t) for t in sorted(example_tasks))} "
+                         "(left out of the evaluated tasks of every variant)\n")
+    truth = ev.ground_truth([t for t in tasks if t["id"] not in example_tasks], args.limit)
     if not truth:
         sys.stderr.write(f"gemini-ls evaluate: project {args.project} has no annotated task\n")
         return 1
     results = []
     for v in variants:
         sys.stderr.write(f"variant {v.name}: {len(truth)} tasks ...\n")
-        results.append(ev.run_variant(v, config, truth))
+        results.append(ev.run_variant(v, config, truth, examples=examples))
     sys.stdout.write(ev.render(results) + "\n")
     return 0
 

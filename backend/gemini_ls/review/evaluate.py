@@ -18,6 +18,8 @@ from typing import Any
 
 from ..labelconfig import parse_label_config
 from ..settings import Settings
+from .fewshot import Example, examples_from_tasks
+from .learning import LearnedState
 from .match import match_regions
 from .report import _plain
 from .stats import Tally, tally
@@ -40,6 +42,7 @@ KEYS = {
     "score_threshold": "MODEL_SCORE_THRESHOLD",
     "temperature": "GEMINI_TEMPERATURE",
     "image_max_side": "IMAGE_MAX_SIDE",
+    "few_shot": "FEW_SHOT_EXAMPLES (examples from the project's reviewed tasks, left out of the evaluated ones)",
     "hint.<Label>": "the hint of that label (or choice) in the label config",
 }
 
@@ -86,6 +89,10 @@ def parse_variant(text: str, base: Settings, index: int) -> Variant:
                 s = s.with_(temperature=float(value))
             elif key == "image_max_side":
                 s = s.with_(image_max_side=int(value))
+            elif key == "few_shot":
+                if int(value) < 0:
+                    raise VariantError(f"few_shot={value!r}: a number of examples, 0 or more")
+                s = s.with_(few_shot_examples=int(value))
             else:
                 raise VariantError(f"variant {text!r}: unknown key {key!r} (keys: {', '.join(KEYS)})")
     except ValueError as exc:
@@ -140,6 +147,7 @@ class VariantResult:
     output_tokens: float
     latencies: tuple[float, ...]
     seconds: float
+    few_shot_tokens: float = 0.0  # of input_tokens, what the few-shot examples added
 
     def cost_per_task(self) -> float | None:
         price = PRICES.get(self.variant.settings.model)
@@ -148,12 +156,26 @@ class VariantResult:
         return (self.input_tokens * price[0] + self.output_tokens * price[1]) / 1e6 / self.tasks
 
 
-def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chunk: int = 16) -> VariantResult:
+def split_examples(tasks: Sequence[Mapping[str, Any]], variants: Sequence[Variant]) -> tuple[list[Example], set[int]]:
+    """The examples the variants need (the most any asks for) and their task ids, which no variant
+    is evaluated on: an example graded on itself would flatter few-shot."""
+    k = max((v.settings.few_shot_examples for v in variants), default=0)
+    if k <= 0:
+        return [], set()
+    examples = examples_from_tasks(tasks)[:k]
+    return examples, {e.task_id for e in examples}
+
+
+def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chunk: int = 16,
+                examples: Sequence[Example] = ()) -> VariantResult:
     from ..backend import build_backend
 
     spec = parse_label_config(with_hints(config, variant.hints), variant.settings.defaults)
     backend = build_backend(variant.settings)
-    version = backend.model_version(spec)
+    learned = LearnedState(examples=tuple(examples[: variant.settings.few_shot_examples]))
+    if backend.learner is not None:
+        backend.learner.remember(learned)  # the batch finds its examples by model_version
+    version = backend.model_version(spec, learned)
     total = Tally()
     failed = 0
     latencies: list[float] = []
@@ -178,8 +200,9 @@ def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chu
     def tokens(direction: str) -> float:
         return reg.get_sample_value("gemini_ls_gemini_tokens_total", {"direction": direction}) or 0.0
 
+    few_shot = reg.get_sample_value("gemini_ls_few_shot_input_tokens_total") or 0.0
     return VariantResult(variant, total, len(truth), failed, tokens("input"), tokens("output") + tokens("thoughts"),
-                         tuple(latencies), time.monotonic() - started)
+                         tuple(latencies), time.monotonic() - started, few_shot)
 
 
 def _f(v: float | None, spec: str = ".3f") -> str:
@@ -198,9 +221,9 @@ def render(results: Sequence[VariantResult]) -> str:
             cells += [_f(st.precision), _f(st.recall), _f(st.mean_iou)] if st else ["-", "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("| variant | settings | tasks | failed | input tokens/task | output tokens/task | est. USD/task "
-                 "| latency p50 s | latency p95 s |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("| variant | settings | tasks | failed | input tokens/task | of which few-shot | output tokens/task "
+                 "| est. USD/task | latency p50 s | latency p95 s |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         lat = sorted(r.latencies)
         p50 = statistics.median(lat) if lat else None
@@ -210,9 +233,12 @@ def render(results: Sequence[VariantResult]) -> str:
         desc = f"{s.model}, max_objects={s.defaults.max_objects}, score_threshold={s.defaults.score_threshold:g}"
         if s.media_resolution:
             desc += f", media_resolution={s.media_resolution}"
+        if s.few_shot_examples:
+            desc += f", few_shot={s.few_shot_examples}"
         if r.variant.hints:
             desc += ", hints: " + "; ".join(f"{k}={v}" for k, v in r.variant.hints.items())
         cost = r.cost_per_task()
-        lines.append(f"| {r.variant.name} | {desc} | {r.tasks} | {r.failed} | {r.input_tokens / n:.0f} | {r.output_tokens / n:.0f} | "
+        lines.append(f"| {r.variant.name} | {desc} | {r.tasks} | {r.failed} | {r.input_tokens / n:.0f} | "
+                     f"{r.few_shot_tokens / n:.0f} | {r.output_tokens / n:.0f} | "
                      f"{_f(cost, '.6f')} | {_f(p50, '.2f')} | {_f(p95, '.2f')} |")
     return "\n".join(lines)

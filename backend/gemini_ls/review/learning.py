@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..settings import Settings
+from .fewshot import Example, ExampleSource, FewShotBook, candidate, examples_tag, rank
 from .ledger import Ledger, Sample
 from .match import LABEL_KEYS
 
@@ -47,19 +48,25 @@ _POSITIVE = ("accepted", "adjusted", "relabelled")
 class LearnedState:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     synonyms: Mapping[str, str] = field(default_factory=dict)
+    examples: tuple[Example, ...] = ()  # few-shot (review/fewshot.py), FEW_SHOT_EXAMPLES
 
     @property
     def empty(self) -> bool:
-        return not self.thresholds and not self.synonyms
+        return not self.thresholds and not self.synonyms and not self.examples
 
     def tag(self) -> str | None:
-        if self.empty:
-            return None
-        blob = json.dumps({"t": dict(self.thresholds), "s": dict(self.synonyms)}, sort_keys=True).encode()
-        return "l" + hashlib.sha256(blob).hexdigest()[:8]
+        """`l<digest>` of thresholds and synonyms, `e<digest>` of the example set, joined by "-"."""
+        parts = []
+        if self.thresholds or self.synonyms:
+            blob = json.dumps({"t": dict(self.thresholds), "s": dict(self.synonyms)}, sort_keys=True).encode()
+            parts.append("l" + hashlib.sha256(blob).hexdigest()[:8])
+        if (examples := examples_tag(self.examples)) is not None:
+            parts.append(examples)
+        return "-".join(parts) or None
 
     def as_dict(self) -> dict:
-        return {"thresholds": dict(sorted(self.thresholds.items())), "synonyms": dict(sorted(self.synonyms.items()))}
+        return {"thresholds": dict(sorted(self.thresholds.items())), "synonyms": dict(sorted(self.synonyms.items())),
+                "examples": [e.key for e in self.examples]}
 
     def apply(self, result: Iterable[Mapping[str, Any]]) -> list[dict]:
         """Regions below their label's threshold dropped, learned synonyms applied."""
@@ -141,16 +148,20 @@ def relabel_suggestions(pairs: Mapping[tuple[str, str], int], matched: Mapping[s
 class Learner:
     """The learned state per project, refitted when the project's ledger revision changes."""
 
-    def __init__(self, ledger: Ledger, parts: Iterable[str], min_samples: int = 10, refit_seconds: float = REFIT_SECONDS) -> None:
+    def __init__(self, ledger: Ledger, parts: Iterable[str], min_samples: int = 10, refit_seconds: float = REFIT_SECONDS,
+                 *, few_shot: int = 0, source: ExampleSource | None = None, book: FewShotBook | None = None) -> None:
         self.ledger = ledger
         self.parts = tuple(p for p in parts if p in PARTS)
+        self.few_shot = few_shot if source is not None else 0  # examples need Label Studio to read them back
+        self.source = source
+        self.book = book  # where the plans of a batch find the examples of a model_version
         self.min_samples = min_samples
         self.refit_seconds = refit_seconds
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[int, LearnedState, float]] = {}  # project -> (revision, state, fitted at)
 
     def state(self, project: int | None) -> LearnedState:
-        if not self.parts or project is None:
+        if (not self.parts and not self.few_shot) or project is None:
             return LearnedState()
         with self._lock:
             cached = self._cache.get(project)
@@ -169,9 +180,27 @@ class Learner:
             for label, s in c.tally.labels.items():
                 missed[label] += s.missed + s.relabelled_in
         state = fit((s for c in contributions for s in c.samples), missed, self.parts, self.min_samples)
+        if self.few_shot and self.source is not None:
+            ranked = rank(x for c in contributions if (x := candidate(c.annotation_id, c.task, c.tally)) is not None)
+            versions = {c.annotation_id: c.updated_at for c in contributions}  # re-read an annotation once it changed
+            examples, complete = self.source.choose(ranked, self.few_shot, versions)
+            if not complete and cached is not None:
+                # Label Studio did not answer for some: keep the last set (a flapping model_version
+                # would re-predict), and try again on the next refit
+                log.warning("few-shot: keeping the last example set of project %s until Label Studio answers", project)
+                examples = cached[1].examples
+                rev = -1
+            state = replace(state, examples=examples)
+            self.remember(state)
         with self._lock:
             self._cache[project] = (rev, state, time.monotonic())
         return state
+
+
+    def remember(self, state: LearnedState) -> None:
+        """Make `state`'s examples findable by the model_version it gives (FewShotBook.attach)."""
+        if self.book is not None and state.examples:
+            self.book.remember(state.examples)
 
 
 def adjust_outcomes(state: LearnedState, outcomes: Sequence[Any]) -> list[Any]:
@@ -197,9 +226,13 @@ def project_id(body: Mapping[str, Any]) -> int | None:
 def learned_state(settings: Settings, project: int | None) -> LearnedState:
     """What the review loop learned for `project`, for a process without a running backend (the
     `prelabel` command), so that it derives the same model_version the server does."""
-    if not settings.review_learn:
+    if not settings.review_learn and not settings.few_shot_examples:
         return LearnedState()
+    from ..images.lsauth import CredentialStore
     from .ledger import make_ledger
+    from .webhook import LabelStudioReader
 
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
-    return Learner(ledger, settings.review_learn, settings.review_min_samples).state(project)
+    source = ExampleSource(LabelStudioReader(CredentialStore.from_settings(settings)).get)
+    return Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
+                   source=source).state(project)
