@@ -17,6 +17,7 @@ import requests
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from tests.fixtures.labelstudio import ARTIFACTS
+from tests.fixtures.processes import register, stop_group
 
 from .helpers import GEMINI_LS_BIN
 from .project import RECT_CONFIG
@@ -75,16 +76,12 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=20)
+        """`sig` to the whole group; SIGKILL to what is left after a grace period (an RQ worker's
+        warm shutdown waits for its job); returns when none of it is left, never raises."""
+        stop_group(self.process.pid, self.process, sig=sig, grace=10.0)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.kill(signal.SIGTERM)
+        self.kill(signal.SIGTERM)
 
 
 def gemini_ls(name: str, args: list[str], env: dict[str, str], *, wait: bool = False, timeout: float = 600) -> Proc:
@@ -97,6 +94,7 @@ def gemini_ls(name: str, args: list[str], env: dict[str, str], *, wait: bool = F
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([str(GEMINI_LS_BIN), *args], env=full, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    register(proc, f"gemini-ls {' '.join(args)} ({name})")
     p = Proc(name, proc, log_path, home)
     if wait:
         try:

@@ -3,6 +3,9 @@ unless told not to; `gemini-ls worker` without Redis refuses with a clear messag
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import time
 
@@ -10,6 +13,7 @@ import redis
 from rq import Worker
 
 from tests.e2e.helpers import GEMINI_LS_BIN, start_backend_process
+from tests.fixtures.processes import group_alive
 
 
 def _workers(url: str) -> list[Worker]:
@@ -46,3 +50,36 @@ def test_worker_without_redis_says_why():
     out = subprocess.run([str(GEMINI_LS_BIN), "worker"], capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert out.returncode == 2 and "needs REDIS_URL" in out.stderr, out.stderr
+
+
+def test_a_killed_server_leaves_no_worker_behind(emulator, redis_url, redis_prefix):
+    """The leak: a `gemini-ls serve` whose master dies (SIGKILL) left its embedded worker running
+    on the queue. The worker notices and shuts down; the test helper stops the whole group anyway."""
+    before = {w.name for w in _workers(redis_url)}
+    env = {"GEMINI_BASE_URL": emulator.url, "GEMINI_API_KEY": "emulator-key", "REDIS_URL": redis_url,
+           "REDIS_PREFIX": redis_prefix, "WORKERS": "1"}
+    bp = start_backend_process("serve-killed-master", env)
+    try:
+        bp.wait_log(r"started an embedded gemini-ls worker \(pid (\d+)\)", timeout=20)
+        worker_pid = int(re.search(r"embedded gemini-ls worker \(pid (\d+)\)", bp.log_text()).group(1))
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not ({w.name for w in _workers(redis_url)} - before):
+            time.sleep(0.3)
+        os.kill(bp.process.pid, signal.SIGKILL)  # the master only, as an OOM kill would
+        bp.process.wait(timeout=10)
+        end = time.monotonic() + 20
+        while time.monotonic() < end and _alive(worker_pid):
+            time.sleep(0.2)
+        assert not _alive(worker_pid), "the embedded worker outlived its server"
+        assert "is gone; shutting down" in bp.log_text()
+    finally:
+        bp.stop()
+    assert not group_alive(bp.process.pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
