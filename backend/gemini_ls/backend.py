@@ -153,11 +153,13 @@ class Backend:
         return self.review.metrics_text() if self.review is not None else b""
 
     def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
-                      project: Any = None) -> list:
-        """A /predict batch: through the one-click write-back when it is wired, else the plain runner."""
+                      project: Any = None, learned: LearnedState | None = None, label_config: str | None = None) -> list:
+        """A /predict batch: through the one-click write-back when it is wired, else the plain runner.
+        `learned` is applied to what is written back; the caller applies it to the answer."""
         if self.oneclick is None:
             return self.runner.run(tasks, spec, version, self.fetch, deadline=deadline)
-        return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project)
+        return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project,
+                                 learned=learned, label_config=label_config)
 
     def jobs_status(self) -> dict:
         from .jobs.queue import IN_PROCESS
@@ -218,8 +220,10 @@ def build_backend(settings: Settings) -> Backend:
         outcomes = RedisOutcomeStore(jobs_redis, settings.redis_prefix)
         job_queue = RQJobQueue(settings, jobs_redis)
     runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
-    from .jobs.context import make_claims
-    from .jobs.oneclick import OneClick
+    from .jobs.context import make_claims, make_store
+    from .jobs.oneclick import Handoff, OneClick
+
+    handoff = Handoff(settings, make_store(settings, job_queue.client), job_queue) if job_queue is not None else None
 
     interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
@@ -229,6 +233,6 @@ def build_backend(settings: Settings) -> Backend:
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,
         review=review, learner=learner, job_queue=job_queue,
-        oneclick=OneClick(settings, metrics, runner, make_claims(settings, job_queue.client if job_queue else None), credentials)
-        if settings.write_back else None,
+        oneclick=OneClick(settings, metrics, runner, make_claims(settings, job_queue.client if job_queue else None), credentials,
+                          handoff) if settings.write_back else None,
     )
