@@ -23,9 +23,9 @@ from .helpers import GEMINI_LS_BIN
 from .project import RECT_CONFIG
 
 
-def url_project(ls, images, backend_url: str | None, title: str, n: int) -> tuple[int, list[int]]:
+def url_project(ls, images, backend_url: str | None, title: str, n: int, config: str = RECT_CONFIG) -> tuple[int, list[int]]:
     """A rectangles-only project of `n` url tasks (a few distinct scenes, each task its own URL)."""
-    pid = ls.create_project(title, RECT_CONFIG)["id"]
+    pid = ls.create_project(title, config)["id"]
     bodies = [encode_image(make_scene(320, 240, names=["red square", "blue circle"], seed=s).image, "png") for s in range(4)]
     slug = f"p{pid}"
     tasks = [{"image": images.add(f"{slug}/{i}.png", bodies[i % len(bodies)], "image/png")} for i in range(n)]

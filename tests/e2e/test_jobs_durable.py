@@ -7,6 +7,7 @@ predicted twice."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -89,6 +90,8 @@ def test_two_clicks_over_the_same_selection_while_the_first_clicks_job_runs(
         assert stored(ls, pid) < n
         second = ls.retrieve_predictions(pid, timeout=120)  # the job is still running
         assert second["detail"].startswith("Retrieved"), second
+        # the overlap was real: the second click found tasks held by the first click's job
+        assert backend.metric("gemini_ls_tasks_total", outcome="claimed") > 0
         wait_until(lambda: stored(ls, pid) >= n, timeout=180, interval=1.0, what="every task holding a prediction")
         time.sleep(3)
         exactly_one_each(ls, pid, ids)
@@ -116,6 +119,8 @@ def test_a_click_overlapping_prelabel(label_studio, emulator_factory, cors_image
         cli.start()
         wait_until(lambda: calls(emu) >= 4, timeout=60, interval=0.2, what="the prelabel job predicting")
         ls.retrieve_predictions(pid, timeout=120)  # over the whole project, while the job runs
+        # the overlap was real: the click found tasks the prelabel job held
+        assert backend.metric("gemini_ls_tasks_total", outcome="claimed") > 0
         cli.join(timeout=300)
         assert out["r"].returncode == 0, out["r"].stderr
         wait_until(lambda: stored(ls, pid) >= n, timeout=180, interval=1.0, what="every task holding a prediction")
@@ -124,4 +129,77 @@ def test_a_click_overlapping_prelabel(label_studio, emulator_factory, cors_image
         assert calls(emu) == n, f"{calls(emu)} Gemini calls for {n} tasks: some task was predicted twice"
     finally:
         worker.stop()
+        backend.stop()
+
+
+LEARN_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="rect" toName="image">
+    <Label value="Cat" hint="red square"/>
+    <Label value="Dog" hint="blue circle"/>
+    <Label value="Kitten" hint="green triangle"/>
+  </RectangleLabels>
+</View>"""
+
+
+def _seed_learned_state(redis_url: str, prefix: str, project: int) -> None:
+    """What annotators did before, in the review ledger: every "Cat" relabelled "Kitten" (a learned
+    synonym), every "Dog" deleted (a learned threshold that suppresses it)."""
+    import redis
+
+    from gemini_ls.review.ledger import Contribution, RedisLedger, Sample
+    from gemini_ls.review.stats import tally
+
+    samples = tuple([Sample("Cat", "relabelled", 0.9, "Kitten")] * 8 + [Sample("Dog", "deleted", 0.9)] * 8)
+    RedisLedger(redis.Redis.from_url(redis_url), prefix).replace(
+        1, Contribution(1, project, 0, "earlier-version", tally(()), samples))
+
+
+def _regions(result) -> list:
+    return sorted((r["value"]["rectanglelabels"][0], round(r["value"]["x"], 3), round(r["value"]["y"], 3),
+                   round(r["value"]["width"], 3), round(r["value"]["height"], 3), r.get("score")) for r in result)
+
+
+def test_job_written_predictions_and_predict_answers_agree_under_learned_state(
+    label_studio, emulator_factory, cors_images, redis_url, redis_prefix
+):
+    """Learned thresholds and synonyms are applied on every path: the /predict answer, the late
+    tasks of a click written back, its remainder done by a worker, and `gemini-ls prelabel`."""
+    import requests
+
+    ls = label_studio
+    n = 30
+    emu = emulator_factory(latency=1.0)
+    learn = {"REVIEW_LEARN": "thresholds,synonyms", "REVIEW_LEARN_MIN_SAMPLES": "8"}
+    env = durable_env(emu, ls, redis_url, redis_prefix, **learn)
+    backend = start_backend_process("learned-click", env)
+    plain = start_backend_process("learned-plain", {**env, "WRITE_BACK": "false", "SERVE_WORKER": "false"})
+    worker = gemini_ls("learned-worker", ["worker"], job_env(emu, ls, redis_url, redis_prefix, **learn,
+                                                               GEMINI_CONCURRENCY=str(CONCURRENCY), JOB_CHUNK=str(CHUNK)))
+    try:
+        pid, ids = url_project(ls, cors_images, None, "e2e learned state", n, config=LEARN_CONFIG)
+        _seed_learned_state(redis_url, redis_prefix, pid)  # before Label Studio's /setup asks for the version
+        ls.connect_ml_backend(pid, backend.url, title="gemini")
+        pre = run_cli(["prelabel", "--project", str(pid), "--tasks", ",".join(map(str, ids[:8])), "--quiet"],
+                      job_env(emu, ls, redis_url, redis_prefix, **learn, GEMINI_CONCURRENCY=str(CONCURRENCY)))
+        assert pre.returncode == 0, pre.stderr
+        ls.retrieve_predictions(pid, timeout=120)
+        backend.wait_log(r"one-click: job \S+ on the RQ queue", timeout=10)
+        wait_until(lambda: stored(ls, pid) >= n, timeout=180, interval=1.0, what="every task holding a prediction")
+        version = exactly_one_each(ls, pid, ids)
+        assert re.search(r"-l[0-9a-f]{8}$", version), version  # the learned state's digest
+        written = {p["task"]: p["result"] for p in ls.get(f"/api/predictions?project={pid}") if p["model_version"] == version}
+        tasks = {t["id"]: t for t in ls.tasks(pid)}
+        for tid in ids:
+            body = {"tasks": [{"id": tid, "data": tasks[tid]["data"], "project": pid}], "label_config": LEARN_CONFIG,
+                    "project": f"{pid}.1795504334"}
+            answer = requests.post(plain.url + "/predict", json=body, timeout=60).json()
+            assert answer["model_version"] == version
+            (entry,) = answer["results"]
+            assert _regions(entry["result"]) == _regions(written[tid]), tid
+            # the learned state really is in both: Cat answered as Kitten, Dog suppressed
+            assert {r[0] for r in _regions(written[tid])} == {"Kitten"}, written[tid]
+    finally:
+        worker.stop()
+        plain.stop()
         backend.stop()
