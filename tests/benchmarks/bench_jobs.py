@@ -4,6 +4,10 @@ against its ideal time. Real Label Studio 1.23.2, real Redis, the emulator; ever
 
 Run:  LS_VENV=/work/main/.ls-venv .venv/bin/python -m tests.benchmarks.bench_jobs [--quick]
 Writes tests/benchmarks/results/jobs.md (then run tests.benchmarks.assemble).
+
+The profile next to the table comes from the workers' own per-chunk log line (jobs/work.py):
+seconds per chunk in claims, the Label Studio check, prediction and write-back, and how busy the
+workers were over the wall time (the rest is the command listing tasks, queue hand-over, the tail).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import statistics
 import sys
 import time
 import uuid
@@ -24,15 +30,31 @@ from tests.fixtures.labelstudio import start_label_studio
 from tests.fixtures.redis import LocalRedis
 
 OUT = Path(__file__).parent / "results" / "jobs.md"
-LATENCY = 0.5
+LATENCY = 1.5  # seconds per Gemini request: inside the 1-3 s a real generateContent on an image takes
 CONCURRENCY = 4  # per worker
+CHUNK = 16  # JOB_CHUNK's default
+CHUNK_LINE = re.compile(r"chunk of (\d+) tasks in ([\d.]+) s \(([^)]*)\)")
+
+
+def chunk_profile(logs: list[str]) -> dict:
+    """Mean seconds per chunk phase and the total chunk seconds, from the workers' logs."""
+    phases: dict[str, list[float]] = {}
+    total = 0.0
+    for text in logs:
+        for m in CHUNK_LINE.finditer(text):
+            total += float(m.group(2))
+            phases.setdefault("chunk", []).append(float(m.group(2)))
+            for part in m.group(3).split(", "):
+                name, _, secs = part.partition(" ")
+                phases.setdefault(name, []).append(float(secs))
+    return {"mean": {k: statistics.mean(v) for k, v in phases.items()}, "chunks": len(phases.get("chunk", [])), "busy": total}
 
 
 def workers_run(ls, images, redis_url: str, n_workers: int, n_tasks: int) -> dict:
     emu = EmulatorServer("127.0.0.1", 0, latency=LATENCY, api_keys={EMULATOR_KEY}).start()
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     pid, _ = url_project(ls, images, None, f"bench workers {n_workers}", n_tasks)
-    env = job_env(emu, ls, redis_url, prefix, GEMINI_CONCURRENCY=str(CONCURRENCY), JOB_CHUNK=str(2 * CONCURRENCY))
+    env = job_env(emu, ls, redis_url, prefix, GEMINI_CONCURRENCY=str(CONCURRENCY), JOB_CHUNK=str(CHUNK))
     workers = [gemini_ls(f"bench-worker-{n_workers}-{i}", ["worker"], env) for i in range(n_workers)]
     try:
         time.sleep(3)  # workers up and listening
@@ -45,7 +67,9 @@ def workers_run(ls, images, redis_url: str, n_workers: int, n_tasks: int) -> dic
             w.stop()
         emu.stop()
     ideal = n_tasks / (n_workers * CONCURRENCY) * LATENCY
-    return {"workers": n_workers, "tasks": n_tasks, "wall": wall, "per_min": n_tasks / wall * 60, "ideal": ideal}
+    profile = chunk_profile([w.log_text() for w in workers])
+    return {"workers": n_workers, "tasks": n_tasks, "wall": wall, "per_min": n_tasks / wall * 60, "ideal": ideal,
+            "profile": profile, "busy": profile["busy"] / (n_workers * wall)}
 
 
 def one_click(ls, images, n_tasks: int, concurrency: int = 8, latency: float = 1.0) -> dict:
@@ -71,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer tasks (a smoke run)")
     args = ap.parse_args(argv)
-    n_workers_tasks = 96 if args.quick else 320
+    n_workers_tasks = 64 if args.quick else 256  # a whole number of chunks per worker at 1, 2 and 4
     n_click = 200 if args.quick else 1000
     redis_server = LocalRedis().start()
     images = CorsImageServer()
@@ -87,16 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Jobs: workers scaling and the one-click finisher",
         "",
-        f"`gemini-ls prelabel` over {n_workers_tasks} tasks (rectangles-only config, one Gemini call per task), emulator latency "
-        f"{LATENCY} s, GEMINI_CONCURRENCY={CONCURRENCY} per worker, JOB_CHUNK={2 * CONCURRENCY}; wall time from the command's start "
-        "to its exit (listing tasks, the job, every write-back included).",
+        f"`gemini-ls prelabel` over {n_workers_tasks} tasks (rectangles-only config, one Gemini call per task), **emulator latency "
+        f"{LATENCY} s per request** (a real image generateContent takes 1-3 s), GEMINI_CONCURRENCY={CONCURRENCY} per worker, "
+        f"JOB_CHUNK={CHUNK}; wall time from the command's start to its exit (listing tasks, the job, every write-back included).",
         "",
-        "| workers | wall (s) | tasks / minute | vs 1 worker | linear goal | ideal wall (s) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| workers | wall (s) | tasks / minute | vs 1 worker | linear goal | ideal wall (s) | workers busy | "
+        "chunk s (claim / check / predict / write) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        m = r["profile"]["mean"]
+        phases = " / ".join(f"{m.get(k, 0.0):.2f}" for k in ("claim", "check", "predict", "write"))
         lines.append(f"| {r['workers']} | {r['wall']:.1f} | {r['per_min']:.0f} | {r['per_min'] / base:.2f}x | "
-                     f"{r['workers']:.0f}x (ratio {r['per_min'] / base / r['workers']:.2f}) | {r['ideal']:.1f} |")
+                     f"{r['workers']:.0f}x (ratio {r['per_min'] / base / r['workers']:.2f}) | {r['ideal']:.1f} | "
+                     f"{100 * r['busy']:.0f} % | {m.get('chunk', 0.0):.2f} ({phases}) |")
     lines += [
         "",
         f"One \"Retrieve predictions\" over {click['tasks']} tasks, emulator latency 1.0 s, GEMINI_CONCURRENCY=8, "

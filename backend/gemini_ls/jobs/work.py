@@ -90,6 +90,8 @@ class ChunkExecutor:
         return max(6.0, 3 * self.settings.job_heartbeat)
 
     def execute(self, job_id: str, tasks: Sequence[Mapping[str, Any]], attempt_id: str = "local") -> ChunkResult:
+        started = time.monotonic()
+        phases: dict[str, float] = {}  # seconds per phase, logged per chunk (where a chunk's time goes)
         info = self.store.get(job_id)
         config = self.store.config(job_id)
         if info is None or config is None:
@@ -108,6 +110,7 @@ class ChunkExecutor:
         owner = f"job:{job_id}:{attempt_id}:{socket.gethostname()}:{os.getpid()}"
         ids = [int(t["id"]) for t in tasks]
         held = self._acquire(scope, ids, owner, job_id, info.handed_by)
+        phases["claim"] = time.monotonic() - started
         # `written` is a hint: Label Studio's answer below decides whether such a task is done.
         # `delivered` is not retaken: Label Studio is storing that /predict answer right now (a
         # check against it could come too early and the task would be written twice).
@@ -120,6 +123,7 @@ class ChunkExecutor:
         failed: dict[int, str] = {}
         predicted = already = 0
         with _Lease(self.claims, scope, owner, mine, self.lease_seconds):
+            mark = time.monotonic()
             try:
                 present = self.api.tasks_holding(info.project, version, mine)
             except LabelStudioApiError as exc:
@@ -130,6 +134,8 @@ class ChunkExecutor:
                 self.store.mark_done(job_id, present)
                 already += len(present)
             todo = [t for t in tasks if int(t["id"]) in set(mine) - present]
+            phases["check"] = time.monotonic() - mark
+            mark = time.monotonic()
             records: list[PredictionRecord] = []
             if todo:
                 deadline = time.monotonic() + self.settings.job_timeout * 0.9
@@ -140,9 +146,13 @@ class ChunkExecutor:
                         records.append(PredictionRecord(tid, outcome.result or (), version, outcome.score))
                     else:
                         failed[tid] = f"{outcome.reason or 'failed'}: {outcome.error or ''}"
+            phases["predict"] = time.monotonic() - mark
+            mark = time.monotonic()
             if records:
+                # still ours since Label Studio said they lack the version: no second check needed
+                kept = self.claims.renew(scope, [r.task_id for r in records], owner, self.lease_seconds)
                 report = PredictionWriter(self.api, chunk=self.settings.writeback_chunk,
-                                          attempts=self.settings.writeback_attempts).write(info.project, records)
+                                          attempts=self.settings.writeback_attempts).write(info.project, records, checked=kept)
                 ok = [*report.written, *report.already]
                 self.claims.finish(scope, ok, WRITTEN, WRITTEN_SECONDS)
                 self.store.mark_done(job_id, ok)
@@ -156,6 +166,10 @@ class ChunkExecutor:
             if failed:
                 self.claims.release(scope, list(failed), owner)
                 self.store.mark_failed(job_id, failed)
+            phases["write"] = time.monotonic() - mark
+        log.info("job %s: chunk of %d tasks in %.2f s (%s): %d predicted, %d already there, %d elsewhere, %d failed",
+                 job_id, len(ids), time.monotonic() - started, ", ".join(f"{k} {v:.2f}" for k, v in phases.items()),
+                 predicted, already, len(elsewhere), len(failed))
         done = tuple(i for i in ids if i not in failed and i not in elsewhere)
         result = ChunkResult(done, predicted, already, elsewhere, failed)
         if failed:
