@@ -54,6 +54,17 @@ def predictions_per_task(ls, pid: int, version: str) -> dict[int, int]:
     return counts
 
 
+def exactly_one_each(ls, pid: int, ids: list[int]) -> str:
+    """Every task of the project holds exactly one prediction of the one model_version there is; returns it."""
+    versions = {v: n for v, n in version_counts(ls, pid).items() if n}  # the ML backend's title is listed with 0
+    assert len(versions) == 1, versions
+    (version,) = versions
+    per_task = predictions_per_task(ls, pid, version)
+    assert set(per_task) == set(ids)
+    assert sorted(set(per_task.values())) == [1], {t: n for t, n in per_task.items() if n != 1}
+    return version
+
+
 def wait_until(check, timeout: float, interval: float = 0.5, what: str = "condition"):
     end = time.monotonic() + timeout
     last = None

@@ -105,13 +105,7 @@ class MemoryClaims:
         return out
 
     def renew(self, scope, task_ids, owner, ttl):
-        kept = set()
-        with self._lock:
-            for tid in task_ids:
-                if self._get((scope, tid)) == owner:
-                    self._items[(scope, tid)] = (owner, self._clock() + ttl)
-                    kept.add(tid)
-        return kept
+        return self.transfer(scope, task_ids, owner, owner, ttl)  # to itself: a longer lease
 
     def release(self, scope, task_ids, owner):
         with self._lock:
