@@ -383,15 +383,17 @@ class OneClick:
         by_id = {o.task_id: o for o in done}
         delivered = [int(o.task_id) for o in done if o.succeeded]
         failed = [int(o.task_id) for o in done if o.status == "failed"]
-        late = [int(o.task_id) for o in done if o.status == "late" and o.reason in ("late", "written_back")]
+        late = [int(o.task_id) for o in done if o.status == "late" and o.reason == "late"]  # running still
+        capped = [int(o.task_id) for o in done if o.status == "late" and o.reason == "written_back"]
         unstarted = [int(o.task_id) for o in done if o.status == "late" and o.reason == "unstarted"]
         if delivered:
             self.claims.finish(scope, delivered, DELIVERED, DELIVERED_SECONDS)
             self.writer.quiet_for(0.3 * len(delivered) + 1.0)
         if failed:
             self.claims.release(scope, failed, owner)
-        if durable and (late or unstarted):
-            self._hand_off(tasks, late, unstarted, project, scope, owner, version, spec, label_config)
+        if durable and (late or capped or unstarted):
+            # this process still writes the running and the capped ones; the job is their safety net
+            self._hand_off(tasks, late + capped, unstarted, project, scope, owner, version, spec, label_config)
         elif late:
             # the background write holds them now, for as long as a task may take
             self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)
