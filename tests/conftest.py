@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.backend",
     "tests.fixtures.labelstudio",
+    "tests.fixtures.processes",
 ]

@@ -106,6 +106,7 @@ class Backend:
     rate_gate: RateGate | None = None  # the process's shared 429 cool-down, for /health
     interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
     oneclick: Any = None  # jobs.oneclick.OneClick: late tasks of a click written back to Label Studio
+    job_queue: Any = None  # jobs.queue.RQJobQueue with REDIS_URL (built once: /metrics reads it per scrape)
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -154,11 +155,13 @@ class Backend:
         return self.review.metrics_text() if self.review is not None else b""
 
     def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
-                      project: Any = None) -> list:
-        """A /predict batch: through the one-click write-back when it is wired, else the plain runner."""
+                      project: Any = None, learned: LearnedState | None = None, label_config: str | None = None) -> list:
+        """A /predict batch: through the one-click write-back when it is wired, else the plain runner.
+        `learned` is applied to what is written back; the caller applies it to the answer."""
         if self.oneclick is None:
             return self.runner.run(tasks, spec, version, self.fetch, deadline=deadline)
-        return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project)
+        return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project,
+                                 learned=learned, label_config=label_config)
 
     def jobs_status(self) -> dict:
         from .jobs.queue import IN_PROCESS
@@ -170,12 +173,10 @@ class Backend:
 
     def refresh_job_metrics(self) -> None:
         """Queue depth and jobs by state for /metrics, read from RQ when it is scraped."""
-        if not self.settings.redis_url:
+        if self.job_queue is None:
             return
         try:
-            from .jobs.queue import RQJobQueue
-
-            counts = RQJobQueue(self.settings).counts()
+            counts = self.job_queue.counts()
         except Exception as exc:  # Redis down: /metrics still answers
             log.debug("job metrics unavailable: %s", exc)
             return
@@ -214,17 +215,21 @@ def build_backend(settings: Settings) -> Backend:
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway)
-    outcomes = None
+    outcomes = job_queue = None
     if settings.redis_url:
         from .jobs.outcomes import RedisOutcomeStore
-        from .jobs.queue import redis_client
+        from .jobs.queue import RQJobQueue, redis_client
 
-        outcomes = RedisOutcomeStore(redis_client(settings), settings.redis_prefix)
+        jobs_redis = redis_client(settings)  # one client (its own connection pool) for the job layer
+        outcomes = RedisOutcomeStore(jobs_redis, settings.redis_prefix)
+        job_queue = RQJobQueue(settings, jobs_redis)
     runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
     book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
     runner.few_shot = book
-    from .jobs.context import make_claims
-    from .jobs.oneclick import OneClick
+    from .jobs.context import make_claims, make_store
+    from .jobs.oneclick import Handoff, OneClick
+
+    handoff = Handoff(settings, make_store(settings, job_queue.client), job_queue) if job_queue is not None else None
 
     interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
@@ -235,6 +240,7 @@ def build_backend(settings: Settings) -> Backend:
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,
-        review=review, learner=learner,
-        oneclick=OneClick(settings, metrics, runner, make_claims(settings), credentials) if settings.write_back else None,
+        review=review, learner=learner, job_queue=job_queue,
+        oneclick=OneClick(settings, metrics, runner, make_claims(settings, job_queue.client if job_queue else None), credentials,
+                          handoff) if settings.write_back else None,
     )

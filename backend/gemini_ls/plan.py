@@ -74,7 +74,7 @@ def _model_for(routing: ModelChooser | None, kind: RequestKind, controls: Sequen
     return routing.model_for(kind, model_name=first.model_name, mask_name=first.model_mask_name)
 
 
-def _union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
+def union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
     seen: dict[str, LabelSpec] = {}
     for control in controls:
         for label in control.labels:
@@ -120,7 +120,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     kind=kind,
                     image_names=(image.name,),
                     controls=tuple(controls),
-                    labels=_union_labels(controls),
+                    labels=union_labels(controls),
                     max_objects=max(c.settings.max_objects for c in controls),
                     question=extra,
                     model=_model_for(routing, kind, controls),

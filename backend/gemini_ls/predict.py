@@ -314,9 +314,12 @@ class BatchRunner:
         *,
         deadline: float,
         on_late: Callable[[TaskOutcome], None] | None = None,
+        cancel_unstarted: bool = False,
     ) -> list[TaskOutcome]:
         """`on_late`: when given, a task not done by `deadline` is handed to it once finished
-        (instead of being kept for the next request)."""
+        (instead of being kept for the next request). `cancel_unstarted`: a task this call queued
+        that has not started by `deadline` is taken off the pool and answered late with reason
+        "unstarted" (its caller hands it to a durable job queue, jobs/oneclick.py)."""
         plans = plan_requests(spec, self.settings.routing)
         if self.few_shot is not None:
             plans = self.few_shot.attach(plans, spec, model_version)
@@ -333,6 +336,7 @@ class BatchRunner:
 
         futures: list[Future] = []
         keys: list[str] = []
+        own: set[int] = set()  # ids of the futures this call submitted
         for task in tasks:
             key = f"{model_version}:{task_key(task)}"
             keys.append(key)
@@ -356,6 +360,7 @@ class BatchRunner:
 
                     fut = submitted = self.pool.submit(job)
                     self._inflight[key] = fut
+                    own.add(id(fut))
             if submitted is not None:
                 # Outside the lock: a future that is already done runs the callback right here.
                 submitted.add_done_callback(functools.partial(self._finished, key))
@@ -365,6 +370,13 @@ class BatchRunner:
         outcomes: list[TaskOutcome] = []
         late_ids: list[Any] = []
         for task, key, fut in zip(tasks, keys, futures):
+            # outside the lock: cancel() runs _finished (which takes it) right here
+            if cancel_unstarted and id(fut) in own and fut.cancel():
+                outcomes.append(TaskOutcome(task.get("id"), "late", reason="unstarted",
+                                            error="not started within PREDICT_TIMEOUT; handed to the job queue"))
+                late_ids.append(task.get("id"))
+                self.metrics.tasks.labels("late").inc()
+                continue
             with self._lock:
                 # A future's state turns done before its callbacks run, so a task seen running here
                 # is marked late before _finished can look.

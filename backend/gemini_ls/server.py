@@ -235,7 +235,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             outcomes = adjust_outcomes(learned, backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline))
         else:
             outcomes = adjust_outcomes(
-                learned, backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"))
+                learned, backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"),
+                                               learned=learned, label_config=body.get("label_config"))
             )
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         if interactive and not outcomes[0].succeeded:

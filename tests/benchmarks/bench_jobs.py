@@ -4,6 +4,10 @@ against its ideal time. Real Label Studio 1.23.2, real Redis, the emulator; ever
 
 Run:  LS_VENV=/work/main/.ls-venv .venv/bin/python -m tests.benchmarks.bench_jobs [--quick]
 Writes tests/benchmarks/results/jobs.md (then run tests.benchmarks.assemble).
+
+The profile next to the table comes from the workers' own per-chunk log line (jobs/work.py):
+seconds per chunk in claims, the Label Studio check, prediction and write-back, and how busy the
+workers were over the wall time (the rest is the command listing tasks, queue hand-over, the tail).
 """
 
 from __future__ import annotations
@@ -11,12 +15,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import statistics
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import redis
+from rq import Queue, Worker
+
 from gemini_ls.emulator.server import EmulatorServer
+from gemini_ls.jobs.queue import queue_name
+from gemini_ls.settings import Settings
 from tests.e2e.helpers import EMULATOR_KEY, CorsImageServer, backend_env, start_backend_process
 from tests.e2e.jobs_helpers import gemini_ls, url_project, version_counts, wait_until
 from tests.e2e.test_jobs_prelabel import job_env, run_cli
@@ -24,28 +35,68 @@ from tests.fixtures.labelstudio import start_label_studio
 from tests.fixtures.redis import LocalRedis
 
 OUT = Path(__file__).parent / "results" / "jobs.md"
-LATENCY = 0.5
+LATENCY = 1.5  # seconds per Gemini request: inside the 1-3 s a real generateContent on an image takes
 CONCURRENCY = 4  # per worker
+CHUNK = 16  # JOB_CHUNK's default
+CHUNK_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*chunk of (\d+) tasks in ([\d.]+) s \(([^)]*)\)", re.M)
+
+
+def chunk_profile(logs: list[str]) -> dict:
+    """Mean seconds per chunk phase, the total chunk seconds and the job's span (first chunk's
+    start to last chunk's end, the workers' own clocks: the command's start-up left out)."""
+    from datetime import datetime
+
+    phases: dict[str, list[float]] = {}
+    total = 0.0
+    starts: list[float] = []
+    ends: list[float] = []
+    for text in logs:
+        for m in CHUNK_LINE.finditer(text):
+            end = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            seconds = float(m.group(3))
+            starts.append(end - seconds)
+            ends.append(end)
+            total += seconds
+            phases.setdefault("chunk", []).append(seconds)
+            for part in m.group(4).split(", "):
+                name, _, secs = part.partition(" ")
+                phases.setdefault(name, []).append(float(secs))
+    return {"mean": {k: statistics.mean(v) for k, v in phases.items()}, "chunks": len(phases.get("chunk", [])), "busy": total,
+            "span": max(ends) - min(starts) if ends else 0.0, "first": min(starts, default=0.0), "last": max(ends, default=0.0)}
 
 
 def workers_run(ls, images, redis_url: str, n_workers: int, n_tasks: int) -> dict:
     emu = EmulatorServer("127.0.0.1", 0, latency=LATENCY, api_keys={EMULATOR_KEY}).start()
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     pid, _ = url_project(ls, images, None, f"bench workers {n_workers}", n_tasks)
-    env = job_env(emu, ls, redis_url, prefix, GEMINI_CONCURRENCY=str(CONCURRENCY), JOB_CHUNK=str(2 * CONCURRENCY))
+    env = job_env(emu, ls, redis_url, prefix, GEMINI_CONCURRENCY=str(CONCURRENCY), JOB_CHUNK=str(CHUNK))
     workers = [gemini_ls(f"bench-worker-{n_workers}-{i}", ["worker"], env) for i in range(n_workers)]
     try:
-        time.sleep(3)  # workers up and listening
+        # every worker registered on the queue before the clock starts: on 2 shared cores four
+        # workers importing their libraries take far longer than a fixed sleep, and would compete
+        # with the command's own start-up (a cost of starting workers, not of working with them)
+        client = redis.Redis.from_url(redis_url)
+        queue = Queue(queue_name(Settings.from_env({"REDIS_PREFIX": prefix})), connection=client)
+        wait_until(lambda: len(Worker.all(queue=queue)) >= n_workers, timeout=120, what=f"{n_workers} workers up")
+        time.sleep(1)
         started = time.monotonic()
+        started_at = time.time()
         out = run_cli(["prelabel", "--project", str(pid), "--quiet"], env, timeout=1200)
         wall = time.monotonic() - started
+        ended_at = time.time()
         assert out.returncode == 0, out.stderr
     finally:
         for w in workers:
             w.stop()
         emu.stop()
     ideal = n_tasks / (n_workers * CONCURRENCY) * LATENCY
-    return {"workers": n_workers, "tasks": n_tasks, "wall": wall, "per_min": n_tasks / wall * 60, "ideal": ideal}
+    profile = chunk_profile([w.log_text() for w in workers])
+    span = profile["span"] or wall
+    # the command's own share: its start to the first chunk's start, the last chunk's end to its exit
+    before, after = profile["first"] - started_at, ended_at - profile["last"]
+    return {"workers": n_workers, "tasks": n_tasks, "wall": wall, "per_min": n_tasks / wall * 60, "ideal": ideal,
+            "before": before, "after": after,
+            "profile": profile, "span": span, "job_per_min": n_tasks / span * 60, "busy": profile["busy"] / (n_workers * span)}
 
 
 def one_click(ls, images, n_tasks: int, concurrency: int = 8, latency: float = 1.0) -> dict:
@@ -71,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer tasks (a smoke run)")
     args = ap.parse_args(argv)
-    n_workers_tasks = 96 if args.quick else 320
+    n_workers_tasks = 64 if args.quick else 256  # a whole number of chunks per worker at 1, 2 and 4
     n_click = 200 if args.quick else 1000
     redis_server = LocalRedis().start()
     images = CorsImageServer()
@@ -87,16 +138,29 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Jobs: workers scaling and the one-click finisher",
         "",
-        f"`gemini-ls prelabel` over {n_workers_tasks} tasks (rectangles-only config, one Gemini call per task), emulator latency "
-        f"{LATENCY} s, GEMINI_CONCURRENCY={CONCURRENCY} per worker, JOB_CHUNK={2 * CONCURRENCY}; wall time from the command's start "
-        "to its exit (listing tasks, the job, every write-back included).",
+        f"`gemini-ls prelabel` over {n_workers_tasks} tasks (rectangles-only config, one Gemini call per task), **emulator latency "
+        f"{LATENCY} s per request** (a real image generateContent takes 1-3 s), GEMINI_CONCURRENCY={CONCURRENCY} per worker, "
+        f"JOB_CHUNK={CHUNK}; wall time from the command's start to its exit (listing tasks, the job, every write-back included).",
         "",
-        "| workers | wall (s) | tasks / minute | vs 1 worker | linear goal | ideal wall (s) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "Two clocks: **job** = the workers' own span, from the first chunk's start to the last chunk's end (the worker "
+        "scaling); **command** = from the command's start to its exit, which adds a fixed cost independent of the worker "
+        "count (Python start-up and imports, listing the project's tasks, the last progress poll, the exit).",
+        "",
+        "| workers | job (s) | job tasks / min | job vs 1 worker (ratio to linear) | command (s) | command tasks / min | "
+        "command vs 1 worker (ratio) | command before / after the job (s) | ideal (s) | workers busy in job | "
+        "chunk s (claim / check / predict / write) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    job_base = rows[0]["job_per_min"]
     for r in rows:
-        lines.append(f"| {r['workers']} | {r['wall']:.1f} | {r['per_min']:.0f} | {r['per_min'] / base:.2f}x | "
-                     f"{r['workers']:.0f}x (ratio {r['per_min'] / base / r['workers']:.2f}) | {r['ideal']:.1f} |")
+        m = r["profile"]["mean"]
+        phases = " / ".join(f"{m.get(k, 0.0):.2f}" for k in ("claim", "check", "predict", "write"))
+        n = r["workers"]
+        lines.append(f"| {n} | {r['span']:.1f} | {r['job_per_min']:.0f} | {r['job_per_min'] / job_base:.2f}x "
+                     f"({r['job_per_min'] / job_base / n:.2f}) | {r['wall']:.1f} | {r['per_min']:.0f} | "
+                     f"{r['per_min'] / base:.2f}x ({r['per_min'] / base / n:.2f}) | {r['before']:.1f} / {r['after']:.1f} | "
+                     f"{r['ideal']:.1f} | "
+                     f"{100 * r['busy']:.0f} % | {m.get('chunk', 0.0):.2f} ({phases}) |")
     lines += [
         "",
         f"One \"Retrieve predictions\" over {click['tasks']} tasks, emulator latency 1.0 s, GEMINI_CONCURRENCY=8, "

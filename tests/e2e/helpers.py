@@ -26,6 +26,7 @@ from selenium.common.exceptions import JavascriptException, TimeoutException
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT, free_port
+from tests.fixtures.processes import register, stop_group
 
 GEMINI_LS_BIN = Path(os.environ.get("GEMINI_LS_BIN", ROOT / ".venv" / "bin" / "gemini-ls"))
 EMULATOR_KEY = "emulator-key"
@@ -150,16 +151,12 @@ class BackendProcess:
                 shutil.rmtree(self.home, ignore_errors=True)
 
     def _stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        # the whole group, also when the master is already gone (its embedded worker is not)
+        stop_group(self.process.pid, self.process, grace=8.0)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its children at once (a machine dying), nothing graceful."""
+        stop_group(self.process.pid, self.process, sig=signal.SIGKILL)
 
 
 def backend_env(emulator_url: str, label_studio=None, **extra: str) -> dict[str, str]:
@@ -200,6 +197,7 @@ def start_backend_process(name: str, env: dict[str, str], timeout: float = 30, p
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    register(proc, f"gemini-ls serve {name}")
     url = f"http://127.0.0.1:{port}"
     bp = BackendProcess(url=url, port=port, env=env, log_path=log_path, process=proc, home=home)
     deadline = time.monotonic() + timeout

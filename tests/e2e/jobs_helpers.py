@@ -17,14 +17,15 @@ import requests
 
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from tests.fixtures.labelstudio import ARTIFACTS
+from tests.fixtures.processes import register, stop_group
 
 from .helpers import GEMINI_LS_BIN
 from .project import RECT_CONFIG
 
 
-def url_project(ls, images, backend_url: str | None, title: str, n: int) -> tuple[int, list[int]]:
+def url_project(ls, images, backend_url: str | None, title: str, n: int, config: str = RECT_CONFIG) -> tuple[int, list[int]]:
     """A rectangles-only project of `n` url tasks (a few distinct scenes, each task its own URL)."""
-    pid = ls.create_project(title, RECT_CONFIG)["id"]
+    pid = ls.create_project(title, config)["id"]
     bodies = [encode_image(make_scene(320, 240, names=["red square", "blue circle"], seed=s).image, "png") for s in range(4)]
     slug = f"p{pid}"
     tasks = [{"image": images.add(f"{slug}/{i}.png", bodies[i % len(bodies)], "image/png")} for i in range(n)]
@@ -53,6 +54,17 @@ def predictions_per_task(ls, pid: int, version: str) -> dict[int, int]:
     return counts
 
 
+def exactly_one_each(ls, pid: int, ids: list[int]) -> str:
+    """Every task of the project holds exactly one prediction of the one model_version there is; returns it."""
+    versions = {v: n for v, n in version_counts(ls, pid).items() if n}  # the ML backend's title is listed with 0
+    assert len(versions) == 1, versions
+    (version,) = versions
+    per_task = predictions_per_task(ls, pid, version)
+    assert set(per_task) == set(ids)
+    assert sorted(set(per_task.values())) == [1], {t: n for t, n in per_task.items() if n != 1}
+    return version
+
+
 def wait_until(check, timeout: float, interval: float = 0.5, what: str = "condition"):
     end = time.monotonic() + timeout
     last = None
@@ -75,16 +87,12 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=20)
+        """`sig` to the whole group; SIGKILL to what is left after a grace period (an RQ worker's
+        warm shutdown waits for its job); returns when none of it is left, never raises."""
+        stop_group(self.process.pid, self.process, sig=sig, grace=10.0)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.kill(signal.SIGTERM)
+        self.kill(signal.SIGTERM)
 
 
 def gemini_ls(name: str, args: list[str], env: dict[str, str], *, wait: bool = False, timeout: float = 600) -> Proc:
@@ -97,6 +105,7 @@ def gemini_ls(name: str, args: list[str], env: dict[str, str], *, wait: bool = F
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([str(GEMINI_LS_BIN), *args], env=full, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    register(proc, f"gemini-ls {' '.join(args)} ({name})")
     p = Proc(name, proc, log_path, home)
     if wait:
         try:

@@ -304,3 +304,38 @@ def test_jobs_cancel_stops_the_batch_and_prelabel_does_not_resubmit(label_studio
     assert all(not preds for preds in predictions_by_task(label_studio, project.id).values())
     bad = subprocess.run([str(GEMINI_LS_BIN), "jobs", "cancel", "nonsense"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "neither a job id" in bad.stderr
+
+
+def test_batch_predictions_carry_the_learned_state_like_predict_answers(label_studio, cors_images, batch_emulator,
+                                                                         redis_url, redis_prefix):
+    """Learned thresholds and synonyms (review loop) apply to batch-written predictions too, under the
+    same model_version as a /predict answer for the task."""
+    from .helpers import backend_env, start_backend_process
+    from .jobs_helpers import exactly_one_each, url_project
+    from .test_jobs_durable import LEARN_CONFIG, _regions, _seed_learned_state
+
+    learn = {"REVIEW_LEARN": "thresholds,synonyms", "REVIEW_LEARN_MIN_SAMPLES": "8"}
+    pid, ids = url_project(label_studio, cors_images, None, "batch learned state", 12, config=LEARN_CONFIG)
+    _seed_learned_state(redis_url, redis_prefix, pid)
+    env = prelabel_env(batch_emulator.url, label_studio, redis_url, redis_prefix, **learn)
+    done = run_prelabel(env, pid)
+    assert done.returncode == 0, done.stderr[-3000:]
+    version = exactly_one_each(label_studio, pid, ids)
+    assert re.search(r"-l[0-9a-f]{8}$", version), version  # the learned state's digest
+    written = {p["task"]: p["result"] for p in label_studio.get(f"/api/predictions?project={pid}")
+               if p["model_version"] == version}
+    plain = start_backend_process("batch-learned-plain", backend_env(
+        batch_emulator.url, label_studio, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, WRITE_BACK="false",
+        SERVE_WORKER="false", **learn))
+    try:
+        tasks = {t["id"]: t for t in label_studio.tasks(pid)}
+        for tid in ids:
+            body = {"tasks": [{"id": tid, "data": tasks[tid]["data"], "project": pid}], "label_config": LEARN_CONFIG,
+                    "project": f"{pid}.1795504334"}
+            answer = requests.post(plain.url + "/predict", json=body, timeout=60).json()
+            assert answer["model_version"] == version
+            (entry,) = answer["results"]
+            assert _regions(entry["result"]) == _regions(written[tid]), tid
+            assert {r[0] for r in _regions(written[tid])} == {"Kitten"}, written[tid]  # Cat as Kitten, Dog suppressed
+    finally:
+        plain.stop()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from .helpers import EMULATOR_KEY, GEMINI_LS_BIN
-from .jobs_helpers import gemini_ls, predictions_per_task, url_project, version_counts, wait_until
+from .jobs_helpers import exactly_one_each, gemini_ls, predictions_per_task, url_project, version_counts, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -58,12 +58,7 @@ def test_prelabel_300_tasks_3_workers_one_killed(label_studio, emulator_factory,
         workers.append(gemini_ls("worker-3", ["worker"], env))
         final = wait_until(lambda: (s := job_summary(env, job_id))["done"] >= 300 and s, timeout=240, what="all tasks done")
         assert final["failed"] == 0 and final["state"] == "finished", final
-        versions = {v: n for v, n in version_counts(ls, pid).items() if n}
-        assert len(versions) == 1, versions
-        (version,) = versions
-        per_task = predictions_per_task(ls, pid, version)
-        assert set(per_task) == set(ids)
-        assert sorted(set(per_task.values())) == [1], {t: n for t, n in per_task.items() if n != 1}
+        exactly_one_each(ls, pid, ids)
         calls = emu.counters()["requests"].get("generateContent", 0)
         assert calls >= 300
 

@@ -80,3 +80,20 @@ def test_late_outcomes_are_served_by_another_replica_from_redis(backend_factory,
     second = _predict(b, tasks)["results"]
     assert all("result" in r for r in second), second
     assert emu.counters()["requests"].get("generateContent", 0) == calls  # nothing recomputed on B
+
+
+def test_metrics_scrapes_reuse_one_job_queue_client(backend_factory, emu, redis_url, redis_prefix):
+    """/metrics reads queue depth from RQ on every scrape through the queue (and Redis client) made
+    at start-up: twenty scrapes open no new Redis connection."""
+    backend = backend_factory(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, SERVE_WORKER="false")
+    queue = backend.backend.job_queue
+    assert queue is not None
+    r = redis.Redis.from_url(redis_url)
+    assert backend.get("/metrics").status_code == 200  # the first scrape may open the pool's connection
+    before = r.info("stats")["total_connections_received"]
+    for _ in range(20):
+        text = backend.get("/metrics").text
+        assert "gemini_ls_jobs_queue_depth" in text
+    assert backend.backend.job_queue is queue
+    # a fresh client per scrape (the old way) would be >= 20; a stray connection of a background thread is allowed
+    assert r.info("stats")["total_connections_received"] - before <= 3

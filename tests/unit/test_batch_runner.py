@@ -95,3 +95,19 @@ def test_memory_is_bounded():
     time.sleep(0.1)
     assert len(runner._done) <= 5
     runner.shutdown()
+
+
+def test_cancel_unstarted_takes_tasks_not_started_off_the_pool():
+    # 4 threads, 8 tasks of 0.5 s: at 0.2 s four run, four wait; those four are handed back
+    predictor = CountingPredictor({i: 0.5 for i in range(1, 9)})
+    runner = _runner(predictor)
+    handed: list = []
+    out = runner.run(_tasks(*range(1, 9)), SPEC, "v1", lambda ref, tid: b"", deadline=time.monotonic() + 0.2,
+                     on_late=handed.append, cancel_unstarted=True)
+    assert [o.reason for o in out] == ["late"] * 4 + ["unstarted"] * 4
+    time.sleep(0.8)
+    assert sorted(predictor.calls) == [1, 2, 3, 4]  # the unstarted ones never ran
+    assert sorted(o.task_id for o in handed) == [1, 2, 3, 4]  # the running ones still reach on_late
+    again = _run(runner, _tasks(5), 5)  # nothing of the cancelled task is left in the runner
+    assert again[0].status == "ok" and predictor.calls.count(5) == 1
+    runner.shutdown()

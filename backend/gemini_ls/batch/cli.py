@@ -62,7 +62,9 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     backend = build_backend(settings)
     try:
         spec = parse_label_config(project.label_config(), backend.settings.defaults)
-        version = backend.model_version(spec)
+        # the server's derivation, with what the review loop learned for the project (when on)
+        learned = backend.learned(int(args.project))
+        version = backend.model_version(spec, learned)
         store = _store(backend.settings, args.project, version)
         client = backend.gateway.files.client
         files = FilesManager(client, backend.cache, backend.settings.with_(files_policy="always"), backend.metrics)
@@ -70,6 +72,7 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         job = BatchPrelabel(
             predictor=backend.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
             model_version=version, fetch=backend.fetch, echo=_say, few_shot=backend.runner.few_shot, fewshot_wire=wire,
+            learned=learned,
             options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
                                chunk=args.chunk),
         )

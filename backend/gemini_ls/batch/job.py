@@ -41,6 +41,7 @@ from ..labelconfig import ProjectSpec
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
+from ..review.learning import LearnedState, adjust_outcomes
 from .pricing import Cost, Tokens, cost_by_model, cost_of
 from .store import BatchRecord, JobStore
 
@@ -125,9 +126,11 @@ class BatchPrelabel:
         sleep: Callable[[float], None] = time.sleep,
         few_shot: Any = None,
         fewshot_wire: FewShotWire | None = None,
+        learned: LearnedState | None = None,
     ) -> None:
         """`few_shot` (review/fewshot.FewShotBook) puts `model_version`'s example set on the plans and
-        `fewshot_wire` turns it into prior turns, as the synchronous path does (FEW_SHOT_EXAMPLES)."""
+        `fewshot_wire` turns it into prior turns, as the synchronous path does (FEW_SHOT_EXAMPLES);
+        `learned` (thresholds, synonyms) is applied to every prediction written, as on /predict."""
         self.predictor = predictor
         self.settings = predictor.settings
         self.metrics = predictor.metrics
@@ -140,6 +143,7 @@ class BatchPrelabel:
         if few_shot is not None:
             self.plans = few_shot.attach(self.plans, spec, model_version)
         self.fewshot_wire = fewshot_wire
+        self.learned = learned or LearnedState()
         self.by_model = requests_by_model(self.plans, self.settings.routing.model.name)
         self.version = model_version
         self.fetch = fetch
@@ -407,7 +411,7 @@ class BatchPrelabel:
             self.metrics.task_failures.labels(outcome.reason or "unknown").inc()
             self.store.add_failed(outcome.task_id, f"{outcome.reason}: {outcome.error}")
             return
-        entry = outcome.to_response(self.version)
+        entry = adjust_outcomes(self.learned, [outcome])[0].to_response(self.version)
         entry["task"] = outcome.task_id
         round_.pending.append(entry)
         self._flush(round_)

@@ -34,7 +34,7 @@ from ..detections import ImageMeta, ParsedAnswer, RequestKind
 from ..images.errors import ImageError
 from ..images.prepare import PreparedImage, prepare_image
 from ..labelconfig import ControlSpec, LabelSpec, ProjectSpec
-from ..plan import PlannedRequest, _union_labels
+from ..plan import PlannedRequest, union_labels
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome, image_refs
 from ..settings import Settings
 from .context import ContextError, Interaction, parse_context
@@ -195,7 +195,7 @@ class InteractiveService:
         frame = None
         sent = source.prepared
         if interaction.kind == "phrase":
-            labels = _union_labels(outputs)
+            labels = union_labels(outputs)
             question = phrase_instruction(interaction.phrase or "")
             limit = max(c.settings.max_objects for c in outputs)
         else:

@@ -38,6 +38,12 @@ def scope_of(project: int | str, model_version: str) -> str:
     return f"{project}:{model_version}"
 
 
+def queued_owner(job_id: str) -> str:
+    """Who holds a job's tasks while they wait on the queue (a click's remainder): whichever attempt
+    of the job runs takes them over (`transfer`); nobody else predicts them meanwhile."""
+    return f"job:{job_id}:queued"
+
+
 class Claims(Protocol):
     def acquire(self, scope: str, task_ids: Sequence[int], owner: str, ttl: float) -> dict[int, str | None]:
         """Try to claim every task; returns task id -> None when acquired, else the current holder."""
@@ -53,6 +59,10 @@ class Claims(Protocol):
 
     def finish(self, scope: str, task_ids: Iterable[int], mark: str, ttl: float) -> None:
         """Set the terminal mark (delivered / written), whoever held the claim."""
+        ...
+
+    def transfer(self, scope: str, task_ids: Iterable[int], owner: str, new_owner: str, ttl: float) -> set[int]:
+        """Hand the tasks still held by `owner` to `new_owner` (a click to its job); returns those."""
         ...
 
     def retake(self, scope: str, task_ids: Iterable[int], owner: str, ttl: float) -> set[int]:
@@ -95,13 +105,7 @@ class MemoryClaims:
         return out
 
     def renew(self, scope, task_ids, owner, ttl):
-        kept = set()
-        with self._lock:
-            for tid in task_ids:
-                if self._get((scope, tid)) == owner:
-                    self._items[(scope, tid)] = (owner, self._clock() + ttl)
-                    kept.add(tid)
-        return kept
+        return self.transfer(scope, task_ids, owner, owner, ttl)  # to itself: a longer lease
 
     def release(self, scope, task_ids, owner):
         with self._lock:
@@ -113,6 +117,15 @@ class MemoryClaims:
         with self._lock:
             for tid in task_ids:
                 self._items[(scope, tid)] = (mark, self._clock() + ttl)
+
+    def transfer(self, scope, task_ids, owner, new_owner, ttl):
+        moved = set()
+        with self._lock:
+            for tid in task_ids:
+                if self._get((scope, tid)) == owner:
+                    self._items[(scope, tid)] = (new_owner, self._clock() + ttl)
+                    moved.add(tid)
+        return moved
 
     def retake(self, scope, task_ids, owner, ttl):
         taken = set()
@@ -155,6 +168,17 @@ for i, key in ipairs(KEYS) do
 end
 return taken
 """
+# ARGV[1] = owner, ARGV[2] = new owner, ARGV[3] = ttl ms: compare-and-set
+_TRANSFER = """
+local moved = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+    table.insert(moved, i)
+  end
+end
+return moved
+"""
 _RELEASE = """
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -176,6 +200,7 @@ class RedisClaims:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._retake = client.register_script(_RETAKE)
+        self._transfer = client.register_script(_TRANSFER)
 
     def _key(self, scope: str, tid: int) -> str:
         return f"{self._prefix}claim:{scope}:{tid}"
@@ -209,6 +234,13 @@ class RedisClaims:
             return set()
         taken = self._retake(keys=[self._key(scope, t) for t in ids], args=[owner, max(1, int(ttl * 1000))])
         return {ids[int(i) - 1] for i in taken}
+
+    def transfer(self, scope, task_ids, owner, new_owner, ttl):
+        ids = list(task_ids)
+        if not ids:
+            return set()
+        moved = self._transfer(keys=[self._key(scope, t) for t in ids], args=[owner, new_owner, max(1, int(ttl * 1000))])
+        return {ids[int(i) - 1] for i in moved}
 
     def release(self, scope, task_ids, owner):
         ids = list(task_ids)

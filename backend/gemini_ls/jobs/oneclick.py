@@ -12,6 +12,15 @@ claimed for (project, model_version) before it is computed (claims.py). A task s
 holder; a task answered with a result is marked `delivered`; a late one is marked `written` once the
 writer (which also asks Label Studio first) has stored it.
 
+Durable with REDIS_URL (and Label Studio credentials from the environment, which every worker
+has too): the remainder of a click also lives in RQ, so a dead server loses nothing. At the
+deadline, tasks not started yet are taken off this process's pool; every late task becomes one job
+(jobs/state.py, `handed_by` = this click's claim owner) on the RQ queue. The not-started ones are
+released at once for any `gemini-ls worker` (or serve's embedded one) to take; the running ones stay
+claimed by this process under a short lease it keeps renewing while it finishes and writes them.
+The job waits for those: written ones are confirmed in Label Studio and left alone; when this
+process died, their lease lapses and the job predicts and writes them itself.
+
 Without Label Studio credentials (LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, or /setup's) there is no
 way to write, so late tasks fall back to the re-run contract: kept in memory and served on the next
 click. That is said once in the log and in /health.
@@ -32,8 +41,9 @@ from typing import Any
 from ..images.lsauth import CredentialStore
 from ..metrics import Metrics
 from ..predict import BatchRunner, Fetch, TaskOutcome
+from ..review.learning import LearnedState, adjust_outcomes
 from ..settings import Settings
-from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, WRITTEN_SECONDS, Claims, scope_of
+from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .writeback import LabelStudioApi, PredictionRecord, PredictionWriter
 
 log = logging.getLogger("gemini_ls.jobs")
@@ -51,8 +61,85 @@ def project_id(project_field: Any, tasks: Sequence[Mapping[str, Any]]) -> int | 
     return None
 
 
+def adjust_one(learned: LearnedState, outcome: TaskOutcome) -> TaskOutcome:
+    return adjust_outcomes(learned, [outcome])[0]
+
+
 def make_writer(settings: Settings, api: LabelStudioApi) -> PredictionWriter:
     return PredictionWriter(api, chunk=settings.writeback_chunk, attempts=settings.writeback_attempts)
+
+
+class Leases:
+    """Keeps this process's claims on the tasks it is finishing alive (a short lease, renewed),
+    so that they lapse soon after the process dies and a job can take them over."""
+
+    def __init__(self, claims: Claims, ttl: float) -> None:
+        self.claims = claims
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], set[int]] = {}  # (scope, owner) -> task ids
+        threading.Thread(target=self._loop, name="claim-leases", daemon=True).start()
+
+    def hold(self, scope: str, owner: str, task_ids: Sequence[int]) -> None:
+        with self._lock:
+            self._held.setdefault((scope, owner), set()).update(task_ids)
+        self.claims.renew(scope, task_ids, owner, self.ttl)
+
+    def drop(self, scope: str, owner: str, task_ids: Sequence[int]) -> None:
+        with self._lock:
+            held = self._held.get((scope, owner))
+            if held is not None:
+                held.difference_update(task_ids)
+                if not held:
+                    del self._held[(scope, owner)]
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.ttl / 3)
+            with self._lock:
+                items = [(k, list(v)) for k, v in self._held.items()]
+            for (scope, owner), ids in items:
+                try:
+                    kept = self.claims.renew(scope, ids, owner, self.ttl)
+                except Exception as exc:  # a Redis blip: the next round tries again
+                    log.warning("one-click: could not renew %d task claims: %s", len(ids), exc)
+                    continue
+                self.drop(scope, owner, [t for t in ids if t not in kept])  # written or lost meanwhile
+
+
+class Handoff:
+    """Puts a click's remainder on the RQ queue as one job (see the module docstring)."""
+
+    def __init__(self, settings: Settings, store: Any, queue: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+
+    def submit(self, claims: Claims, scope: str, project: int, version: str, label_config: str, ls_url: str, owner: str,
+               first: Sequence[Mapping[str, Any]], running: Sequence[Mapping[str, Any]]) -> str:
+        """`first`: tasks not started, whose claims go to the job right away (so a second click
+        leaves them to it); `running`: tasks this process finishes, the job waits for them."""
+        from .state import JobInfo, new_job_id
+
+        info = JobInfo(id=new_job_id(), project=project, model_version=version, total=len(first) + len(running),
+                       created=time.time(), ls_url=ls_url, handed_by=owner)
+        self.store.create(info, label_config)
+        s = self.settings
+        queued = queued_owner(info.id)
+        moved = claims.transfer(scope, [int(t["id"]) for t in first], owner, queued,
+                                max(3600.0, s.job_timeout * (s.job_retries + 1)))
+        first = [t for t in first if int(t["id"]) in moved]
+        size = self.settings.job_chunk
+        # the tasks nobody works on first; the ones this process is finishing last, in their own
+        # chunks (a worker taking those mostly confirms they were written)
+        chunks = [list(group[i : i + size]) for group in (first, running) for i in range(0, len(group), size)]
+        try:
+            rq_ids = self.queue.submit(info.id, chunks)
+        except Exception:
+            claims.release(scope, moved, queued)
+            raise
+        self.store.set_chunks(info.id, len(chunks), rq_ids)
+        return info.id
 
 
 @dataclass(frozen=True)
@@ -71,7 +158,8 @@ class BackgroundWriter:
     next chunk; claims keep them from ever writing the same task."""
 
     def __init__(self, settings: Settings, metrics: Metrics, claims: Claims, api_for: Callable[[], LabelStudioApi | None],
-                 *, flush_seconds: float = 1.0, threads: int = 2) -> None:
+                 *, flush_seconds: float = 1.0, threads: int = 2, leases: Leases | None = None) -> None:
+        self.leases = leases
         self.settings = settings
         self.metrics = metrics
         self.claims = claims
@@ -107,6 +195,9 @@ class BackgroundWriter:
                 self._write(batch)
             except Exception:  # the writer thread must survive anything
                 log.exception("write-back: unexpected error")
+            if self.leases is not None:
+                for item in batch:
+                    self.leases.drop(item.scope, item.owner, [int(item.outcome.task_id)])
             with self._lock:
                 self._pending -= len(batch)
 
@@ -156,25 +247,35 @@ class OneClick:
     """Runs a /predict batch through the BatchRunner with claims and background write-back."""
 
     def __init__(self, settings: Settings, metrics: Metrics, runner: BatchRunner, claims: Claims,
-                 credentials: CredentialStore) -> None:
+                 credentials: CredentialStore, handoff: Handoff | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.runner = runner
         self.claims = claims
         self.credentials = credentials
+        self.handoff = handoff
         self._owner_base = f"predict:{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._announced: bool | None = None
-        self.writer = BackgroundWriter(settings, metrics, claims, self.api)
+        # the short lease a job waits out before it takes over a dead process's tasks
+        self.leases = Leases(claims, max(6.0, 3 * settings.job_heartbeat)) if handoff is not None else None
+        self.writer = BackgroundWriter(settings, metrics, claims, self.api, leases=self.leases)
 
     def api(self) -> LabelStudioApi | None:
         auth = self.credentials.current()
         return LabelStudioApi(auth, timeout=self.settings.writeback_timeout) if auth is not None else None
 
+    def durable(self) -> bool:
+        """The remainder goes to RQ: Redis is there, and the credentials are the environment's
+        (every worker has them; a key Label Studio sent to this process's /setup it does not)."""
+        auth = self.credentials.current()
+        return self.handoff is not None and auth is not None and auth.source == "env"
+
     def status(self) -> dict:
         on = self.credentials.current() is not None
         return {
             "enabled": on,
-            "mode": "late tasks written to Label Studio through its API" if on else
+            "mode": ("late tasks written to Label Studio through its API"
+                     + (", the remainder of a click kept on the RQ queue (durable)" if self.durable() else "")) if on else
             "off: no Label Studio credentials; late tasks are kept and served on the next Retrieve predictions",
             "pending": self.writer.pending,
         }
@@ -189,7 +290,8 @@ class OneClick:
             log.warning("one-click write-back is OFF: no Label Studio credentials (LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, "
                         "or /setup's); tasks not done by PREDICT_TIMEOUT are filled by the next Retrieve predictions")
 
-    def _cap(self, done: list[TaskOutcome], project: int, scope: str, owner: str, version: str) -> list[TaskOutcome]:
+    def _cap(self, done: list[TaskOutcome], project: int, scope: str, owner: str, version: str,
+             learned: LearnedState) -> list[TaskOutcome]:
         """Label Studio stores a /predict answer's predictions one by one through its serializer
         (~0.3 s each on SQLite) while its bulk import is fast: past PREDICT_ANSWER_MAX results, the
         finished tasks go to the background writer instead of into the answer."""
@@ -198,7 +300,7 @@ class OneClick:
         answered = 0
         for o in done:
             if o.succeeded and answered >= cap:
-                self.writer.submit(_Late(project, scope, owner, o, version))
+                self.writer.submit(_Late(project, scope, owner, adjust_one(learned, o), version))
                 out.append(replace(o, status="late", result=None, reason="written_back",
                                    error=f"task {o.task_id}: done; written to Label Studio through its API"))
             else:
@@ -225,8 +327,31 @@ class OneClick:
         for tid in self.claims.retake(scope, delivered + lacking, owner, ttl):
             held[tid] = None
 
+    def _hand_off(self, tasks: Sequence[Mapping[str, Any]], running: list[int], unstarted: list[int], project: int,
+                  scope: str, owner: str, version: str, spec, label_config: str | None) -> None:
+        assert self.handoff is not None and self.leases is not None
+        self.leases.hold(scope, owner, running)  # short and renewed from now on: a dead process's lapse
+        by_id = {int(t["id"]): t for t in tasks}
+        try:
+            api = self.api()
+            config = label_config or (api.project(project).get("label_config") if api is not None else "") or ""
+            job_id = self.handoff.submit(self.claims, scope, project, version, config, api.base_url if api is not None else "",
+                                         owner, [by_id[t] for t in unstarted], [by_id[t] for t in running])
+        except Exception as exc:  # no queue: this process finishes what runs; the rest waits for a re-click
+            log.error("one-click: cannot put the remainder of a click on the job queue (%s): %d tasks not started are "
+                      "left for the next Retrieve predictions", exc, len(unstarted))
+            self.claims.release(scope, unstarted, owner)
+            return
+        log.info("one-click: job %s on the RQ queue finishes %d tasks of project %s (%d still running here, "
+                 "%d not started) and writes them to Label Studio", job_id, len(running) + len(unstarted), project,
+                 len(running), len(unstarted))
+
     def run(self, tasks: Sequence[Mapping[str, Any]], spec, version: str, fetch: Fetch, *, deadline: float,
-            project_field: Any = None) -> list[TaskOutcome]:
+            project_field: Any = None, learned: LearnedState | None = None, label_config: str | None = None,
+            ) -> list[TaskOutcome]:
+        """`learned`: the review loop's state, applied to what is written back exactly as server.py
+        applies it to the answer (the same regions whichever path a task takes)."""
+        learned = learned or LearnedState()
         project = project_id(project_field, tasks)
         ids = [t.get("id") for t in tasks]
         usable = self.credentials.current() is not None and project is not None and all(
@@ -241,25 +366,35 @@ class OneClick:
         self._retake_marked(held, project, scope, owner, version, ttl)
         mine = [t for t in tasks if held[int(t["id"])] is None]
 
+        durable = self.durable()
+
         def on_late(outcome: TaskOutcome) -> None:
             if outcome.succeeded:
-                self.writer.submit(_Late(project, scope, owner, outcome, version))
+                self.writer.submit(_Late(project, scope, owner, adjust_one(learned, outcome), version))
             else:
                 self.claims.release(scope, [int(outcome.task_id)], owner)
+                if self.leases is not None:
+                    self.leases.drop(scope, owner, [int(outcome.task_id)])
                 log.warning("late task %s failed (%s): %s; not written", outcome.task_id, outcome.reason, outcome.error)
 
-        done = self.runner.run(mine, spec, version, fetch, deadline=deadline, on_late=on_late) if mine else []
-        done = self._cap(done, project, scope, owner, version)
+        done = self.runner.run(mine, spec, version, fetch, deadline=deadline, on_late=on_late,
+                               cancel_unstarted=durable) if mine else []
+        done = self._cap(done, project, scope, owner, version, learned)
         by_id = {o.task_id: o for o in done}
         delivered = [int(o.task_id) for o in done if o.succeeded]
         failed = [int(o.task_id) for o in done if o.status == "failed"]
-        late = [int(o.task_id) for o in done if o.status == "late" and o.reason != "written_back"]
+        late = [int(o.task_id) for o in done if o.status == "late" and o.reason == "late"]  # running still
+        capped = [int(o.task_id) for o in done if o.status == "late" and o.reason == "written_back"]
+        unstarted = [int(o.task_id) for o in done if o.status == "late" and o.reason == "unstarted"]
         if delivered:
             self.claims.finish(scope, delivered, DELIVERED, DELIVERED_SECONDS)
             self.writer.quiet_for(0.3 * len(delivered) + 1.0)
         if failed:
             self.claims.release(scope, failed, owner)
-        if late:
+        if durable and (late or capped or unstarted):
+            # this process still writes the running and the capped ones; the job is their safety net
+            self._hand_off(tasks, late + capped, unstarted, project, scope, owner, version, spec, label_config)
+        elif late:
             # the background write holds them now, for as long as a task may take
             self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)
             log.info("one-click: %d tasks of project %s go on in the background and will be written to Label Studio",

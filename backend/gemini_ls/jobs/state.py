@@ -36,6 +36,9 @@ class JobInfo:
     created: float
     ls_url: str = ""
     force: bool = False
+    # the remainder of a "Retrieve predictions" click: the click's claim owner, whose running tasks
+    # this job waits for (written by the click's process, or taken over when that process died)
+    handed_by: str = ""
     chunks: int = 0
     done: frozenset[int] = frozenset()
     failed: Mapping[int, str] = field(default_factory=dict)
@@ -154,6 +157,7 @@ class RedisJobStore:
         pipe.hset(self._k(info.id), mapping={
             "project": info.project, "model_version": info.model_version, "total": info.total,
             "created": info.created, "ls_url": info.ls_url, "force": int(info.force), "chunks": info.chunks,
+            "handed_by": info.handed_by,
         })
         pipe.set(self._k(info.id, "config"), label_config)
         pipe.zadd(f"{self._p}jobs", {info.id: info.created})
@@ -202,7 +206,7 @@ class RedisJobStore:
         return JobInfo(
             id=job_id, project=int(m["project"]), model_version=m["model_version"], total=int(m["total"]),
             created=float(m["created"]), ls_url=m.get("ls_url", ""), force=m.get("force") == "1",
-            chunks=int(m.get("chunks", 0)), done=frozenset(int(d) for d in done),
+            handed_by=m.get("handed_by", ""), chunks=int(m.get("chunks", 0)), done=frozenset(int(d) for d in done),
             failed={int(k): v.decode() for k, v in failed.items()},
             elsewhere={int(k): v.decode() for k, v in elsewhere.items()},
         )

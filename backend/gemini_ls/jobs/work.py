@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..labelconfig import parse_label_config
-from .claims import TERMINAL, WRITTEN, WRITTEN_SECONDS, Claims, scope_of
+from ..review.learning import adjust_outcomes
+from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .state import JobStore
 from .writeback import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 
@@ -89,6 +90,8 @@ class ChunkExecutor:
         return max(6.0, 3 * self.settings.job_heartbeat)
 
     def execute(self, job_id: str, tasks: Sequence[Mapping[str, Any]], attempt_id: str = "local") -> ChunkResult:
+        started = time.monotonic()
+        phases: dict[str, float] = {}  # seconds per phase, logged per chunk (where a chunk's time goes)
         info = self.store.get(job_id)
         config = self.store.config(job_id)
         if info is None or config is None:
@@ -96,18 +99,24 @@ class ChunkExecutor:
         if self.api is None:
             raise JobError("no Label Studio credentials: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY for the worker")
         spec = parse_label_config(config, self.settings.defaults)
-        # with what the review loop learned for the project (thresholds, synonyms, few-shot examples),
-        # as `prelabel` derived it: the examples reach the plans through this version
-        version = self.backend.model_version(spec, self.backend.learned(info.project))
+        # what the review loop learned for the project (thresholds, synonyms, few-shot examples): the
+        # same model_version and the same post-processing as a /predict answer for these tasks
+        # (server.py); the examples reach the plans through this version
+        learned = self.backend.learned(info.project)
+        version = self.backend.model_version(spec, learned)
         if version != info.model_version:
             raise JobError(f"this worker predicts model_version {version!r}, the job was made for {info.model_version!r} "
-                           "(different GEMINI_MODEL / MODEL_VERSION_SUFFIX / API key?)")
+                           "(different GEMINI_MODEL / MODEL_VERSION_SUFFIX / API key, or the review loop's learned state changed?)")
         scope = scope_of(info.project, version)
         owner = f"job:{job_id}:{attempt_id}:{socket.gethostname()}:{os.getpid()}"
         ids = [int(t["id"]) for t in tasks]
-        held = self._acquire(scope, ids, owner, job_id)
-        # a mark is a hint: Label Studio's answer below decides whether a marked task is done
-        for tid in self.claims.retake(scope, [i for i in ids if held[i] in TERMINAL], owner, self.lease_seconds):
+        held = self._acquire(scope, ids, owner, job_id, info.handed_by)
+        phases["claim"] = time.monotonic() - started
+        # `written` is a hint: Label Studio's answer below decides whether such a task is done.
+        # `delivered` is not retaken: Label Studio is storing that /predict answer right now (a
+        # check against it could come too early and the task would be written twice).
+        written = [i for i in ids if held[i] == WRITTEN]
+        for tid in self.claims.retake(scope, written, owner, self.lease_seconds) if written else ():
             held[tid] = None
         mine = [i for i in ids if held[i] is None]
         elsewhere = {i: str(held[i]) for i in ids if held[i] is not None}
@@ -115,6 +124,7 @@ class ChunkExecutor:
         failed: dict[int, str] = {}
         predicted = already = 0
         with _Lease(self.claims, scope, owner, mine, self.lease_seconds):
+            mark = time.monotonic()
             try:
                 present = self.api.tasks_holding(info.project, version, mine)
             except LabelStudioApiError as exc:
@@ -125,18 +135,25 @@ class ChunkExecutor:
                 self.store.mark_done(job_id, present)
                 already += len(present)
             todo = [t for t in tasks if int(t["id"]) in set(mine) - present]
+            phases["check"] = time.monotonic() - mark
+            mark = time.monotonic()
             records: list[PredictionRecord] = []
             if todo:
                 deadline = time.monotonic() + self.settings.job_timeout * 0.9
-                for outcome in self.backend.runner.run(todo, spec, version, self.backend.fetch, deadline=deadline):
+                outcomes = self.backend.runner.run(todo, spec, version, self.backend.fetch, deadline=deadline)
+                for outcome in adjust_outcomes(learned, outcomes):
                     tid = int(outcome.task_id)
                     if outcome.succeeded:
                         records.append(PredictionRecord(tid, outcome.result or (), version, outcome.score))
                     else:
                         failed[tid] = f"{outcome.reason or 'failed'}: {outcome.error or ''}"
+            phases["predict"] = time.monotonic() - mark
+            mark = time.monotonic()
             if records:
+                # still ours since Label Studio said they lack the version: no second check needed
+                kept = self.claims.renew(scope, [r.task_id for r in records], owner, self.lease_seconds)
                 report = PredictionWriter(self.api, chunk=self.settings.writeback_chunk,
-                                          attempts=self.settings.writeback_attempts).write(info.project, records)
+                                          attempts=self.settings.writeback_attempts).write(info.project, records, checked=kept)
                 ok = [*report.written, *report.already]
                 self.claims.finish(scope, ok, WRITTEN, WRITTEN_SECONDS)
                 self.store.mark_done(job_id, ok)
@@ -150,22 +167,38 @@ class ChunkExecutor:
             if failed:
                 self.claims.release(scope, list(failed), owner)
                 self.store.mark_failed(job_id, failed)
+            phases["write"] = time.monotonic() - mark
+        log.info("job %s: chunk of %d tasks in %.2f s (%s): %d predicted, %d already there, %d elsewhere, %d failed",
+                 job_id, len(ids), time.monotonic() - started, ", ".join(f"{k} {v:.2f}" for k, v in phases.items()),
+                 predicted, already, len(elsewhere), len(failed))
         done = tuple(i for i in ids if i not in failed and i not in elsewhere)
         result = ChunkResult(done, predicted, already, elsewhere, failed)
         if failed:
             raise TasksFailed(failed)
         return result
 
-    def _acquire(self, scope: str, ids: list[int], owner: str, job_id: str) -> dict[int, str | None]:
-        """Claim; tasks still held by an earlier attempt of this same job (its worker died) are
-        waited for until that claim lapses, then taken."""
+    def _acquire(self, scope: str, ids: list[int], owner: str, job_id: str, handed_by: str = "") -> dict[int, str | None]:
+        """Claim. Two holders are waited for, then taken over when their claim lapses: an earlier
+        attempt of this same job (its worker died), and the click that handed this job its
+        remainder (its process keeps renewing while it finishes and writes its running tasks; a
+        task it wrote turns `written`, which the check against Label Studio then confirms)."""
         held = self.claims.acquire(scope, ids, owner, self.lease_seconds)
-        end = time.monotonic() + self.lease_seconds + 2
+        queued = queued_owner(job_id)
+
+        def take_queued() -> None:
+            waiting = [i for i, h in held.items() if h == queued]
+            for tid in self.claims.transfer(scope, waiting, queued, owner, self.lease_seconds) if waiting else ():
+                held[tid] = None
+
+        take_queued()
         prefix = f"job:{job_id}:"
+        patience = self.lease_seconds + 2 + (self.settings.predict_timeout + 120 if handed_by else 0)
+        end = time.monotonic() + patience
         while time.monotonic() < end:
-            stale = [i for i, h in held.items() if h is not None and h.startswith(prefix) and h != owner]
+            stale = [i for i, h in held.items() if h is not None and h != owner and (h.startswith(prefix) or h == handed_by)]
             if not stale:
                 break
             time.sleep(0.5)
             held.update(self.claims.acquire(scope, stale, owner, self.lease_seconds))
+            take_queued()
         return held

@@ -66,7 +66,9 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         log.error("gemini-ls worker needs REDIS_URL (without it, jobs run on the in-process pool of the command that made them)")
         return 2
     from .context import build_executor
+    from .embedded import watch_parent
 
+    watch_parent()
     set_process_executor(build_executor(settings))
     worker = make_worker(settings, name)
     log.info("gemini-ls worker %s on queue %s (concurrency %d per worker)", worker.name, queue_name(settings), settings.concurrency)

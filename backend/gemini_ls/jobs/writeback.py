@@ -25,7 +25,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,16 +185,21 @@ class PredictionWriter:
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = random.random
 
-    def write(self, project: int, records: Iterable[PredictionRecord]) -> WriteReport:
+    def write(self, project: int, records: Iterable[PredictionRecord], checked: Iterable[int] = ()) -> WriteReport:
+        """`checked`: tasks the caller already found lacking the version in Label Studio and has held
+        the claim of ever since (so nobody else can have written them): their first attempt skips
+        the check (two Label Studio calls per chunk). A retry always checks (a POST that timed out
+        may have landed)."""
         report = WriteReport()
+        fresh = set(checked)
         for chunk in _chunks(list(records), self.chunk):
-            report = report.merge(self._write_chunk(project, list(chunk)))
+            report = report.merge(self._write_chunk(project, list(chunk), fresh))
         return report
 
     def _backoff(self, attempt: int) -> float:
         return max(0.0, min(1.0, self.rand())) * min(self.backoff_cap, self.backoff_base * 2.0**attempt)
 
-    def _write_chunk(self, project: int, records: list[PredictionRecord]) -> WriteReport:
+    def _write_chunk(self, project: int, records: list[PredictionRecord], checked: Set[int] = frozenset()) -> WriteReport:
         pending = {r.task_id: r for r in records}
         versions = {r.model_version for r in records}
         already: list[int] = []
@@ -203,7 +208,7 @@ class PredictionWriter:
         for attempt in range(self.attempts):
             try:
                 for version in versions:
-                    mine = [t for t, r in pending.items() if r.model_version == version]
+                    mine = [t for t, r in pending.items() if r.model_version == version and (attempt or t not in checked)]
                     held = self.api.tasks_holding(project, version, mine) if mine else set()
                     for tid in held:
                         pending.pop(tid, None)

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from gemini_ls.jobs.claims import DELIVERED, WRITTEN, MemoryClaims, RedisClaims, scope_of
+from gemini_ls.jobs.claims import DELIVERED, WRITTEN, MemoryClaims, RedisClaims, queued_owner, scope_of
 from gemini_ls.jobs.oneclick import project_id
 from gemini_ls.jobs.prelabel import UsageError, parse_task_ids
 from gemini_ls.jobs.state import JobInfo, MemoryJobStore, RedisJobStore
@@ -61,6 +61,21 @@ def test_marks_are_hints_a_marked_task_can_be_retaken(claims):
     claims.acquire(scope, [3], "live-owner", 60)
     assert claims.retake(scope, [1, 2, 3, 4], "me", 60) == {1, 2, 4}  # never a live owner's task
     assert claims.holders(scope, [1, 2, 3, 4]) == {1: "me", 2: "me", 3: "live-owner", 4: "me"}
+
+
+def test_a_click_hands_its_tasks_to_its_job(claims):
+    scope = scope_of(4, "v")
+    claims.acquire(scope, [1, 2], "predict:click", 60)
+    claims.acquire(scope, [3], "someone-else", 60)
+    assert claims.transfer(scope, [1, 2, 3], "predict:click", queued_owner("j9"), 60) == {1, 2}  # only its own
+    assert claims.acquire(scope, [1], "second-click", 60) == {1: "job:j9:queued"}  # left to the job
+    assert claims.transfer(scope, [1], queued_owner("j9"), "job:j9:rq1:host:1", 60) == {1}  # an attempt takes it
+    assert claims.holders(scope, [1, 2, 3]) == {1: "job:j9:rq1:host:1", 2: "job:j9:queued", 3: "someone-else"}
+
+
+def test_job_store_keeps_who_handed_a_job_over(store):
+    store.create(JobInfo(id="j2", project=3, model_version="v", total=1, created=time.time(), handed_by="predict:h:1:a:b"), "<View/>")
+    assert store.get("j2").handed_by == "predict:h:1:a:b"
 
 
 def test_job_store_counts_each_task_once(store):
