@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..batch.pricing import price_for
 from ..labelconfig import parse_label_config
 from ..settings import Settings
 from .fewshot import Example, examples_from_tasks
@@ -23,16 +24,6 @@ from .learning import LearnedState
 from .match import match_regions
 from .report import _plain
 from .stats import Tally, tally
-
-# USD per million tokens (input, output), Gemini API standard tier list prices, prompts <= 200k
-# tokens. An estimate for comparing variants, not a bill; unknown models show no cost.
-PRICES: dict[str, tuple[float, float]] = {
-    "gemini-2.5-pro": (1.25, 10.0),
-    "gemini-2.5-flash": (0.30, 2.50),
-    "gemini-2.5-flash-lite": (0.10, 0.40),
-    "gemini-2.0-flash": (0.10, 0.40),
-    "gemini-2.0-flash-lite": (0.075, 0.30),
-}
 
 KEYS = {
     "name": "a name for the column",
@@ -150,7 +141,10 @@ class VariantResult:
     few_shot_tokens: float = 0.0  # of input_tokens, what the few-shot examples added
 
     def cost_per_task(self) -> float | None:
-        price = PRICES.get(self.variant.settings.model)
+        # the one price table (batch/pricing.py, GEMINI_PRICES overrides) at GEMINI_MODEL's rate: an
+        # estimate for comparing variants, not a bill; an unknown model shows no cost
+        settings = self.variant.settings
+        price = price_for(settings.model, {m: (i, o) for m, i, o in settings.prices})
         if price is None or not self.tasks:
             return None
         return (self.input_tokens * price[0] + self.output_tokens * price[1]) / 1e6 / self.tasks
