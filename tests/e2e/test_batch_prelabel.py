@@ -312,7 +312,7 @@ def test_batch_predictions_carry_the_learned_state_like_predict_answers(label_st
     same model_version as a /predict answer for the task."""
     from .helpers import backend_env, start_backend_process
     from .jobs_helpers import exactly_one_each, url_project
-    from .test_jobs_durable import LEARN_CONFIG, _regions, _seed_learned_state
+    from .test_jobs_durable import LEARN_CONFIG, _seed_learned_state, assert_written_equal_predict_answers
 
     learn = {"REVIEW_LEARN": "thresholds,synonyms", "REVIEW_LEARN_MIN_SAMPLES": "8"}
     pid, ids = url_project(label_studio, cors_images, None, "batch learned state", 12, config=LEARN_CONFIG)
@@ -322,20 +322,10 @@ def test_batch_predictions_carry_the_learned_state_like_predict_answers(label_st
     assert done.returncode == 0, done.stderr[-3000:]
     version = exactly_one_each(label_studio, pid, ids)
     assert re.search(r"-l[0-9a-f]{8}$", version), version  # the learned state's digest
-    written = {p["task"]: p["result"] for p in label_studio.get(f"/api/predictions?project={pid}")
-               if p["model_version"] == version}
     plain = start_backend_process("batch-learned-plain", backend_env(
         batch_emulator.url, label_studio, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, WRITE_BACK="false",
         SERVE_WORKER="false", **learn))
     try:
-        tasks = {t["id"]: t for t in label_studio.tasks(pid)}
-        for tid in ids:
-            body = {"tasks": [{"id": tid, "data": tasks[tid]["data"], "project": pid}], "label_config": LEARN_CONFIG,
-                    "project": f"{pid}.1795504334"}
-            answer = requests.post(plain.url + "/predict", json=body, timeout=60).json()
-            assert answer["model_version"] == version
-            (entry,) = answer["results"]
-            assert _regions(entry["result"]) == _regions(written[tid]), tid
-            assert {r[0] for r in _regions(written[tid])} == {"Kitten"}, written[tid]  # Cat as Kitten, Dog suppressed
+        assert_written_equal_predict_answers(label_studio, plain.url, pid, ids, version)
     finally:
         plain.stop()

@@ -151,12 +151,28 @@ def _regions(result) -> list:
                    round(r["value"]["width"], 3), round(r["value"]["height"], 3), r.get("score")) for r in result)
 
 
+def assert_written_equal_predict_answers(ls, predict_url: str, pid: int, ids: list[int], version: str) -> None:
+    """Each task's stored prediction of `version` equals, region by region, what /predict answers for
+    it, and the learned state really is in both: Cat answered as Kitten, Dog suppressed."""
+    import requests
+
+    written = {p["task"]: p["result"] for p in ls.get(f"/api/predictions?project={pid}") if p["model_version"] == version}
+    tasks = {t["id"]: t for t in ls.tasks(pid)}
+    for tid in ids:
+        body = {"tasks": [{"id": tid, "data": tasks[tid]["data"], "project": pid}], "label_config": LEARN_CONFIG,
+                "project": f"{pid}.1795504334"}
+        answer = requests.post(predict_url + "/predict", json=body, timeout=60).json()
+        assert answer["model_version"] == version
+        (entry,) = answer["results"]
+        assert _regions(entry["result"]) == _regions(written[tid]), tid
+        assert {r[0] for r in _regions(written[tid])} == {"Kitten"}, written[tid]
+
+
 def test_job_written_predictions_and_predict_answers_agree_under_learned_state(
     label_studio, emulator_factory, cors_images, redis_url, redis_prefix
 ):
     """Learned thresholds and synonyms are applied on every path: the /predict answer, the late
     tasks of a click written back, its remainder done by a worker, and `gemini-ls prelabel`."""
-    import requests
 
     ls = label_studio
     n = 30
@@ -179,17 +195,7 @@ def test_job_written_predictions_and_predict_answers_agree_under_learned_state(
         wait_until(lambda: stored(ls, pid) >= n, timeout=180, interval=1.0, what="every task holding a prediction")
         version = exactly_one_each(ls, pid, ids)
         assert re.search(r"-l[0-9a-f]{8}$", version), version  # the learned state's digest
-        written = {p["task"]: p["result"] for p in ls.get(f"/api/predictions?project={pid}") if p["model_version"] == version}
-        tasks = {t["id"]: t for t in ls.tasks(pid)}
-        for tid in ids:
-            body = {"tasks": [{"id": tid, "data": tasks[tid]["data"], "project": pid}], "label_config": LEARN_CONFIG,
-                    "project": f"{pid}.1795504334"}
-            answer = requests.post(plain.url + "/predict", json=body, timeout=60).json()
-            assert answer["model_version"] == version
-            (entry,) = answer["results"]
-            assert _regions(entry["result"]) == _regions(written[tid]), tid
-            # the learned state really is in both: Cat answered as Kitten, Dog suppressed
-            assert {r[0] for r in _regions(written[tid])} == {"Kitten"}, written[tid]
+        assert_written_equal_predict_answers(ls, plain.url, pid, ids, version)
     finally:
         worker.stop()
         plain.stop()
