@@ -107,8 +107,13 @@ class Backend:
     interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
     oneclick: Any = None  # jobs.oneclick.OneClick: late tasks of a click written back to Label Studio
     job_queue: Any = None  # jobs.queue.RQJobQueue with REDIS_URL (built once: /metrics reads it per scrape)
+    batch_metrics: Any = None  # batch.metrics.BatchJobsMetrics: every Batch API job's numbers, from Redis
 
     def __post_init__(self) -> None:
+        if self.batch_metrics is None:
+            from .batch.metrics import BatchJobsMetrics
+
+            self.batch_metrics = BatchJobsMetrics(self.settings)
         healthy = getattr(self.cache, "healthy", None)
         if self.settings.redis_url and callable(healthy):
             self.redis_probe = BackgroundProbe(healthy)

@@ -138,9 +138,7 @@ def _check_basic_auth(settings: Settings) -> None:
 
 def _metrics_text(backend: Backend) -> bytes:
     backend.refresh_job_metrics()
-    from .batch.metrics import batch_jobs_text
-
-    extra = backend.review_metrics() + batch_jobs_text(backend.settings)  # read from Redis: every process's
+    extra = backend.review_metrics() + backend.batch_metrics.text()  # read from Redis: every process's
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess

@@ -89,11 +89,15 @@ def test_metrics_scrapes_reuse_one_job_queue_client(backend_factory, emu, redis_
     queue = backend.backend.job_queue
     assert queue is not None
     r = redis.Redis.from_url(redis_url)
+    from gemini_ls.batch.store import RedisJobStore
+
+    RedisJobStore(redis_url, redis_prefix, 7, "v1").add_written([1, 2])  # a Batch API job: read per scrape too
     assert backend.get("/metrics").status_code == 200  # the first scrape may open the pool's connection
     before = r.info("stats")["total_connections_received"]
     for _ in range(20):
         text = backend.get("/metrics").text
         assert "gemini_ls_jobs_queue_depth" in text
+        assert 'gemini_ls_batch_job_tasks{job="batch:7:v1",outcome="written"} 2.0' in text
     assert backend.backend.job_queue is queue
     # a fresh client per scrape (the old way) would be >= 20; a stray connection of a background thread is allowed
     assert r.info("stats")["total_connections_received"] - before <= 3

@@ -6,13 +6,14 @@ scrape time, so the server's /metrics shows every job. One label value per job i
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from ..settings import Settings
 from .pricing import Tokens, cost_by_model
-from .store import RedisJobStore, parse_job_id
+from .store import RedisJobStore, parse_job_id, store_client
 
 log = logging.getLogger("gemini_ls.batch")
 
@@ -20,6 +21,12 @@ log = logging.getLogger("gemini_ls.batch")
 class BatchJobsCollector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._client: Any = None  # one Redis client for every scrape, made at the first
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            self._client = store_client(self.settings.redis_url or "")
+        return self._client
 
     def collect(self):
         s = self.settings
@@ -31,11 +38,12 @@ class BatchJobsCollector:
         tasks = GaugeMetricFamily("gemini_ls_batch_job_tasks", "Tasks of a Batch API job by outcome", labels=["job", "outcome"])
         prices = {m: (i, o) for m, i, o in s.prices}
         try:
-            for job in RedisJobStore.jobs(s.redis_url, s.redis_prefix):
+            client = self._redis()
+            for job in RedisJobStore.jobs(s.redis_url, s.redis_prefix, client=client):
                 parsed = parse_job_id(job)
                 if parsed is None:
                     continue
-                store = RedisJobStore(s.redis_url, s.redis_prefix, *parsed)
+                store = RedisJobStore(s.redis_url, s.redis_prefix, *parsed, client=client)
                 usage = sum(store.usage().values(), Tokens())
                 for direction, n in (("input", usage.prompt), ("output", usage.output), ("thoughts", usage.thoughts)):
                     tokens.add_metric([job, direction], n)
@@ -43,18 +51,23 @@ class BatchJobsCollector:
                 if c.batch_usd is not None and c.sync_usd is not None:
                     cost.add_metric([job, "batch"], c.batch_usd)
                     cost.add_metric([job, "sync"], c.sync_usd)
-                tasks.add_metric([job, "written"], len(store.written()))
-                tasks.add_metric([job, "failed"], len(store.failed()))
+                written, failed = store.counts()
+                tasks.add_metric([job, "written"], written)
+                tasks.add_metric([job, "failed"], failed)
         except Exception as exc:  # /metrics must answer even when Redis does not
             log.info("batch job metrics unavailable: %s", type(exc).__name__)
             return
         yield from (tokens, cost, tasks)
 
 
-def batch_jobs_text(settings: Settings) -> bytes:
-    """The exposition text of the collector (appended to the process's own /metrics)."""
-    if not settings.redis_url:
-        return b""
-    registry = CollectorRegistry()
-    registry.register(BatchJobsCollector(settings))
-    return generate_latest(registry)
+class BatchJobsMetrics:
+    """The exposition text of the collector, appended to the process's own /metrics; made once per
+    process (Backend.batch_metrics), so scrapes share its registry and Redis client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(BatchJobsCollector(settings))
+        self._on = bool(settings.redis_url)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry) if self._on else b""

@@ -28,7 +28,10 @@ import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import redis
 
 from .pricing import Tokens
 
@@ -109,27 +112,37 @@ def _usage_from(raw: dict[str, str]) -> dict[str, Tokens]:
     return {model: Tokens(**f) for model, f in sorted(fields.items())}
 
 
+def store_client(redis_url: str) -> redis.Redis:
+    import redis
+
+    return redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
+
+
 class RedisJobStore:
     durable = True
 
-    def __init__(self, redis_url: str, prefix: str, project: int | str, model_version: str) -> None:
-        import redis
-
+    def __init__(self, redis_url: str, prefix: str, project: int | str, model_version: str, *, client: Any = None) -> None:
+        """`client`: a Redis client with decode_responses=True to share (the server's /metrics
+        reads every job per scrape through one); else one is made for this store."""
         self.job = job_id(project, model_version)
-        self._r = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
+        self._r: redis.Redis = client if client is not None else store_client(redis_url)
         self._prefix = prefix
         self._k = f"{prefix}{self.job}:"
         self._r.sadd(f"{prefix}batch:jobs", self.job)
 
     @classmethod
-    def jobs(cls, redis_url: str, prefix: str) -> list[str]:
-        import redis
-
-        client = redis.Redis.from_url(redis_url, socket_timeout=10, decode_responses=True)
+    def jobs(cls, redis_url: str, prefix: str, *, client: Any = None) -> list[str]:
+        own = client is None
+        client = store_client(redis_url) if own else client
         try:
-            return sorted(client.smembers(f"{prefix}batch:jobs"))  # type: ignore[arg-type]
+            return sorted(client.smembers(f"{prefix}batch:jobs"))
         finally:
-            client.close()
+            if own:
+                client.close()
+
+    def counts(self) -> tuple[int, int]:
+        """(written, failed) task counts, without reading the sets themselves."""
+        return int(self._r.scard(self._k + "written")), int(self._r.hlen(self._k + "failed"))  # type: ignore[arg-type]
 
     def batches(self) -> list[BatchRecord]:
         raw: dict[str, str] = self._r.hgetall(self._k + "batches")  # type: ignore[assignment]
