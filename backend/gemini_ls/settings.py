@@ -177,6 +177,11 @@ class Settings:
     batch_discount: float = 0.5
 
     @property
+    def price_overrides(self) -> dict[str, tuple[float, float]]:
+        """GEMINI_PRICES as batch/pricing.py takes it: model -> (input, output) USD per 1M tokens."""
+        return {m: (i, o) for m, i, o in self.prices}
+
+    @property
     def uses_emulator(self) -> bool:
         return self.api_key is None
 

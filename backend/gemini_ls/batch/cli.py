@@ -156,8 +156,7 @@ def _show(settings: Settings, job: str) -> None:
         return
     store = RedisJobStore(settings.redis_url, settings.redis_prefix, *parsed)
     state = "cancelled" if store.cancelled() else "running" if any(b.active for b in store.batches()) else "idle"
-    prices = {m: (i, o) for m, i, o in settings.prices}
-    cost = cost_by_model(store.usage(), prices, settings.batch_discount)
+    cost = cost_by_model(store.usage(), settings.price_overrides, settings.batch_discount)
     print(f"{job}  {state}  written {len(store.written())}  failed {len(store.failed())}  {cost.describe()}")
     for record in store.batches():
         print(f"  {record.name}  {record.state}  {record.model or '?'}  {record.requests} request(s) {record.source}")

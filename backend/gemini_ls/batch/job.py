@@ -145,6 +145,7 @@ class BatchPrelabel:
         self.fewshot_wire = fewshot_wire
         self.learned = learned or LearnedState()
         self.by_model = requests_by_model(self.plans, self.settings.routing.model.name)
+        self.model_of = {i: model for model, indexes in self.by_model.items() for i in indexes}  # request index -> model
         self.version = model_version
         self.fetch = fetch
         self.options = options
@@ -198,8 +199,7 @@ class BatchPrelabel:
         return self.report(state, len(wanted), started)
 
     def report(self, state: str, tasks: int, started: float) -> JobReport:
-        prices = {m: (i, o) for m, i, o in self.settings.prices}
-        cost = cost_by_model(self.store.usage(), prices, self.settings.batch_discount)
+        cost = cost_by_model(self.store.usage(), self.settings.price_overrides, self.settings.batch_discount)
         return JobReport(
             job=self.store.job, model_version=self.version, state=state, tasks=tasks,
             written=len(self.store.written()), failed=self.store.failed(), batches=tuple(self.store.batches()),
@@ -216,7 +216,6 @@ class BatchPrelabel:
         plans = tuple(self.plans[i] for i in indexes)
         _refs, prepared = self.predictor.prepare_images(task, self.spec, plans, self.fetch)
         self.store.put_meta(task_id, {n: (p.width, p.height) for n, p in prepared.items()})
-        model_of = {i: model for model, idx in self.by_model.items() for i in idx}
         out = []
         for index in indexes:
             plan = self.plans[index].for_task(task_id)
@@ -226,7 +225,7 @@ class BatchPrelabel:
                 built = self.files.build(images, {}, deadline=deadline)
             except GeminiError as exc:
                 raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
-            key, model = _key(task_id, index), model_of[index]
+            key, model = _key(task_id, index), self.model_of[index]
             history = self.fewshot_wire.contents_for(plan, prompt, deadline=deadline, model=model) if (
                 self.fewshot_wire is not None and plan.examples) else None
             out.append((model, key, gbatches.inlined_request(self.settings, prompt, built.parts, plan.kind, key, model,
@@ -358,8 +357,7 @@ class BatchPrelabel:
         self.store.add_usage(model, usage)
         for direction, n in (("input", usage.prompt), ("output", usage.output), ("thoughts", usage.thoughts)):
             self.metrics.batch_tokens.labels(direction).inc(n)
-        prices = {m: (i, o) for m, i, o in self.settings.prices}
-        cost = cost_of(model, usage, prices, self.settings.batch_discount)
+        cost = cost_of(model, usage, self.settings.price_overrides, self.settings.batch_discount)
         if cost.batch_usd is not None and cost.sync_usd is not None:
             self.metrics.batch_cost.labels("batch").inc(cost.batch_usd)
             self.metrics.batch_cost.labels("sync").inc(cost.sync_usd)

@@ -36,7 +36,7 @@ class BatchJobsCollector:
         cost = GaugeMetricFamily("gemini_ls_batch_job_cost_usd", "Estimated USD of a Batch API job, at the batch and at the sync rate",
                                  labels=["job", "rate"])
         tasks = GaugeMetricFamily("gemini_ls_batch_job_tasks", "Tasks of a Batch API job by outcome", labels=["job", "outcome"])
-        prices = {m: (i, o) for m, i, o in s.prices}
+        prices = s.price_overrides
         try:
             client = self._redis()
             for job in RedisJobStore.jobs(s.redis_url, s.redis_prefix, client=client):

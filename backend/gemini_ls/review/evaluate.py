@@ -144,7 +144,7 @@ class VariantResult:
         # the one price table (batch/pricing.py, GEMINI_PRICES overrides) at GEMINI_MODEL's rate: an
         # estimate for comparing variants, not a bill; an unknown model shows no cost
         settings = self.variant.settings
-        price = price_for(settings.model, {m: (i, o) for m, i, o in settings.prices})
+        price = price_for(settings.model, settings.price_overrides)
         if price is None or not self.tasks:
             return None
         return (self.input_tokens * price[0] + self.output_tokens * price[1]) / 1e6 / self.tasks
