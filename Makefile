@@ -83,10 +83,19 @@ pytest: install-test
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
-# Lint and types first: a tree that fails them is not worth the suite's minutes.
-test: system-deps install-test label-studio
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory pytest
+# Lint and types first: a tree that fails them is not worth the suite's minutes. Each phase is timed
+# (.ci/timed) into $(CI_PHASES); pytest adds one row per test directory and the compose image builds
+# (tests/fixtures/phases.py); the table is printed at the end (tests/README.md has today's figures).
+CI_PHASES ?= $(abspath artifacts/ci/phases.tsv)
+export CI_PHASES
+test:
+	@mkdir -p "$(dir $(CI_PHASES))"; rm -f "$(CI_PHASES)"
+	@rc=0; { .ci/timed "system packages" $(MAKE) --no-print-directory system-deps \
+	  && .ci/timed "virtualenv (ours)" $(MAKE) --no-print-directory install-test \
+	  && .ci/timed "Label Studio virtualenv" $(MAKE) --no-print-directory label-studio \
+	  && .ci/timed "lint (ruff + mypy)" $(MAKE) --no-print-directory lint \
+	  && .ci/timed "pytest (all)" $(MAKE) --no-print-directory pytest; } || rc=$$?; \
+	echo; echo "== CI phases"; .ci/phases-table; exit $$rc
 
 # The quick loop: only our virtualenv, never apt-get or Label Studio. (Tests here that need Redis
 # start the redis-server already on PATH, as everywhere in the suite.)

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.backend",
     "tests.fixtures.labelstudio",
     "tests.fixtures.processes",
+    "tests.fixtures.phases",
 ]

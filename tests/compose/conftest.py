@@ -1,7 +1,8 @@
 """Fixtures of the compose suite: the local images (built once, cached) and the stack, up and down.
 
 Missing podman, runc or debootstrap is a FAILURE with a clear message (`make test` installs them
-through .ci/install-system-deps), never a skip.
+through .ci/install-system-deps), never a skip; so is a container network that does not work,
+found by one tiny `podman run --network` before any image is built.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from .podman import ComposeProject, Images, ensure_images
+from tests.fixtures.phases import record_phase
+
+from .podman import ComposeError, ComposeProject, Images, check_container_network, ensure_images
 from .stack import OFFLINE_SERVICES, start_project
 
 REQUIRED_TOOLS = ("podman", "runc", "debootstrap")
@@ -22,7 +25,13 @@ def compose_images() -> Images:
     missing = [tool for tool in REQUIRED_TOOLS if not shutil.which(tool)]
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: run .ci/install-system-deps (or `make test`)", pytrace=False)
+    try:
+        probe_seconds = check_container_network()
+    except ComposeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    print(f"container network works ({probe_seconds:.1f} s)")
     images = ensure_images()
+    record_phase("compose image builds (in pytest tests/compose)", images.seconds)
     print(f"compose images ready in {images.seconds:.1f} s: {images}")
     return images
 

@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -234,6 +235,54 @@ class Images:
         """The variables tests/compose/compose.override.yml and docker-compose.yml read."""
         return {"GEMINI_LS_TEST_BASE_IMAGE": self.base, "GEMINI_LS_TEST_REDIS_IMAGE": self.redis,
                 "GEMINI_LS_TEST_LABEL_STUDIO_IMAGE": self.label_studio, "GEMINI_LS_TAG": self.backend_tag}
+
+
+# ----------------------------------------------------------------------------------------------
+# The container network, checked before minutes of image builds depend on it
+# ----------------------------------------------------------------------------------------------
+
+PROBE_IMAGE = f"{IMAGE_REPO}/netprobe"
+PROBE_TIMEOUT = 60.0
+
+
+def _probe_image() -> str:
+    """A two-file image (the host's `true` and the libraries it loads), imported, never built: it
+    exists before any registry, mirror or Containerfile is involved."""
+    true = shutil.which("true") or "/usr/bin/true"
+    ldd = subprocess.run(["ldd", true], capture_output=True, text=True, timeout=30).stdout
+    paths = [true, *re.findall(r"(/\S+) \(0x", ldd)]
+    ref = f"{PROBE_IMAGE}:{_digest(*(Path(p) for p in paths))}"
+    if image_exists(ref):
+        return ref
+    with tempfile.TemporaryDirectory() as tmp:
+        tarball = Path(tmp) / "probe.tar"
+        with tarfile.open(tarball, "w", dereference=True) as tar:
+            for path in paths:
+                tar.add(path, arcname=path.lstrip("/"))
+        podman("import", "--quiet", str(tarball), ref, timeout=PROBE_TIMEOUT)
+    return ref
+
+
+def check_container_network() -> float:
+    """One `podman run --network` on a fresh bridge network, as compose makes one per project.
+
+    Fails in seconds with podman's reason and what usually causes it, instead of a build's first RUN
+    failing minutes later (a machine without iptables: "netavark: No such file or directory")."""
+    started = time.monotonic()
+    network = f"gemini-ls-probe-{os.getpid()}"
+    try:
+        image = _probe_image()
+        podman("network", "create", network, timeout=PROBE_TIMEOUT)
+        try:
+            podman("run", "--rm", "--network", network, image, shutil.which("true") or "/usr/bin/true", timeout=PROBE_TIMEOUT)
+        finally:
+            podman("network", "rm", "-f", network, timeout=PROBE_TIMEOUT, check=False)
+    except ComposeError as exc:
+        raise ComposeError(
+            "the container network does not work, so no compose image can be built or run "
+            "(podman run --network on a fresh bridge network failed). On Debian 12 netavark needs iptables; "
+            f"`.ci/install-system-deps` installs and checks it.\n{exc}") from exc
+    return time.monotonic() - started
 
 
 def ensure_images() -> Images:

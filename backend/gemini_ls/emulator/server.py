@@ -302,9 +302,12 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        # Counted BEFORE the body goes out: once a client holds its answer, the counters include it.
+        # Counting after the write let a test's last answer land in the NEXT test's counters when
+        # this thread was descheduled between the two (the shared emulator is reset between tests).
+        self.emu._count(status=status)
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.emu._count(status=status)
 
     def _send_json(self, status: int, obj, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
