@@ -79,7 +79,7 @@ label-studio:
 
 # pytest's exit status 5 means "no tests collected": a suite that ran nothing must not pass.
 pytest: install-test
-	@rc=0; $(VPY) -m pytest tests/ $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(VPY) -m pytest tests/ --durations=30 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
@@ -90,11 +90,16 @@ CI_PHASES ?= $(abspath artifacts/ci/phases.tsv)
 export CI_PHASES
 test:
 	@mkdir -p "$(dir $(CI_PHASES))"; rm -f "$(CI_PHASES)"
-	@rc=0; { .ci/timed "system packages" $(MAKE) --no-print-directory system-deps \
+	@rc=0; prebuild=; { .ci/timed "system packages" $(MAKE) --no-print-directory system-deps \
 	  && .ci/timed "virtualenv (ours)" $(MAKE) --no-print-directory install-test \
+	  && { mkdir -p artifacts/compose; \
+	       setsid .ci/timed "compose image builds (background, beside what follows)" $(VPY) -m tests.compose.prebuild \
+	         > artifacts/compose/prebuild.log 2>&1 </dev/null & prebuild=$$!; \
+	       echo "compose images: building in the background (pid $$prebuild, log artifacts/compose/prebuild.log)"; } \
 	  && .ci/timed "Label Studio virtualenv" $(MAKE) --no-print-directory label-studio \
 	  && .ci/timed "lint (ruff + mypy)" $(MAKE) --no-print-directory lint \
 	  && .ci/timed "pytest (all)" $(MAKE) --no-print-directory pytest; } || rc=$$?; \
+	if [ -n "$$prebuild" ] && kill -0 "$$prebuild" 2>/dev/null; then kill -- -"$$prebuild" 2>/dev/null || true; fi; \
 	echo; echo "== CI phases"; .ci/phases-table; exit $$rc
 
 # The quick loop: only our virtualenv, never apt-get or Label Studio. (Tests here that need Redis

@@ -31,7 +31,9 @@ def compose_images() -> Images:
         pytest.fail(str(exc), pytrace=False)
     print(f"container network works ({probe_seconds:.1f} s)")
     images = ensure_images()
-    record_phase("compose image builds (in pytest tests/compose)", images.seconds)
+    # Usually built by `make test`'s background prebuild (tests/compose/prebuild.py) by now: this is
+    # what the compose tests still waited (the lock) or built themselves.
+    record_phase("compose images: left to wait or build in pytest", images.seconds)
     print(f"compose images ready in {images.seconds:.1f} s: {images}")
     return images
 
