@@ -1,6 +1,6 @@
 """The Label Studio ML backend HTTP protocol: /health, /setup, /predict, /webhook, /metrics.
 
-Speaks what Label Studio 1.23 sends and expects (see README "Protocol"). Every error is JSON with a
+Speaks what Label Studio 1.23 sends and expects (see docs/operations.md). Every error is JSON with a
 message and the right status, never an HTML traceback; the Gemini API key is never echoed.
 """
 

@@ -140,7 +140,7 @@ def test_annotation_reaches_our_webhook(stack):
     assert backend.metric("gemini_ls_webhook_events_total", action="ANNOTATION_CREATED") == before + 1
     # ... and acted on it: matched the annotation against OUR prediction, read back from Label Studio
     # (gemini_ls_review_regions replaced the in-memory gemini_ls_feedback_regions_total: the ledger
-    # is per label and idempotent, see README "Review loop")
+    # is per label and idempotent, see docs/review-loop.md)
     line = backend.wait_log(rf"webhook ANNOTATION_CREATED: annotation {ann['id']} for task {task.task_id}[^\n]*")
     assert "no prediction of ours" not in line, line
     accepted = backend.metric("gemini_ls_review_regions", project=str(project.id), outcome="accepted")

@@ -139,11 +139,32 @@ def test_malformed_values_are_rejected_with_the_variable_name(name, value):
         Settings.from_env({name: value})
 
 
-def test_every_variable_read_is_tested_here_and_documented_in_the_readme():
+def _variables_read() -> set[str]:
     source = (ROOT / "backend/gemini_ls/settings.py").read_text()
-    read = set(re.findall(r'_(?:get|str|int|float|bool|csv|choice)\(env, "([A-Z_]+)"', source))
+    return set(re.findall(r'_(?:get|str|int|float|bool|csv|choice)\(env, "([A-Z_]+)"', source))
+
+
+def test_every_variable_read_is_tested_here_and_documented_in_the_configuration_page():
+    read = _variables_read()
     assert read, "no env var found in settings.py"
     assert read - {"GOOGLE_API_KEY"} <= set(ENV), f"untested: {sorted(read - set(ENV))}"
+    table = (ROOT / "docs/configuration.md").read_text()
+    table = table[table.index("## Environment variables"):]
+    missing = sorted(v for v in read if f"`{v}`" not in table)
+    assert not missing, f"docs/configuration.md does not document: {missing}"
+
+
+def test_the_readme_settings_are_real_and_their_defaults_match_the_configuration_page():
+    """The README's short table is a copy of rows of docs/configuration.md: same variables, same defaults."""
     readme = (ROOT / "README.md").read_text()
-    missing = sorted(v for v in read if f"`{v}`" not in readme)
-    assert not missing, f"README does not document: {missing}"
+    readme = readme[readme.index("## The ten settings that matter"):]
+    readme = readme[: readme.index("\n## ")]
+    config = (ROOT / "docs/configuration.md").read_text()
+    full = {row.split("|")[1].strip(): row.split("|")[2].strip() for row in config.splitlines() if row.startswith("| `")}
+    rows = [row for row in readme.splitlines() if row.startswith("| `")]
+    assert len(rows) == 10, rows
+    read = _variables_read()
+    for row in rows:
+        names, default = row.split("|")[1].strip(), row.split("|")[2].strip()
+        assert set(re.findall(r"`([A-Z_]+)`", names)) <= read, row
+        assert full.get(names) == default, f"README: {names} = {default}; docs/configuration.md: {full.get(names)}"

@@ -1,6 +1,6 @@
 """Every Gemini model we know, in ONE table: family, what it answers for masks, status, thinking rules.
 
-The facts and their public sources are in docs/gemini-models.md; the README explains the defaults.
+The facts and their public sources are in docs/gemini-models.md; docs/models.md explains the defaults.
 Everything that depends on the model name (thinking config, media resolution, the mask format to
 expect, deprecation routing, what /health reports) asks this module, never the name itself.
 

@@ -1,1 +1,1 @@
-"""The annotator review loop: what annotators keep, fix and delete, per label (see README "Review loop")."""
+"""The annotator review loop: what annotators keep, fix and delete, per label (see docs/review-loop.md)."""
