@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
+from . import redisconn
 from .gemini.cache import make_file_cache
 from .gemini.client import make_client
 from .gemini.fewshot import FewShotWire
@@ -153,8 +156,10 @@ class Backend:
     def redis_status(self) -> dict:
         if not self.settings.redis_url:
             return {"configured": False, "cache": "in-process"}
-        # None until the first background probe has answered
-        return {"configured": True, "reachable": self.redis_probe.value() if self.redis_probe else None}
+        # reachable: None until the first background probe has answered; breaker: this process's
+        # circuit ({"state": "closed" | "open" | "half_open", "seconds_left", "trips", ...})
+        return {"configured": True, "reachable": self.redis_probe.value() if self.redis_probe else None,
+                "breaker": redisconn.status(self.settings.redis_url)}
 
     def review_metrics(self) -> bytes:
         return self.review.metrics_text() if self.review is not None else b""
@@ -182,7 +187,7 @@ class Backend:
             return
         try:
             counts = self.job_queue.counts()
-        except Exception as exc:  # Redis down: /metrics still answers
+        except (redis.RedisError, OSError) as exc:  # Redis down: /metrics still answers
             log.debug("job metrics unavailable: %s", exc)
             return
         self.metrics.jobs_queued.set(counts.get("queued", 0))
@@ -212,7 +217,7 @@ def build_backend(settings: Settings) -> Backend:
 
     gate = make_gate(settings, metrics)
     caller = GeminiCaller(client, settings, metrics, gate)
-    cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)
+    cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)  # redisconn's `request` profile
     files = FilesManager(client, cache, settings, metrics)
     fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
         settings.few_shot_examples) else None
@@ -224,8 +229,11 @@ def build_backend(settings: Settings) -> Backend:
     if settings.redis_url:
         from .jobs.outcomes import RedisOutcomeStore
         from .jobs.queue import RQJobQueue, redis_client
+        from .redisconn import REQUEST
 
-        jobs_redis = redis_client(settings)  # one client (its own connection pool) for the job layer
+        # the job layer's client: /predict waits on it (outcomes, claims, a click's hand-off), so it
+        # has the short `request` timeouts and obeys the breaker (redisconn.py)
+        jobs_redis = redis_client(settings, REQUEST)
         outcomes = RedisOutcomeStore(jobs_redis, settings.redis_prefix)
         job_queue = RQJobQueue(settings, jobs_redis)
     runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)

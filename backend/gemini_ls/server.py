@@ -19,7 +19,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from . import __version__
+from . import __version__, redisconn
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
 from .plan import plan_requests, request_budget_problem
@@ -139,6 +139,7 @@ def _check_basic_auth(settings: Settings) -> None:
 def _metrics_text(backend: Backend) -> bytes:
     backend.refresh_job_metrics()
     extra = backend.review_metrics() + backend.batch_metrics.text()  # read from Redis: every process's
+    extra += redisconn.metrics_text(backend.settings.redis_url)  # this process's Redis breaker
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         from prometheus_client import multiprocess

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from ..redisconn import REQUEST_TEXT
 from ..settings import Settings
 from .pricing import Tokens, cost_by_model
 from .store import RedisJobStore, parse_job_id, store_client
@@ -25,7 +27,7 @@ class BatchJobsCollector:
 
     def _redis(self) -> Any:
         if self._client is None:
-            self._client = store_client(self.settings.redis_url or "")
+            self._client = store_client(self.settings.redis_url or "", REQUEST_TEXT)  # a scrape must not hang on Redis
         return self._client
 
     def collect(self):
@@ -54,7 +56,7 @@ class BatchJobsCollector:
                 written, failed = store.counts()
                 tasks.add_metric([job, "written"], written)
                 tasks.add_metric([job, "failed"], failed)
-        except Exception as exc:  # /metrics must answer even when Redis does not
+        except (redis.RedisError, OSError) as exc:  # /metrics must answer even when Redis does not
             log.info("batch job metrics unavailable: %s", type(exc).__name__)
             return
         yield from (tokens, cost, tasks)

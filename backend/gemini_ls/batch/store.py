@@ -112,10 +112,11 @@ def _usage_from(raw: dict[str, str]) -> dict[str, Tokens]:
     return {model: Tokens(**f) for model, f in sorted(fields.items())}
 
 
-def store_client(redis_url: str) -> redis.Redis:
-    import redis
+def store_client(redis_url: str, profile: Any = None) -> redis.Redis:
+    """The process's str-replies client (redisconn.py): `job-text` unless told otherwise (/metrics: `request-text`)."""
+    from .. import redisconn
 
-    return redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
+    return redisconn.client(redis_url, profile or redisconn.JOB_TEXT)
 
 
 class RedisJobStore:
@@ -132,13 +133,8 @@ class RedisJobStore:
 
     @classmethod
     def jobs(cls, redis_url: str, prefix: str, *, client: Any = None) -> list[str]:
-        own = client is None
-        client = store_client(redis_url) if own else client
-        try:
-            return sorted(client.smembers(f"{prefix}batch:jobs"))
-        finally:
-            if own:
-                client.close()
+        client = store_client(redis_url) if client is None else client
+        return sorted(client.smembers(f"{prefix}batch:jobs"))
 
     def counts(self) -> tuple[int, int]:
         """(written, failed) task counts, without reading the sets themselves."""

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import redis
 
+from .. import redisconn
 from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class RedisFileCache:
         prefix: str,
         metrics: Metrics,
         *,
-        socket_timeout: float = 0.5,
+        socket_timeout: float | None = None,
         retry_interval: float = 2.0,
         warn_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -200,16 +201,12 @@ class RedisFileCache:
         self._prefix = prefix
         self._metrics = metrics
         self._clock = clock
-        # Short timeouts and no client-side retries: a slow or dead Redis must cost milliseconds, not
-        # seconds, because every Gemini request of a task waits on it.
-        self._redis = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
+        # redisconn's `request` profile: short timeouts and no client-side retries, because every
+        # Gemini request of a task waits on the cache; the process's Redis breaker applies too.
+        # `socket_timeout` (tests): a client of its own with that timeout and a breaker of its own,
+        # so its timings are not the process's.
+        self._redis = redisconn.client(url, redisconn.REQUEST) if socket_timeout is None else redisconn.private_client(
+            url, redisconn.REQUEST, socket_timeout=socket_timeout, breaker_of=redisconn.Breaker(retry_interval, clock))
         self._del_if_equals = self._redis.register_script(_DEL_IF_EQUALS)
         self._mutex = threading.Lock()
         self._breaker = _Breaker(retry_interval=retry_interval, warn_interval=warn_interval)
@@ -346,7 +343,7 @@ class RedisFileCache:
             return False
 
     def close(self) -> None:
-        self._redis.close()
+        self._redis.close()  # a shared client's pool reconnects on its next use
 
 
 def _short(exc: Exception, limit: int = 200) -> str:

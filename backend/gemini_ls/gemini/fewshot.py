@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import redis
 from google.genai import types
 from PIL import Image, ImageDraw
 
@@ -315,7 +316,7 @@ class FewShotWire:
         if self.usage is not None and history.tag:
             try:
                 self.usage.add(history.tag, requests=1, tokens=history.tokens, prompt_tokens=prompt_tokens, examples=history.examples)
-            except Exception as exc:  # Redis away: the metric above still has it
+            except (redis.RedisError, OSError) as exc:  # Redis away: the metric above still has it
                 log.debug("few-shot usage not recorded: %s", exc)
 
 

@@ -14,6 +14,9 @@ attempt and tells it about every 429), so the retry policy itself is untouched:
 * 429 RESOURCE_EXHAUSTED: the retryDelay is written to Redis as an until-time; every process waits
   it out before its next call, not only the one that saw it.
 
+Redis is asked through redisconn.py's profiles and breaker: while the breaker is open, the windows
+are this process's own (as without REDIS_URL) and the shared cool-down is skipped.
+
 A wait that would pass the task's deadline gives up at once with a rate-limit GeminiError.
 """
 
@@ -22,17 +25,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import redis
+
+from .. import redisconn
 from ..gemini.errors import GeminiError
 from ..gemini.request import RateGate
 from ..metrics import Metrics
+from ..redisconn import REQUEST, Profile
 from ..settings import Settings
 
 log = logging.getLogger("gemini_ls.jobs")
 
 GUARD_SECONDS = 1
 POLL_CAP = 0.5  # seconds between looks at a full window
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from limits.strategies import MovingWindowRateLimiter
 
 _EXTEND = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -44,10 +55,13 @@ return 0
 
 
 class SharedGate(RateGate):
-    def __init__(self, settings: Settings, metrics: Metrics, *, client: Any = None,
+    def __init__(self, settings: Settings, metrics: Metrics, *, client: Any = None, profile: Profile = REQUEST,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        """`profile`: the Redis profile (redisconn.py): `request` in the server, where a Redis that does
+        not answer must cost a fraction of a second, after which the in-memory window stands in for the
+        shared one while the breaker is open."""
         from limits import RateLimitItemPerSecond
-        from limits.storage import MemoryStorage, RedisStorage
+        from limits.storage import MemoryStorage
         from limits.strategies import MovingWindowRateLimiter
 
         self.settings = settings
@@ -58,17 +72,35 @@ class SharedGate(RateGate):
         self._rpm = RateLimitItemPerSecond(settings.gemini_rpm, window) if settings.gemini_rpm else None
         self._tpm = RateLimitItemPerSecond(settings.gemini_tpm, window) if settings.gemini_tpm else None
         self._redis = client
+        self._local = MovingWindowRateLimiter(MemoryStorage())  # this process alone: no Redis, or Redis away
+        self._shared: MovingWindowRateLimiter | None = None
+        self._breaker: redisconn.Breaker | None = None
         if settings.redis_url:
             if self._redis is None:
-                from .queue import redis_client
-
-                self._redis = redis_client(settings)
-            storage: Any = RedisStorage(settings.redis_url, key_prefix=f"{settings.redis_prefix}limits")
+                self._redis = redisconn.client(settings.redis_url, profile)
+            self._breaker = redisconn.breaker(settings.redis_url)
+            prefix = f"{settings.redis_prefix}limits"
+            self._shared = MovingWindowRateLimiter(redisconn.limits_storage(settings.redis_url, prefix, profile))
             self._extend = self._redis.register_script(_EXTEND)
-        else:
-            storage = MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(storage)
         self._cooldown_prefix = f"{settings.redis_prefix}cooldown:{settings.key_fingerprint}:"
+
+    def _limit(self, call: Callable[[MovingWindowRateLimiter], T]) -> T:
+        """`call` on the shared window, or on this process's own while Redis does not answer (the
+        `limits` storage is a client of its own: the breaker is consulted here, before each call)."""
+        shared, breaker = self._shared, self._breaker
+        if shared is None or breaker is None or not breaker.allow():
+            return call(self._local)
+        try:
+            result = call(shared)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            breaker.failed(exc)
+            return call(self._local)
+        except (redis.RedisError, OSError) as exc:
+            breaker.settled()
+            log.warning("shared Gemini quota: Redis error (%s); this process counts alone for this call", exc)
+            return call(self._local)
+        breaker.succeeded()
+        return result
 
     def describe(self) -> dict:
         return {"rpm": self.settings.gemini_rpm or None, "tpm": self.settings.gemini_tpm or None,
@@ -81,7 +113,7 @@ class SharedGate(RateGate):
             try:
                 key = self._cooldown_prefix + (model or self._model)
                 self._extend(keys=[key], args=[f"{until:.3f}", max(1, int(capped * 1000) + 1000)])
-            except Exception as exc:  # Redis down: this process still cools down
+            except (redis.RedisError, OSError) as exc:  # Redis down: this process still cools down
                 log.warning("could not share the Gemini cool-down through Redis: %s", exc)
         return capped
 
@@ -101,7 +133,7 @@ class SharedGate(RateGate):
             return
         try:
             raw = self._redis.get(self._cooldown_prefix + model)
-        except Exception:
+        except (redis.RedisError, OSError):  # Redis down: this process's own cool-down still holds
             return
         left = float(raw) - time.time() if raw else 0.0
         if left > 0:
@@ -113,18 +145,20 @@ class SharedGate(RateGate):
         model = model or self._model
         probe = super().wait(deadline, model)  # this process's own circuit (half-open probe included)
         self._shared_cooldown(deadline, model)
-        while self._tpm is not None and not self._limiter.test(self._tpm, model):
-            stats = self._limiter.get_window_stats(self._tpm, model)
+        tpm, rpm = self._tpm, self._rpm
+        while tpm is not None and not self._limit(lambda lim: lim.test(tpm, model)):
+            stats = self._limit(lambda lim: lim.get_window_stats(tpm, model))
             self._wait("tpm", min(POLL_CAP * 4, max(0.05, stats.reset_time - time.time())), deadline)
-        while self._rpm is not None and not self._limiter.hit(self._rpm, model):
-            stats = self._limiter.get_window_stats(self._rpm, model)
+        while rpm is not None and not self._limit(lambda lim: lim.hit(rpm, model)):
+            stats = self._limit(lambda lim: lim.get_window_stats(rpm, model))
             self._wait("rpm", min(POLL_CAP, max(0.02, stats.reset_time - time.time())), deadline)
         return probe
 
     def charge(self, prompt_tokens: int, model: str | None = None) -> None:
         """After a call: its input tokens count against that model's GEMINI_TPM."""
-        if self._tpm is not None and prompt_tokens > 0:
-            self._limiter.hit(self._tpm, model or self._model, cost=min(prompt_tokens, self.settings.gemini_tpm))
+        tpm, model = self._tpm, model or self._model
+        if tpm is not None and prompt_tokens > 0:
+            self._limit(lambda lim: lim.hit(tpm, model, cost=min(prompt_tokens, self.settings.gemini_tpm)))
 
 
 def probe_lease(settings: Settings) -> float:
@@ -132,8 +166,8 @@ def probe_lease(settings: Settings) -> float:
     return settings.request_timeout + 5
 
 
-def make_gate(settings: Settings, metrics: Metrics) -> RateGate | SharedGate:
+def make_gate(settings: Settings, metrics: Metrics, profile: Profile = REQUEST) -> RateGate | SharedGate:
     """The plain per-process gate unless a limit is set or there is a Redis to share cool-downs through."""
     if settings.gemini_rpm or settings.gemini_tpm or settings.redis_url:
-        return SharedGate(settings, metrics)
+        return SharedGate(settings, metrics, profile=profile)
     return RateGate(max_cooldown=settings.max_cooldown, probe_lease=probe_lease(settings))

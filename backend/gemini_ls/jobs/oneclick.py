@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import redis
+
 from ..images.lsauth import CredentialStore
 from ..metrics import Metrics
 from ..predict import BatchRunner, Fetch, TaskOutcome
@@ -101,7 +103,7 @@ class Leases:
             for (scope, owner), ids in items:
                 try:
                     kept = self.claims.renew(scope, ids, owner, self.ttl)
-                except Exception as exc:  # a Redis blip: the next round tries again
+                except (redis.RedisError, OSError) as exc:  # a Redis blip: the next round tries again
                     log.warning("one-click: could not renew %d task claims: %s", len(ids), exc)
                     continue
                 self.drop(scope, owner, [t for t in ids if t not in kept])  # written or lost meanwhile
@@ -330,9 +332,9 @@ class OneClick:
     def _hand_off(self, tasks: Sequence[Mapping[str, Any]], running: list[int], unstarted: list[int], project: int,
                   scope: str, owner: str, version: str, spec, label_config: str | None) -> None:
         assert self.handoff is not None and self.leases is not None
-        self.leases.hold(scope, owner, running)  # short and renewed from now on: a dead process's lapse
         by_id = {int(t["id"]): t for t in tasks}
         try:
+            self.leases.hold(scope, owner, running)  # short and renewed from now on: a dead process's lapse
             api = self.api()
             config = label_config or (api.project(project).get("label_config") if api is not None else "") or ""
             job_id = self.handoff.submit(self.claims, scope, project, version, config, api.base_url if api is not None else "",
@@ -362,8 +364,13 @@ class OneClick:
         scope = scope_of(project, version)
         owner = f"{self._owner_base}:{uuid.uuid4().hex[:8]}"
         ttl = self.settings.predict_timeout + 120
-        held = self.claims.acquire(scope, [int(i) for i in ids], owner, ttl)  # type: ignore[arg-type]
-        self._retake_marked(held, project, scope, owner, version, ttl)
+        try:
+            held = self.claims.acquire(scope, [int(i) for i in ids], owner, ttl)  # type: ignore[arg-type]
+            self._retake_marked(held, project, scope, owner, version, ttl)
+        except (redis.RedisError, OSError) as exc:  # Redis away (or its breaker open): as without write-back
+            log.warning("one-click: task claims unavailable (%s: %s); this click runs without write-back, late tasks are "
+                        "kept for the next Retrieve predictions", type(exc).__name__, exc)
+            return self.runner.run(tasks, spec, version, fetch, deadline=deadline)
         mine = [t for t in tasks if held[int(t["id"])] is None]
 
         durable = self.durable()
@@ -387,18 +394,23 @@ class OneClick:
         capped = [int(o.task_id) for o in done if o.status == "late" and o.reason == "written_back"]
         unstarted = [int(o.task_id) for o in done if o.status == "late" and o.reason == "unstarted"]
         if delivered:
-            self.claims.finish(scope, delivered, DELIVERED, DELIVERED_SECONDS)
             self.writer.quiet_for(0.3 * len(delivered) + 1.0)
-        if failed:
-            self.claims.release(scope, failed, owner)
-        if durable and (late or capped or unstarted):
-            # this process still writes the running and the capped ones; the job is their safety net
-            self._hand_off(tasks, late + capped, unstarted, project, scope, owner, version, spec, label_config)
-        elif late:
-            # the background write holds them now, for as long as a task may take
-            self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)
-            log.info("one-click: %d tasks of project %s go on in the background and will be written to Label Studio",
-                     len(late), project)
+        try:
+            if delivered:
+                self.claims.finish(scope, delivered, DELIVERED, DELIVERED_SECONDS)
+            if failed:
+                self.claims.release(scope, failed, owner)
+            if durable and (late or capped or unstarted):
+                # this process still writes the running and the capped ones; the job is their safety net
+                self._hand_off(tasks, late + capped, unstarted, project, scope, owner, version, spec, label_config)
+            elif late:
+                # the background write holds them now, for as long as a task may take
+                self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)
+                log.info("one-click: %d tasks of project %s go on in the background and will be written to Label Studio",
+                         len(late), project)
+        except (redis.RedisError, OSError) as exc:  # the answer goes out anyway; the claims lapse by their lease
+            log.warning("one-click: claims of project %s not updated (%s: %s); they lapse by themselves",
+                        project, type(exc).__name__, exc)
         out: list[TaskOutcome] = []
         for t in tasks:
             tid = int(t["id"])

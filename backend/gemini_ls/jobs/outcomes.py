@@ -14,6 +14,8 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
+import redis
+
 from ..predict import TaskOutcome
 
 log = logging.getLogger("gemini_ls.jobs")
@@ -30,7 +32,7 @@ class RedisOutcomeStore:
     def get(self, key: str) -> TaskOutcome | None:
         try:
             raw = self._r.get(self._key(key))
-        except Exception as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("outcome store: Redis error on get (%s); computing the task", exc)
             return None
         if raw is None:
@@ -42,7 +44,7 @@ class RedisOutcomeStore:
     def put(self, key: str, outcome: TaskOutcome, seconds: float) -> None:
         try:
             self._r.set(self._key(key), json.dumps(asdict(outcome), default=str), px=max(1, int(seconds * 1000)))
-        except Exception as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("outcome store: Redis error on put (%s); the outcome is not shared", exc)
 
     def shorten(self, key: str, seconds: float) -> None:
@@ -51,11 +53,11 @@ class RedisOutcomeStore:
             ttl = self._r.pttl(self._key(key))
             if ttl is not None and (ttl < 0 or ttl > seconds * 1000):
                 self._r.pexpire(self._key(key), max(1, int(seconds * 1000)))
-        except Exception as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("outcome store: Redis error on shorten (%s)", exc)
 
     def __contains__(self, key: str) -> bool:
         try:
             return bool(self._r.exists(self._key(key)))
-        except Exception:
+        except (redis.RedisError, OSError):
             return False

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import redis
 
+from .. import redisconn
+from ..redisconn import JOB, Profile
 from ..settings import Settings
 
 log = logging.getLogger("gemini_ls.jobs")
@@ -35,10 +37,11 @@ def queue_name(settings: Settings) -> str:
     return f"{settings.redis_prefix}jobs"
 
 
-def redis_client(settings: Settings) -> redis.Redis:
+def redis_client(settings: Settings, profile: Profile = JOB) -> redis.Redis:
+    """The process's client for the job layer (redisconn.py's table: `job` unless told otherwise)."""
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set")
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    return redisconn.client(settings.redis_url, profile)
 
 
 def set_process_executor(executor: Any) -> None:
@@ -190,7 +193,7 @@ class LocalJobQueue:
             for f in futs:
                 try:
                     f.result()
-                except Exception:
+                except Exception:  # a failed chunk is in failed_chunks(); here we only wait
                     pass
 
     def shutdown(self) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from ..labelconfig import parse_label_config
 from ..review.learning import adjust_outcomes
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
@@ -65,7 +67,7 @@ class _Lease:
         while not self._stop.wait(ttl / 3):
             try:
                 claims.renew(scope, ids, owner, ttl)
-            except Exception as exc:  # Redis blip: the next beat tries again
+            except (redis.RedisError, OSError) as exc:  # Redis blip: the next beat tries again
                 log.warning("could not renew task claims: %s", exc)
 
     def __enter__(self) -> _Lease:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 
+import redis
 from rq import SimpleWorker
 from rq.worker import WorkerStatus
 
+from ..redisconn import WORKER
 from ..settings import Settings
 from .queue import queue_name, redis_client, set_process_executor
 
@@ -35,7 +37,7 @@ class HeartbeatWorker(SimpleWorker):
             while not stop.wait(self.job_monitoring_interval):
                 try:
                     self.maintain_heartbeats(job, execution)
-                except Exception as exc:  # a Redis blip: the next beat tries again
+                except (redis.RedisError, OSError) as exc:  # a Redis blip: the next beat tries again
                     log.warning("worker heartbeat failed: %s", exc)
 
         beater = threading.Thread(target=beat, name="rq-heartbeat", daemon=True)
@@ -51,7 +53,7 @@ class HeartbeatWorker(SimpleWorker):
 def make_worker(settings: Settings, name: str | None = None) -> HeartbeatWorker:
     from rq import Queue
 
-    client = redis_client(settings)
+    client = redis_client(settings, WORKER)  # its own pool: RQ raises its socket timeout for the blocking dequeue
     beat = max(1, int(round(settings.job_heartbeat)))
     return HeartbeatWorker(
         [Queue(queue_name(settings), connection=client)], connection=client, name=name,

@@ -65,15 +65,18 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
 
 def few_shot_lines(settings: Settings, versions: Any) -> dict[str, str]:
     """What each version's few-shot examples cost per request, from the usage record."""
+    import redis
+
+    from ..redisconn import JOB
     from .fewshot import describe_usage, make_usage, tag_of_version
 
     tags = {v: t for v in versions if (t := tag_of_version(v))}
     if not tags:
         return {}
     try:
-        usage = make_usage(settings.redis_url, settings.redis_prefix)
+        usage = make_usage(settings.redis_url, settings.redis_prefix, JOB)
         return {v: describe_usage(t, usage.get(t)) for v, t in tags.items()}
-    except Exception as exc:  # Redis away: the table itself does not need it
+    except (redis.RedisError, OSError) as exc:  # Redis away: the table itself does not need it
         return {v: f"few-shot {t}: usage unavailable ({type(exc).__name__})" for v, t in tags.items()}
 
 

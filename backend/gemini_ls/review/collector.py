@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -54,7 +55,7 @@ class ReviewCollector(Collector):
                     for label, s in kept:
                         for f in COUNT_FIELDS:
                             regions.add_metric([str(project), version, label, f], getattr(s, f))
-        except Exception as exc:  # Redis down: /metrics still answers with everything else
+        except (redis.RedisError, OSError) as exc:  # Redis down: /metrics still answers with everything else
             log.warning("review metrics unavailable: %s", exc)
         yield regions
         yield annotations

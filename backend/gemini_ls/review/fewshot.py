@@ -294,12 +294,13 @@ class RedisUsage:
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
 
-def make_usage(redis_url: str | None, prefix: str) -> MemoryUsage | RedisUsage:
+def make_usage(redis_url: str | None, prefix: str, profile: Any = None) -> MemoryUsage | RedisUsage:
+    """`profile` (redisconn.py): `request` unless told otherwise (a CLI passes `job`)."""
     if not redis_url:
         return MemoryUsage()
-    import redis
+    from .. import redisconn
 
-    return RedisUsage(redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5), prefix)
+    return RedisUsage(redisconn.client(redis_url, profile or redisconn.REQUEST), prefix)
 
 
 def describe_usage(tag: str, usage: Mapping[str, int] | None) -> str:

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import redis
+
 from ..settings import Settings
 from .fewshot import Example, ExampleSource, FewShotBook, candidate, examples_tag, rank
 from .ledger import Ledger, Sample
@@ -172,7 +174,7 @@ class Learner:
             if cached is not None and cached[0] == rev:
                 return cached[1]
             contributions = self.ledger.contributions(project)
-        except Exception as exc:  # Redis away: keep the last state (a flapping model_version would re-predict)
+        except (redis.RedisError, OSError) as exc:  # Redis away: keep the last state (a flapping model_version would re-predict)
             log.warning("review ledger unavailable, keeping the last learned state for project %s: %s", project, exc)
             return cached[1] if cached is not None else LearnedState()
         missed: Counter[str] = Counter()
@@ -229,10 +231,11 @@ def learned_state(settings: Settings, project: int | None) -> LearnedState:
     if not settings.review_learn and not settings.few_shot_examples:
         return LearnedState()
     from ..images.lsauth import CredentialStore
+    from ..redisconn import JOB
     from .ledger import make_ledger
     from .webhook import LabelStudioReader
 
-    ledger = make_ledger(settings.redis_url, settings.redis_prefix)
+    ledger = make_ledger(settings.redis_url, settings.redis_prefix, JOB)  # a CLI: it may wait
     source = ExampleSource(LabelStudioReader(CredentialStore.from_settings(settings)).get)
     return Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
                    source=source).state(project)

@@ -176,10 +176,12 @@ class RedisLedger:
         self._p = f"{prefix}review:"
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> RedisLedger:
-        import redis
+    def from_url(cls, url: str, prefix: str, profile: Any = None) -> RedisLedger:
+        """`profile` (redisconn.py): `request` unless told otherwise (the webhook and /predict wait on
+        the ledger; a CLI passes `job`)."""
+        from .. import redisconn
 
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), prefix)
+        return cls(redisconn.client(url, profile or redisconn.REQUEST), prefix)
 
     def _k(self, *parts: object) -> str:
         return self._p + ":".join(str(p) for p in parts)
@@ -240,5 +242,5 @@ class RedisLedger:
         return int(self._r.get(self._k("rev", project)) or 0)
 
 
-def make_ledger(redis_url: str | None, prefix: str) -> Ledger:
-    return RedisLedger.from_url(redis_url, prefix) if redis_url else MemoryLedger()
+def make_ledger(redis_url: str | None, prefix: str, profile: Any = None) -> Ledger:
+    return RedisLedger.from_url(redis_url, prefix, profile) if redis_url else MemoryLedger()
