@@ -42,11 +42,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
@@ -260,20 +262,28 @@ def status(url: str | None) -> dict[str, Any] | None:
     return breaker(url).status() if url else None
 
 
+class BreakerCollector:
+    """The breaker's gauge and counters at scrape time, like the other scrape-time collectors
+    (review/collector.py, batch/metrics.py): this process's breaker for `url`."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        s = breaker(self._url).status()
+        yield GaugeMetricFamily("gemini_ls_redis_breaker_open",
+                                "1 while this process goes without Redis on the request path (0.5 = half-open probe)",
+                                value=dict(closed=0, open=1, half_open=0.5)[s["state"]])
+        yield CounterMetricFamily("gemini_ls_redis_breaker_trips", "Times Redis stopped answering and the breaker opened",
+                                  value=s["trips"])
+        yield CounterMetricFamily("gemini_ls_redis_breaker_refused", "Redis calls answered 'unavailable' without asking Redis",
+                                  value=s["refused"])
+
+
 def metrics_text(url: str | None) -> bytes:
-    """The breaker's gauge and counters in the Prometheus text format (empty without REDIS_URL)."""
+    """The breaker's metrics in the Prometheus text format (empty without REDIS_URL)."""
     if not url:
         return b""
-    s = breaker(url).status()
-    lines = [
-        "# HELP gemini_ls_redis_breaker_open 1 while this process goes without Redis on the request path (0.5 = half-open probe)",
-        "# TYPE gemini_ls_redis_breaker_open gauge",
-        f"gemini_ls_redis_breaker_open {dict(closed=0, open=1, half_open=0.5)[s['state']]}",
-        "# HELP gemini_ls_redis_breaker_trips_total Times Redis stopped answering and the breaker opened",
-        "# TYPE gemini_ls_redis_breaker_trips_total counter",
-        f"gemini_ls_redis_breaker_trips_total {s['trips']}",
-        "# HELP gemini_ls_redis_breaker_refused_total Redis calls answered 'unavailable' without asking Redis",
-        "# TYPE gemini_ls_redis_breaker_refused_total counter",
-        f"gemini_ls_redis_breaker_refused_total {s['refused']}",
-    ]
-    return ("\n".join(lines) + "\n").encode()
+    registry = CollectorRegistry()
+    registry.register(BreakerCollector(url))
+    return generate_latest(registry)

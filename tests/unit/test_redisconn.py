@@ -106,4 +106,4 @@ def test_metrics_text_reports_the_breaker(restartable_redis):
     assert redisconn.metrics_text(None) == b""
     redisconn.breaker(restartable_redis.url).failed(redis.TimeoutError("t"))
     text = redisconn.metrics_text(restartable_redis.url).decode()
-    assert "gemini_ls_redis_breaker_open 1\n" in text and "gemini_ls_redis_breaker_trips_total 1\n" in text
+    assert "gemini_ls_redis_breaker_open 1.0\n" in text and "gemini_ls_redis_breaker_trips_total 1.0\n" in text
