@@ -20,7 +20,8 @@ from .gemini.fewshot import FewShotWire
 from .gemini.files import FilesManager
 from .gemini.gateway import GeminiGateway
 from .gemini.prompts import PROMPT_VERSION
-from .gemini.request import GeminiCaller, RateGate
+from .gemini.rategate import RateGate
+from .gemini.request import GeminiCaller
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
 from .interactive import InteractiveService

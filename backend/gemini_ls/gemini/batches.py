@@ -1,7 +1,7 @@
 """The Gemini Batch API edge: the same generateContent requests as the synchronous path, sent as
 one asynchronous batch at half the price, and its results read back as `Reply`s.
 
-* Requests: `request.build_request` (the synchronous path's contents + GenerateContentConfig) turned
+* Requests: `wire.build_request` (the synchronous path's contents + GenerateContentConfig) turned
   into the wire JSON by the SDK's own inlined-request serialiser, so an inlined request, a JSONL
   line and a synchronous call carry the same body. Images always go as Files API references
   (through the shared URI cache, files.py): base64 images would make a batch input huge.
@@ -33,7 +33,7 @@ from google.genai import batches as genai_batches
 from ..detections import RequestKind
 from ..settings import Settings
 from .prompts import Prompt
-from .request import Reply, build_request, reply_from
+from .wire import Reply, build_request, reply_from
 
 log = logging.getLogger(__name__)
 

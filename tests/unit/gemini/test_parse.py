@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gemini_ls.detections import NormBox, NormPoint
-from gemini_ls.gemini.labels import LabelMatcher
 from gemini_ls.gemini.item_fields import parse_box
+from gemini_ls.gemini.labels import LabelMatcher
 from gemini_ls.gemini.lenient_json import load_answer, strip_fences
 from gemini_ls.gemini.mask_decode import decode_mask
 from gemini_ls.gemini.parse import parse_choices, parse_detections, parse_text
