@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .batchrunner import BatchRunner
 from .gemini.cache import make_file_cache
 from .gemini.client import make_client
 from .gemini.fewshot import FewShotWire
@@ -28,7 +29,7 @@ from .interactive import InteractiveService
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
-from .predict import BatchRunner, Predictor
+from .predict import Predictor
 from .review.fewshot import ExampleSource, FewShotBook, make_usage
 from .review.learning import LearnedState, Learner
 from .review.ledger import make_ledger

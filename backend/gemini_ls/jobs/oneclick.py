@@ -38,9 +38,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..batchrunner import BatchRunner
 from ..images.lsauth import CredentialStore
 from ..metrics import Metrics
-from ..predict import BatchRunner, Fetch, TaskOutcome
+from ..predict import Fetch, TaskOutcome
 from ..review.learning import LearnedState, adjust_outcomes
 from ..settings import Settings
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
