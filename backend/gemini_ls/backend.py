@@ -17,20 +17,22 @@ from typing import Any
 import redis
 
 from . import redisconn
+from .batchrunner import BatchRunner
 from .gemini.cache import make_file_cache
 from .gemini.client import make_client
 from .gemini.fewshot import FewShotWire
 from .gemini.files import FilesManager
 from .gemini.gateway import GeminiGateway
 from .gemini.prompts import PROMPT_VERSION
-from .gemini.request import GeminiCaller, RateGate
+from .gemini.rategate import RateGate
+from .gemini.request import GeminiCaller
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
 from .interactive import InteractiveService
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
 from .modelversion import model_version
-from .predict import BatchRunner, Predictor
+from .predict import Predictor
 from .review.fewshot import ExampleSource, FewShotBook, make_usage
 from .review.learning import LearnedState, Learner
 from .review.ledger import make_ledger

@@ -24,7 +24,8 @@ from gemini_ls.gemini.errors import FileRejected, GeminiError
 from gemini_ls.gemini.labels import LabelMatcher
 from gemini_ls.gemini.parse import parse_choices, parse_detections, parse_text
 from gemini_ls.gemini.prompts import choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
-from gemini_ls.gemini.request import GeminiCaller, RateGate
+from gemini_ls.gemini.rategate import RateGate
+from gemini_ls.gemini.request import GeminiCaller
 from gemini_ls.labelconfig import LabelSpec
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings

@@ -8,9 +8,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from gemini_ls.batchrunner import BatchRunner
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.metrics import Metrics
-from gemini_ls.predict import BatchRunner, TaskOutcome
+from gemini_ls.predict import TaskOutcome
 from gemini_ls.settings import Settings
 
 SPEC = parse_label_config('<View><Image name="image" value="$image"/>'

@@ -30,13 +30,10 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from . import errors, wire
-from .files import rfc3339
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
+from . import errors, families, wire
+from .files import FileStore, rfc3339
 
 BATCH_HEADER = "x-emulator-batch"  # marks our own loopback generateContent calls
 BATCH_ROUTE = "batch.generateContent"
@@ -112,10 +109,24 @@ class Batch:
         return body
 
 
+class BatchHost(Protocol):
+    """What a BatchStore needs of its emulator (state.py's EmulatorState): typed here, not imported,
+    because the emulator's state holds the BatchStore."""
+
+    port: int
+    files: FileStore
+
+    def _count(self, *, route: str | None = None) -> None: ...
+
+    def _check_key(self, key: str | None) -> str: ...
+
+    def _random_id(self, n: int) -> str: ...
+
+
 class BatchStore:
     """Batches of one emulator: creation, the state machine (one thread per batch), results."""
 
-    def __init__(self, emu: EmulatorServer) -> None:
+    def __init__(self, emu: BatchHost) -> None:
         self.emu = emu
         self.config = BatchConfig()
         self._lock = threading.Lock()
@@ -175,8 +186,8 @@ class BatchStore:
             emu._count(route="batchGenerateContent")
             key = emu._check_key(handler.headers.get("x-goog-api-key"))
             handler._faults("batchGenerateContent")
-            handler._check_model(m.group(2), m.group(1), "batchGenerateContent")
-            handler._send_json(200, self.create(key, m.group(2), m.group(1), handler._json_body(raw)))
+            families.check_model(m.group(2), m.group(1), "batchGenerateContent")
+            handler._send_json(200, self.create(key, m.group(2), m.group(1), wire.json_body(raw)))
             return True
         if _BATCHES.match(path) and command == "GET":
             emu._count(route="batches.list")

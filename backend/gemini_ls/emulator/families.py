@@ -57,6 +57,15 @@ class Family:
         return self.generation == "3"
 
 
+_KNOWN_MODEL = re.compile(r"^(gemini|gemma|learnlm)", re.IGNORECASE)
+
+
+def check_model(model: str, version: str, method: str) -> None:
+    """404 NOT_FOUND, as the service answers, for a model name it does not serve."""
+    if not _KNOWN_MODEL.match(model):
+        raise errors.model_not_found(model, version, method)
+
+
 def family_of(model: str) -> Family:
     name = model.lower()
     robotics = re.search(r"robotics-er-(\d+)\.(\d+)", name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass
 
@@ -24,6 +25,18 @@ def get(obj, camel: str, default=None):
     if camel in obj:
         return obj[camel]
     return obj.get(snake(camel), default)
+
+
+def json_body(raw: bytes):
+    """A request body as JSON ({} when empty), or the service's INVALID_ARGUMENT."""
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise errors.invalid_argument(
+            "Invalid JSON payload received. Unexpected token."
+        ) from None
 
 
 def b64decode(data: str) -> bytes:

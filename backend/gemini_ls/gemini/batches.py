@@ -1,8 +1,8 @@
 """The Gemini Batch API edge: the same generateContent requests as the synchronous path, sent as
 one asynchronous batch at half the price, and its results read back as `Reply`s.
 
-* Requests: `request.build_request` (the synchronous path's contents + GenerateContentConfig) turned
-  into the wire JSON by the SDK's own inlined-request serialiser, so an inlined request, a JSONL
+* Requests: `wire.build_request` (the synchronous path's contents + GenerateContentConfig) turned
+  into the wire JSON by the SDK's own inlined-request serialiser (sdk_serialiser.py), so an inlined request, a JSONL
   line and a synchronous call carry the same body. Images always go as Files API references
   (through the shared URI cache, files.py): base64 images would make a batch input huge.
 * `BatchWriter` streams `{"key": ..., "request": ...}` lines to a temporary JSONL file and keeps
@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from google import genai
-from google.genai import _common, types
-from google.genai import batches as genai_batches
+from google.genai import types
 
 from ..detections import RequestKind
 from ..settings import Settings
 from .prompts import Prompt
-from .request import Reply, build_request, reply_from
+from .sdk_serialiser import request_json
+from .wire import Reply, build_request, reply_from
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,6 @@ def inlined_request(
 ) -> types.InlinedRequest:
     target, contents, config = build_request(settings, prompt, parts, kind, model, history)
     return types.InlinedRequest(model=target, contents=contents, config=config, metadata={"key": key})
-
-
-def request_json(client: genai.Client, request: types.InlinedRequest) -> dict:
-    """The wire JSON of one GenerateContentRequest, exactly as the SDK inlines it in batches.create."""
-    wire = genai_batches._InlinedRequest_to_mldev(client._api_client, request)
-    return _common.encode_unserializable_types(_common.convert_to_dict(wire["request"]))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ..detections import RequestKind
 from ..plan import PlanExample, PlannedRequest
 from .models import resolve
 from .prompts import Prompt
-from .request import build_parts
+from .wire import build_parts
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Everything Gemini-specific happens here or below: the prompt for the request's k
 parser of its answer (kinds.py), the model the planner routed the request to (plan.model, resolved
 through models.py: deprecated names, thinking rules, mask format) and its generation config
 (client.py), inline bytes or
-Files API references (files.py), retries and the shared 429 cool-down (request.py). What leaves is
+Files API references (files.py), retries and the shared 429 cool-down (request.py, rategate.py). What leaves is
 typed detections, or a ProviderError whose reason starts with "gemini_".
 """
 
@@ -21,7 +21,8 @@ from .errors import GeminiError
 from .fewshot import FewShotWire
 from .files import FilesManager
 from .kinds import KINDS
-from .request import GeminiCaller, Reply
+from .request import GeminiCaller
+from .wire import Reply
 
 log = logging.getLogger(__name__)
 

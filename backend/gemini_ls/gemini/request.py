@@ -19,6 +19,8 @@ text). It is Gemini's answer about this image, retrying cannot change it, and th
 tell the Label Studio user why there are no regions. Likewise an answer cut off by MAX_TOKENS
 (or with no text because thinking used the budget) is returned with its finish_reason for the
 parser to salvage what is there.
+
+The request and the Reply are built and read in wire.py; the shared 429 gate is rategate.py.
 """
 
 from __future__ import annotations
@@ -27,11 +29,9 @@ import json
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from google import genai
@@ -41,19 +41,16 @@ from google.genai import types
 from ..detections import RequestKind
 from ..metrics import Metrics
 from ..settings import Settings
-from .client import generation_config, per_part_media_resolution
 from .errors import GeminiError, from_api_error, redact
-from .models import resolve
 from .prompts import Prompt
+from .rategate import RateGate
+from .wire import Reply, build_request, reply_from
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE = 1.0  # seconds, first retry waits up to this
 BACKOFF_CAP = 30.0
 MIN_ATTEMPT_SECONDS = 0.5  # not worth starting a call with less time than this left
-BLOCK_FINISH_REASONS = frozenset(
-    {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "RECITATION"}
-)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -72,22 +69,6 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 TRANSPORT_ERRORS = _transport_errors()
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    thoughts_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str | None
-    finish_reason: str | None
-    block_reason: str | None
-    usage: Usage
-    model_version: str | None
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -135,178 +116,6 @@ def backoff_delay(retry: int, rand: Callable[[], float], base: float = BACKOFF_B
     """Full-jitter exponential backoff for the `retry`-th retry (0-based)."""
     ceiling = min(cap, base * (2.0 ** max(0, retry)))
     return max(0.0, min(1.0, rand())) * ceiling
-
-
-def build_parts(images: list[types.Part], prompt_text: str) -> list[types.Part]:
-    """Images first, the prompt last (docs best practice); "Image N:" labels when several."""
-    parts: list[types.Part] = []
-    if len(images) > 1:
-        for n, image in enumerate(images, start=1):
-            parts.append(types.Part.from_text(text=f"Image {n}:"))
-            parts.append(image)
-    else:
-        parts.extend(images)
-    parts.append(types.Part.from_text(text=prompt_text))
-    return parts
-
-
-def _with_resolution(part: types.Part, resolution: types.PartMediaResolution) -> types.Part:
-    """An image part (inline or file) carrying a per-part media resolution; text parts unchanged."""
-    if part.inline_data is None and part.file_data is None:
-        return part
-    return part.model_copy(update={"media_resolution": resolution})
-
-
-def build_request(
-    settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, model: str | None = None,
-    history: Sequence[types.Content] = (),
-) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
-    """(model to call, contents, config) of one generateContent call for `model` (settings.model when
-    None, resolved through gemini/models.py); the Batch API path sends the same. `history`: prior
-    turns (few-shot examples, gemini/fewshot.py) before the request's own turn."""
-    target = resolve(model or settings.model).name
-    resolution = per_part_media_resolution(settings, target)
-    if resolution is not None:
-        parts = [_with_resolution(p, resolution) for p in parts]
-    contents = [*history, types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
-    return target, contents, generation_config(settings, prompt, RequestKind(kind), target)
-
-
-def _word(value: Any) -> str | None:
-    if value is None:
-        return None
-    value = getattr(value, "value", value)
-    text = str(value).split(".")[-1].strip().upper()
-    return text or None
-
-
-def reply_from(response: types.GenerateContentResponse) -> Reply:
-    """Our Reply from the SDK response: text of candidate 0 (thought parts skipped)."""
-    candidates = response.candidates or []
-    text: str | None = None
-    finish: str | None = None
-    if candidates:
-        candidate = candidates[0]
-        finish = _word(candidate.finish_reason)
-        parts = (candidate.content.parts if candidate.content else None) or []
-        texts = [p.text for p in parts if isinstance(p.text, str) and not p.thought]
-        text = "".join(texts) if texts else None
-    block = _word(response.prompt_feedback.block_reason) if response.prompt_feedback else None
-    if block is None and finish in BLOCK_FINISH_REASONS and not text:
-        block = finish
-    meta = response.usage_metadata
-    usage = Usage(
-        prompt_tokens=int(getattr(meta, "prompt_token_count", 0) or 0),
-        output_tokens=int(getattr(meta, "candidates_token_count", 0) or 0),
-        thoughts_tokens=int(getattr(meta, "thoughts_token_count", 0) or 0),
-    )
-    return Reply(text=text, finish_reason=finish, block_reason=block, usage=usage, model_version=response.model_version)
-
-
-# --------------------------------------------------------------------------- rate gate
-
-
-class RateGate:
-    """The 429 cool-down shared by every caller of the process: a circuit breaker.
-
-    * closed: calls go;
-    * open, after a 429: nobody calls until the cool-down ends. The cool-down is what Gemini asked
-      for (RetryInfo), capped at `max_cooldown` (GEMINI_MAX_COOLDOWN): a daily quota answers with a
-      retryDelay of hours, and one such answer must not stop every prediction until a restart;
-    * half-open, when the cool-down is over: ONE caller goes through as a probe, the others wait
-      for its answer. A success closes the gate, a 429 opens it again (capped again). A probe that
-      fails otherwise or never reports (its deadline, its thread) hands the probe to the next
-      caller: at once, or after `probe_lease` seconds at the latest.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_cooldown: float = 60.0,
-        probe_lease: float = 60.0,
-        poll: float = 0.05,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._clock = clock
-        self._sleep = sleep
-        self._max_cooldown = max_cooldown
-        self._probe_lease = probe_lease
-        self._poll = poll
-        self._lock = threading.Lock()
-        self._until = 0.0
-        self._half_open = False  # a 429 was seen and no probe has succeeded since
-        self._probe_since: float | None = None  # when the probe in flight started
-
-    @property
-    def until(self) -> float:
-        with self._lock:
-            return self._until
-
-    def cool_down(self, seconds: float, model: str | None = None) -> float:
-        """Nobody calls before now + min(seconds, max_cooldown) (an earlier, longer cool-down is
-        kept); returns the capped wait. Ends the probe in flight: it just got its answer. This
-        process's gate is one circuit for all models (`model` is for the shared quota's per-model
-        keys, jobs/limiter.py)."""
-        capped = min(max(0.0, seconds), self._max_cooldown)
-        with self._lock:
-            self._until = max(self._until, self._clock() + capped)
-            self._half_open = True
-            self._probe_since = None
-        return capped
-
-    def wait(self, deadline: float, model: str | None = None) -> bool:
-        """Return when this caller may call Gemini (`model`): True when it is the half-open probe (it
-        must then call `probe_done`). Raises GeminiError when that would be after `deadline`."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                until = self._until
-                if until <= now:
-                    if not self._half_open:
-                        return False
-                    if self._probe_since is None or now - self._probe_since > self._probe_lease:
-                        self._probe_since = now
-                        return True
-                    pause = self._poll  # a probe is in flight: its answer decides
-                else:
-                    pause = until - now
-            if now + pause > deadline:
-                raise GeminiError(
-                    f"Gemini's rate limit is cooling down for {max(0.0, until - now):.1f} s more "
-                    f"(until {_wall_time(until - now)}), longer than this request may wait"
-                    if until > now
-                    else "Gemini's rate limit is being probed by another request; this one may not wait for the answer",
-                    status=429,
-                    retryable=True,
-                    reason="rate_limited",
-                )
-            self._sleep(pause)
-
-    def probe_done(self, ok: bool) -> None:
-        """The probe's answer when it was not a 429 (cool_down handles that): a success closes the
-        gate; anything else lets the next caller probe."""
-        with self._lock:
-            if ok:
-                self._half_open = False
-            self._probe_since = None
-
-    def status(self) -> dict[str, Any] | None:
-        """For /health: None when closed, else the state and until when Gemini is cooling down."""
-        with self._lock:
-            until, half_open, probing = self._until, self._half_open, self._probe_since is not None
-        left = until - self._clock()
-        if left > 0:
-            return {"state": "open", "until": _wall_time(left), "seconds_left": round(left, 1)}
-        if half_open:
-            return {"state": "half_open", "probe_in_flight": probing}
-        return None
-
-
-def _wall_time(seconds_from_now: float) -> str:
-    """An ISO-8601 UTC time `seconds_from_now` ahead (the gate runs on the monotonic clock)."""
-    moment = datetime.fromtimestamp(time.time() + seconds_from_now, tz=timezone.utc)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- the caller

@@ -1,7 +1,7 @@
 """One Gemini quota for every process: requests and input tokens per window per model, and a 429's
 cool-down, shared through Redis by every server worker, replica and job worker.
 
-`SharedGate` extends gemini/request.py's `RateGate` (the caller asks it before every
+`SharedGate` extends gemini/rategate.py's `RateGate` (the caller asks it before every
 attempt and tells it about every 429), so the retry policy itself is untouched:
 
 * GEMINI_RPM: a moving window from the `limits` library (its Redis storage: one Lua script per
@@ -31,7 +31,7 @@ import redis
 
 from .. import redisconn
 from ..gemini.errors import GeminiError
-from ..gemini.request import RateGate
+from ..gemini.rategate import RateGate
 from ..metrics import Metrics
 from ..redisconn import REQUEST, Profile
 from ..settings import Settings

@@ -1,4 +1,4 @@
-"""The robust answer parser (gemini/parse.py) against every answer-text quirk in the reference.
+"""The robust answer parser (gemini/parse.py, lenient_json.py, item_fields.py, mask_decode.py) against every answer-text quirk in the reference.
 
 Known issues of Gemini's answers (docs/gemini-facts.md#spatial-output, with the public issues
 they come from), and which module covers each:
@@ -7,19 +7,19 @@ they come from), and which module covers each:
 |----|----------------------------------------------------|-------------------------------|--------------------------------------------------------|
 | 1  | cookbook#345 many objects -> wrong boxes           | prompts.py ("Limit to N")     | not a parsing matter                                   |
 | 2  | cookbook#907 AI Studio vs API, media_resolution    | client.generation_config      | test_client.py::test_media_resolution                   |
-| 3  | cookbook#798 <start_of_mask> tokens, Unterminated  | parse.decode_mask / truncation| test_issue3_*                                          |
-| 4  | cookbook#961 boolean mask list                     | parse.decode_mask             | test_issue4_boolean_mask_keeps_box                     |
-| 5  | prpl-mono#472 <seg_N> tokens -> 0 detections       | parse.decode_mask             | test_issue5_seg_tokens_keep_boxes                      |
+| 3  | cookbook#798 <start_of_mask> tokens, Unterminated  | mask_decode / lenient_json    | test_issue3_*                                          |
+| 4  | cookbook#961 boolean mask list                     | mask_decode.decode_mask       | test_issue4_boolean_mask_keeps_box                     |
+| 5  | prpl-mono#472 <seg_N> tokens -> 0 detections       | mask_decode.decode_mask       | test_issue5_seg_tokens_keep_boxes                      |
 | 6  | xrblocks#474 thinking_budget 0 rejected on 3.x     | client.thinking_config        | test_client.py::test_thinking_per_family               |
 | 7  | no segmentation on 3 Pro; thinking adds latency    | client.thinking_config        | test_client.py (model choice itself: deployment docs)  |
 | 8  | python-genai#1039 parsed None on MAX_TOKENS        | parse (we parse .text)        | test_issue8_max_tokens_partial_json                    |
-| 9  | python-genai#811 thinking eats tokens, text None   | parse + request.reply_from    | test_issue9_text_none_max_tokens, test_request.py      |
+| 9  | python-genai#811 thinking eats tokens, text None   | parse + wire.reply_from       | test_issue9_text_none_max_tokens, test_request.py      |
 | 10 | FAILED_PRECONDITION file not ACTIVE                | errors.from_api_error         | test_errors.py::test_file_rejections                   |
 | 11 | 403 PERMISSION_DENIED on a file                    | errors.from_api_error         | test_errors.py::test_file_rejections                   |
-| 12 | SDK ignores RetryInfo.retryDelay                   | request.retry_delay_from/Gate | test_request.py, integration test_gemini_request.py    |
+| 12 | SDK ignores RetryInfo.retryDelay                   | request.retry_delay_from/gate | test_request.py, integration test_gemini_request.py    |
 | 13 | retry options ignored for aio streams              | not applicable: no streaming  | -                                                      |
 | 14 | v1 rejects SDK payloads                            | client.make_client (v1beta)   | test_client.py::test_make_client_pins_v1beta           |
-| 15 | docs parse_json returns the still-fenced string    | parse.strip_fences            | test_issue15_*                                         |
+| 15 | docs parse_json returns the still-fenced string    | lenient_json.strip_fences     | test_issue15_*                                         |
 | 16 | supervision: all-or-nothing masks/confidence,      | parse (per item)              | test_issue16_*                                         |
 |    |   misaligned confidence, no clamping;              |                               |                                                        |
 |    |   `>0` vs 127 threshold                            | regions (mask converter)      | the region converter's tests                           |
@@ -38,16 +38,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gemini_ls.detections import NormBox, NormPoint
+from gemini_ls.gemini.item_fields import parse_box
 from gemini_ls.gemini.labels import LabelMatcher
-from gemini_ls.gemini.parse import (
-    decode_mask,
-    load_answer,
-    parse_box,
-    parse_choices,
-    parse_detections,
-    parse_text,
-    strip_fences,
-)
+from gemini_ls.gemini.lenient_json import load_answer, strip_fences
+from gemini_ls.gemini.mask_decode import decode_mask
+from gemini_ls.gemini.parse import parse_choices, parse_detections, parse_text
 from gemini_ls.labelconfig import LabelSpec
 
 LABELS = (LabelSpec("cat"), LabelSpec("dog", hint="a brown puppy"), LabelSpec("red square"))

@@ -1,6 +1,6 @@
-"""request.py, pure parts: RetryInfo parsing, backoff arithmetic, the shared RateGate (fake clock),
-part ordering, and turning SDK response values into a Reply. The retry loop itself runs against
-the emulator with the real SDK in tests/integration/test_gemini_request.py."""
+"""request.py, rategate.py and wire.py, pure parts: RetryInfo parsing, backoff arithmetic, the
+shared RateGate (fake clock), part ordering, and turning SDK response values into a Reply. The
+retry loop itself runs against the emulator with the real SDK in tests/integration/test_gemini_request.py."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ import pytest
 from google.genai import types
 
 from gemini_ls.gemini.errors import GeminiError
+from gemini_ls.gemini.rategate import RateGate
 from gemini_ls.gemini.request import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     GeminiCaller,
-    RateGate,
-    Usage,
     backoff_delay,
-    build_parts,
     parse_duration,
-    reply_from,
     retry_delay_from,
 )
+from gemini_ls.gemini.wire import Usage, build_parts, reply_from
 
 
 class FakeTime:

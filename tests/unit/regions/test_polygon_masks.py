@@ -20,7 +20,8 @@ from PIL import Image
 
 from gemini_ls.detections import Detection, ImageMeta, ParsedAnswer, PolygonMask, RequestKind
 from gemini_ls.gemini.labels import LabelMatcher
-from gemini_ls.gemini.parse import decode_polygon, parse_detections
+from gemini_ls.gemini.mask_decode import decode_polygon
+from gemini_ls.gemini.parse import parse_detections
 from gemini_ls.labelconfig import ControlSettings, ControlSpec, LabelSpec
 from gemini_ls.regions.brush import BrushHandler
 from gemini_ls.regions.polygon import PolygonHandler
