@@ -101,6 +101,20 @@ def test_points_choices_and_masks_use_their_prompts_formats():
     assert max(png.size) <= 64 and png.getpixel((png.width // 2, png.height // 4)) == 255 and png.getpixel((0, png.height - 1)) == 0
 
 
+def test_a_brush_example_answers_with_its_own_box_and_mask():
+    from gemini_ls.regions.rle import encode_full_mask
+
+    _, (masks,) = plans_for('<BrushLabels name="b" toName="image"><Label value="Red"/></BrushLabels>')
+    painted = np.zeros((48, 64), bool)
+    painted[12:36, 16:32] = True
+    brush = {"from_name": "b", "to_name": "image", "type": "brushlabels", "original_width": 64, "original_height": 48,
+             "value": {"format": "rle", "rle": encode_full_mask(painted), "brushlabels": ["Red"]}}
+    item = json.loads(render(masks, [brush]))[0]
+    assert item["box_2d"] == [250, 250, 750, 500] and item["label"] == "Red"
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(item["mask"].split(",", 1)[1]))))
+    assert png.shape == (24, 16) and png.min() == 255  # the painted block fills its box
+
+
 def test_example_turns_are_user_then_model_turns_with_the_same_prompt():
     _, (plan,) = plans_for(rect_control)
     image = type("Img", (), {"sha256": "x", "data": b"", "mime_type": "image/png"})()
