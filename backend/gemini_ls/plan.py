@@ -19,11 +19,12 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .detections import RequestKind
+from .detections import ParsedAnswer, RequestKind
 from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
 
 
@@ -38,12 +39,21 @@ class ModelChooser(Protocol):
 class PlanExample:
     """A reviewed annotation shown to the model as a worked example (few-shot, review/fewshot.py):
     its images (images/prepare.PreparedImage, one per image of the plan, in the plan's order) and
-    the annotator's Label Studio regions of the plan's controls. `key` names it stably."""
+    the answer the plan's request should get for them, typed (the annotator's regions of the plan's
+    controls read back, only the plan's labels, at most its max_objects; empty when none of them
+    fits the request). `key` names it stably."""
 
     key: str
     images: tuple[Any, ...]
-    regions: tuple[Mapping[str, Any], ...]
+    answer: ParsedAnswer
     task_id: Any = None  # the example's own task: never shown as an example to itself
+
+
+def example_set_tag(keys: Sequence[str]) -> str:
+    """An example set's digest ("e" + 8 hex over its examples' keys, which callers sort): part of
+    model_version, and the key of its usage record. Provider-neutral: the chooser (review/fewshot.py)
+    and the provider (its usage record) name a set alike."""
+    return "e" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

@@ -98,15 +98,21 @@ def test_lower_layers_import_only_what_the_architecture_page_allows():
 
 
 def test_gemini_never_sees_label_studio_results_or_the_wiring():
-    """Rule 6: from review/ only review.match (few-shot examples decode the annotator's brush RLE)."""
-    forbidden = {"regions", "predict", "interactive", "jobs", "batch", "backend", "server", "cli", "emulator"}
+    """Rule 6: nothing of review/ (few-shot examples reach gemini/ typed) nor of regions/."""
+    forbidden = {"regions", "review", "predict", "interactive", "jobs", "batch", "backend", "server", "cli", "emulator"}
     offenders = []
     for path in (PACKAGE / "gemini").rglob("*.py"):
         for module in sorted(_imported_modules(path)):
             layer = module.split(".")[1] if module.startswith("gemini_ls.") else None
-            review_ok = module == "gemini_ls.review.match" or module.startswith("gemini_ls.review.match.")
-            if layer in forbidden or (layer == "review" and not review_ok):
+            if layer in forbidden:
                 offenders.append(f"gemini/{path.name}: {module}")
+    assert not offenders, offenders
+
+
+def test_review_never_imports_gemini():
+    """Rule 6, the other way: few-shot flows one way, review/ chooses and types the examples."""
+    offenders = [f"review/{path.name}: {module}" for path in (PACKAGE / "review").rglob("*.py")
+                 for module in sorted(_imported_modules(path)) if module.startswith("gemini_ls.gemini")]
     assert not offenders, offenders
 
 

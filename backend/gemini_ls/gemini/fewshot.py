@@ -1,10 +1,12 @@
-"""Few-shot on the wire: reviewed annotations as prior conversation turns of a Gemini request.
+"""Few-shot on the wire: worked examples as prior conversation turns of a Gemini request.
 
-Each example is one user turn (its image(s), then the same prompt text the task gets) followed by
-one model turn: the annotator's regions rendered in exactly the JSON the prompt asks for (box_2d
-as [ymin, xmin, ymax, xmax] in 0-1000, masks as a PNG of the box, points as [y, x], choices as a
-list of names), so the model sees worked answers in its own output format. Gemini's documented way
-to give examples is such a multi-turn `contents`; the task's own turn comes last.
+An example comes typed (plan.PlanExample: its images and the answer its request should get, as
+review/fewshot.py chose and read it); nothing here sees a Label Studio result. Each example is one
+user turn (its image(s), then the same prompt text the task gets) followed by one model turn: the
+typed answer rendered in exactly the JSON the prompt asks for (box_2d as [ymin, xmin, ymax, xmax]
+in 0-1000, masks as a PNG of the box, points as [y, x], choices as a list of names), so the model
+sees worked answers in its own output format. Gemini's documented way to give examples is such a
+multi-turn `contents`; the task's own turn comes last.
 
 - `render_answer` / `example_turns` / `history_contents` are pure.
 - `FewShotWire.contents_for(plan, prompt, ...)` is the one function that gives the extra contents of
@@ -23,10 +25,9 @@ import hashlib
 import io
 import json
 import logging
-import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,8 @@ import redis
 from google.genai import types
 from PIL import Image, ImageDraw
 
-from ..detections import RequestKind
-from ..plan import PlanExample, PlannedRequest
+from ..detections import Detection, NormBox, ParsedAnswer, RequestKind
+from ..plan import PlannedRequest, example_set_tag
 from .models import resolve
 from .prompts import Prompt
 from .wire import build_parts
@@ -44,61 +45,13 @@ from .wire import build_parts
 log = logging.getLogger(__name__)
 
 MASK_SIDE = 64  # an example mask's longest side in pixels: its base64 PNG stays a few hundred characters
-SPATIAL_TYPES = ("rectanglelabels", "polygonlabels", "brushlabels", "rectangle", "polygon", "brush")
 
 
 # ------------------------------------------------------------------------------------ pure rendering
 
 
-def _label_of(value: Mapping[str, Any]) -> str | None:
-    for key in ("rectanglelabels", "polygonlabels", "brushlabels", "keypointlabels", "labels"):
-        labels = value.get(key)
-        if isinstance(labels, list) and labels and isinstance(labels[0], str):
-            return labels[0]
-    return None
-
-
-def _brush_mask(region: Mapping[str, Any]) -> np.ndarray | None:
-    from ..review.match import decode_brush
-
-    w, h = region.get("original_width"), region.get("original_height")
-    if not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0:
-        return None
-    return decode_brush(region["value"], w, h)
-
-
-def region_box(region: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
-    """A spatial region's axis-aligned box in percent (x0, y0, x1, y1); None when it has none."""
-    value = region.get("value")
-    kind = str(region.get("type", "")).lower()
-    if not isinstance(value, Mapping):
-        return None
-    if kind.startswith("rectangle"):
-        x, y, w, h = (float(value.get(k, 0.0) or 0.0) for k in ("x", "y", "width", "height"))
-        a = math.radians(float(value.get("rotation", 0.0) or 0.0))
-        c, s = math.cos(a), math.sin(a)  # Label Studio rotates about (x, y)
-        pts = [(x + px * c - py * s, y + px * s + py * c) for px, py in ((0, 0), (w, 0), (w, h), (0, h))]
-    elif kind.startswith("polygon"):
-        pts = [(float(p[0]), float(p[1])) for p in value.get("points") or () if isinstance(p, (list, tuple)) and len(p) >= 2]
-    elif kind.startswith("brush"):
-        mask = _brush_mask(region)
-        if mask is None or not mask.any():
-            return None
-        ys, xs = np.nonzero(mask)
-        hh, ww = mask.shape
-        return (100 * xs.min() / ww, 100 * ys.min() / hh, 100 * (xs.max() + 1) / ww, 100 * (ys.max() + 1) / hh)
-    else:
-        return None
-    if len(pts) < 2:
-        return None
-    xs_, ys_ = [p[0] for p in pts], [p[1] for p in pts]
-    box = (max(0.0, min(xs_)), max(0.0, min(ys_)), min(100.0, max(xs_)), min(100.0, max(ys_)))
-    return box if box[2] > box[0] and box[3] > box[1] else None
-
-
-def _box_2d(box: tuple[float, float, float, float]) -> list[int]:
-    x0, y0, x1, y1 = box
-    return [int(round(min(1000.0, max(0.0, v * 10)))) for v in (y0, x0, y1, x1)]
+def _box_2d(box: NormBox) -> list[int]:
+    return [int(round(min(1000.0, max(0.0, v)))) for v in (box.ymin, box.xmin, box.ymax, box.xmax)]
 
 
 def _png(mask: np.ndarray) -> str:
@@ -111,68 +64,47 @@ def _png(mask: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def box_mask(region: Mapping[str, Any], box: tuple[float, float, float, float]) -> str:
-    """The region's mask inside its box as the PNG Gemini answers with (a rectangle fills its box)."""
-    kind = str(region.get("type", "")).lower()
-    x0, y0, x1, y1 = box
-    value = region["value"]
-    if kind.startswith("brush"):
-        mask = _brush_mask(region)
-        if mask is not None:
-            hh, ww = mask.shape
-            crop = mask[int(y0 / 100 * hh) : max(int(y0 / 100 * hh) + 1, math.ceil(y1 / 100 * hh)),
-                        int(x0 / 100 * ww) : max(int(x0 / 100 * ww) + 1, math.ceil(x1 / 100 * ww))]
-            return _png(crop)
-    if kind.startswith("polygon"):
-        side = MASK_SIDE
-        bw, bh = max(1e-6, x1 - x0), max(1e-6, y1 - y0)
-        w, h = (side, max(1, round(side * bh / bw))) if bw >= bh else (max(1, round(side * bw / bh)), side)
+def box_mask(det: Detection) -> str:
+    """The detection's mask inside its box as the PNG Gemini answers with: its map thresholded, its
+    outlines drawn at MASK_SIDE, or, with neither (a rectangle), the whole box."""
+    assert det.box is not None
+    if det.mask is not None:
+        return _png(det.mask > 127)
+    if det.polygon is not None:
+        b = det.box
+        bw, bh = max(1e-5, b.xmax - b.xmin), max(1e-5, b.ymax - b.ymin)
+        w, h = (MASK_SIDE, max(1, round(MASK_SIDE * bh / bw))) if bw >= bh else (max(1, round(MASK_SIDE * bw / bh)), MASK_SIDE)
         im = Image.new("L", (w, h), 0)
-        pts = [((float(p[0]) - x0) / bw * w, (float(p[1]) - y0) / bh * h) for p in value.get("points") or ()]
-        if len(pts) >= 3:
-            ImageDraw.Draw(im).polygon(pts, fill=255)
+        draw = ImageDraw.Draw(im)
+        for ring in det.polygon.rings:
+            draw.polygon([((x - b.xmin) / bw * w, (y - b.ymin) / bh * h) for x, y in ring], fill=255)
         return _png(np.asarray(im) > 0)
     return _png(np.ones((8, 8), bool))
 
 
-def _plan_regions(plan: PlannedRequest, regions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    controls = {c.name for c in plan.controls}
-    return [r for r in regions if isinstance(r, Mapping) and r.get("from_name") in controls
-            and (plan.kind.per_task or r.get("to_name") == plan.image_names[0]) and isinstance(r.get("value"), Mapping)]
-
-
-def render_answer(plan: PlannedRequest, regions: Sequence[Mapping[str, Any]]) -> str | None:
-    """The annotator's regions of `plan`'s controls as the JSON answer its prompt asks for; None
-    when the plan's kind takes no examples (captions) or nothing of it was annotated."""
-    labels = {label.value for label in plan.labels}
-    mine = _plan_regions(plan, regions)
-    items: list[Any] = []
-    if plan.kind is RequestKind.CHOICE:
-        for r in mine:
-            items.extend(c for c in r["value"].get("choices") or () if c in labels and c not in items)
-        return json.dumps(items, ensure_ascii=False) if items else None
-    if plan.kind is RequestKind.TEXT:
+def render_answer(kind: RequestKind, answer: ParsedAnswer) -> str | None:
+    """A typed example answer as the JSON the prompt of `kind` asks for (box_2d as [ymin, xmin, ymax,
+    xmax] in 0-1000, masks as a PNG of the box, points as [y, x], choices as a list of names, the
+    confidence 1.0: an annotator's answer); None when the kind takes no examples (captions) or the
+    answer is empty. Which items an example shows was chosen with it (review/fewshot.py)."""
+    if kind is RequestKind.CHOICE:
+        return json.dumps(list(answer.choices), ensure_ascii=False) if answer.choices else None
+    if kind is RequestKind.TEXT:
         return None
-    for r in mine:
-        label = _label_of(r["value"])
-        if label not in labels:
+    items: list[Any] = []
+    for det in answer.detections:
+        if kind is RequestKind.POINTS:
+            if det.point is None:
+                continue
+            items.append({"point": [int(round(det.point.y)), int(round(det.point.x))], "label": det.label, "confidence": 1.0})
             continue
-        if plan.kind is RequestKind.POINTS:
-            if not str(r.get("type", "")).lower().startswith("keypoint"):
-                continue
-            x, y = float(r["value"].get("x", 0.0)), float(r["value"].get("y", 0.0))
-            items.append({"point": [int(round(y * 10)), int(round(x * 10))], "label": label, "confidence": 1.0})
-        else:
-            box = region_box(r)
-            if box is None:
-                continue
-            item: dict[str, Any] = {"box_2d": _box_2d(box)}
-            if plan.kind is RequestKind.MASKS:
-                item["mask"] = box_mask(r, box)
-            item.update(label=label, confidence=1.0)
-            items.append(item)
-        if len(items) >= plan.max_objects:  # never show an answer longer than the task may give
-            break
+        if det.box is None:
+            continue
+        item: dict[str, Any] = {"box_2d": _box_2d(det.box)}
+        if kind is RequestKind.MASKS:
+            item["mask"] = box_mask(det)
+        item.update(label=det.label, confidence=1.0)
+        items.append(item)
     return json.dumps(items, ensure_ascii=False) if items else None
 
 
@@ -187,7 +119,7 @@ def example_turns(plan: PlannedRequest) -> tuple[ExampleTurn, ...]:
     """The plan's examples that have an answer for it, in the plan's order."""
     out = []
     for ex in plan.examples:
-        answer = render_answer(plan, ex.regions)
+        answer = render_answer(plan.kind, ex.answer)
         if answer is not None and len(ex.images) == len(plan.image_names):
             out.append(ExampleTurn(ex.key, tuple(ex.images), answer))
     return tuple(out)
@@ -204,11 +136,6 @@ def history_contents(turns: Sequence[ExampleTurn], image_parts: Sequence[types.P
         out.append(types.Content(role="user", parts=build_parts(parts, prompt_text)))
         out.append(types.Content(role="model", parts=[types.Part.from_text(text=t.answer)]))
     return out
-
-
-def set_tag(keys: Sequence[str]) -> str:
-    """The example set's digest ("e" + 8 hex): part of model_version, and the usage record's key."""
-    return "e" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
 
 
 # ------------------------------------------------------------------------------------ the component
@@ -306,7 +233,7 @@ class FewShotWire:
                 (len(im.data) + 2) // 3 * 4 for im, s in zip(t.images, how) if s.ref is None)
         if not kept:
             return None
-        tag = set_tag(sorted({e.key for e in plan.examples}))
+        tag = example_set_tag(sorted({e.key for e in plan.examples}))
         return History(tuple(contents), tuple(sent), tokens, kept, extra_bytes, tag)
 
     def record(self, history: History, prompt_tokens: int) -> None:
@@ -320,11 +247,4 @@ class FewShotWire:
                 log.debug("few-shot usage not recorded: %s", exc)
 
 
-def plan_example_key(annotation_id: int, regions: Sequence[Mapping[str, Any]]) -> str:
-    """An example's stable name: its annotation and a digest of its regions (an edit is a new example)."""
-    blob = json.dumps(list(regions), sort_keys=True, default=str).encode()
-    return f"a{annotation_id}.{hashlib.sha256(blob).hexdigest()[:8]}"
-
-
-__all__ = ["ExampleTurn", "FewShotWire", "History", "PlanExample", "example_turns", "history_contents",
-           "plan_example_key", "region_box", "render_answer", "set_tag"]
+__all__ = ["ExampleTurn", "FewShotWire", "History", "box_mask", "example_turns", "history_contents", "render_answer"]

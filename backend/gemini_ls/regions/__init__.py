@@ -1,7 +1,9 @@
-"""Typed Gemini answers -> Label Studio prediction results, one handler per control type.
+"""Typed Gemini answers -> Label Studio prediction results, one handler per control type, and back.
 
 `REGISTRY` maps a Label Studio tag to its handler; `convert_for` dispatches a control over the
-task's images. The tags are those of labelconfig.CONTROL_KINDS, checked at import.
+task's images. The tags are those of labelconfig.CONTROL_KINDS, checked at import. Each handler
+also reads its own result type back (`reverse`): `answer_from_results` turns an annotation's
+results for some controls into the typed answer a provider should have given (few-shot examples).
 
 Multi-image tasks: region controls (rectangles, masks, polygons, keypoints) get one call per
 image in the control's toName, and each keeps only the detections whose `image_index` is
@@ -14,8 +16,9 @@ its objects by single names. They are emitted once, for the first toName image p
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 from ..detections import DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import CONTROL_KINDS, ControlSpec
@@ -25,6 +28,7 @@ from .handler import Conversion, RegionHandler
 from .keypoint import KeyPointHandler
 from .polygon import PolygonHandler
 from .rectangle import RectangleHandler
+from .reverse import merge
 from .textarea import TextAreaHandler
 
 REGISTRY: Mapping[str, RegionHandler] = MappingProxyType({
@@ -44,6 +48,9 @@ REGISTRY: Mapping[str, RegionHandler] = MappingProxyType({
 assert set(REGISTRY) == set(CONTROL_KINDS), (
     f"control tags differ: labelconfig only {set(CONTROL_KINDS) - set(REGISTRY)}, regions only {set(REGISTRY) - set(CONTROL_KINDS)}"
 )
+# result type -> handler, for reading results back ("rectanglelabels" -> RectangleLabels)
+_BY_RESULT_TYPE: Mapping[str, RegionHandler] = MappingProxyType({CONTROL_KINDS[tag][0]: h for tag, h in REGISTRY.items()})
+
 
 def handler_for(control: ControlSpec) -> RegionHandler:
     try:
@@ -67,4 +74,37 @@ def convert_for(control: ControlSpec, images: Mapping[str, ImageMeta], answer: P
     return Conversion.of(results, dropped)
 
 
-__all__ = ["REGISTRY", "Conversion", "RegionHandler", "convert_for", "handler_for"]
+def _reverse_handler(result_type: Any) -> RegionHandler | None:
+    """The handler reading a result type back; a bare "rectangle" (no labels) reads as "rectanglelabels"."""
+    t = str(result_type or "").lower()
+    return _BY_RESULT_TYPE.get(t) or _BY_RESULT_TYPE.get(t + "labels")
+
+
+def answer_from_results(results: Sequence[Any], controls: Sequence[ControlSpec], image_names: Sequence[str]) -> ParsedAnswer:
+    """The typed answer Label Studio `results` (an annotation) give for `controls` over `image_names`.
+
+    Only results of those controls count. A region result counts on an image of `image_names` (its
+    detections' `image_index` is that image's position); a per-task one (choices, text) names one
+    image whichever it is. Everything is kept in the results' order: which labels and how many
+    items a request may show is the caller's choice.
+    """
+    names = {c.name for c in controls}
+    per_task = any(c.kind.per_task for c in controls)
+    pieces = []
+    for r in results:
+        if not isinstance(r, Mapping) or r.get("from_name") not in names or not isinstance(r.get("value"), Mapping):
+            continue
+        to_name = r.get("to_name")
+        if isinstance(to_name, str) and to_name in image_names:
+            index = list(image_names).index(to_name)
+        elif per_task:
+            index = 0
+        else:
+            continue
+        handler = _reverse_handler(r.get("type"))
+        if handler is not None:
+            pieces.append(handler.reverse(r, index))
+    return merge(pieces)
+
+
+__all__ = ["REGISTRY", "Conversion", "RegionHandler", "answer_from_results", "convert_for", "handler_for"]

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..detections import DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
@@ -40,8 +40,12 @@ class Conversion:
 
 
 class RegionHandler(Protocol):
-    """Turns a parsed Gemini answer into results for one control type (`tag`)."""
+    """Turns a parsed Gemini answer into results for one control type (`tag`), and back: `reverse`
+    reads one Label Studio result of that type (an annotator's region) as the typed answer it stands
+    for (empty when it holds nothing usable), with its detections on image `image_index`."""
 
     tag: str
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion: ...
+
+    def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer: ...

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..detections import Detection, DropReason, ImageMeta, NormPoint, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import NO_BOX, Conversion
 from .result import RegionIds, clamp_percent, image_result
+from .reverse import NOTHING, detection, label_of, value_of
 from .selection import select
 
 # Label Studio stores a keypoint's drawn size as `width`, in percent of the image width.
@@ -40,3 +44,12 @@ class KeyPointHandler:
             value = {"x": x, "y": y, "width": KEYPOINT_WIDTH, "keypointlabels": [det.label]}
             results.append(image_result(ids.make(det.label, (x, y)), control, image, value, det.score))
         return Conversion.of(results, selection.dropped)
+
+    def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
+        """The keypoint as a point (no box)."""
+        value = value_of(result)
+        label = label_of(value) if value is not None else None
+        if value is None or label is None:
+            return NOTHING
+        x, y = float(value.get("x", 0.0)), float(value.get("y", 0.0))
+        return detection(label, image_index, point=NormPoint(y=y * 10, x=x * 10))

@@ -19,6 +19,8 @@ A detection without a mask gives no polygon (counted as `no_mask`): see handler.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,6 +30,7 @@ from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, Conversion
 from .masks import masked_detections, polygon_pixels
 from .result import RegionIds, clamp_percent, image_result, pixel_box_key
+from .reverse import NOTHING, detection, label_of, norm_box, percent_box, value_of
 
 Polygon = list[tuple[float, float]]
 
@@ -109,3 +112,19 @@ class PolygonHandler:
                 rid = ids.make(det.label, pixel_box_key(box), part, points[0])
                 results.append(image_result(rid, control, image, value, det.score))
         return Conversion.of(results, dropped)
+
+    def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
+        """The polygon as a polygon mask (one ring, 0-1000) with its box; a polygon of two points
+        (a line) keeps its box and covers no pixel."""
+        value = value_of(result)
+        label = label_of(value) if value is not None else None
+        if value is None or label is None:
+            return NOTHING
+        points = [(float(p[0]), float(p[1])) for p in value.get("points") or () if isinstance(p, (list, tuple)) and len(p) >= 2]
+        box = percent_box(points)
+        if box is None:
+            return NOTHING
+        if len(points) < 3:
+            return detection(label, image_index, box=norm_box(box), mask=np.zeros((1, 1), np.uint8))
+        ring = tuple((x * 10, y * 10) for x, y in points)
+        return detection(label, image_index, box=norm_box(box), polygon=PolygonMask(rings=(ring,)))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import NO_BOX, Conversion
 from .result import RegionIds, box_percent, image_result
+from .reverse import NOTHING, detection, label_of, norm_box, percent_box, rectangle_corners, value_of
 from .selection import select
 
 
@@ -26,3 +30,10 @@ class RectangleHandler:
             value = {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [det.label]}
             results.append(image_result(ids.make(det.label, (x, y, w, h)), control, image, value, det.score))
         return Conversion.of(results, selection.dropped)
+
+    def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
+        """The rectangle's box (a rotated one: the axis-aligned box around it)."""
+        value = value_of(result)
+        label = label_of(value) if value is not None else None
+        box = percent_box(rectangle_corners(value)) if value is not None else None
+        return detection(label, image_index, box=norm_box(box)) if label is not None and box is not None else NOTHING

@@ -1,4 +1,4 @@
-"""Label Studio brush RLE, encoded straight from a box-sized mask.
+"""Label Studio brush RLE, encoded straight from a box-sized mask, and decoded back.
 
 The format (thi.ng rle-pack, as written by `label_studio_sdk.converter.brush.encode_rle`):
 
@@ -20,9 +20,16 @@ Speed: the SDK builds a Python string bit by bit over the whole 4-channel image 
 4000x3000 mask). Here everything outside the box is known to be zero, so runs are found only
 inside the box (one vectorised comparison over the box), mapped to full-image offsets
 arithmetically, and the records are packed with numpy. Cost is O(box pixels + runs).
+
+Decoding (`decode_brush`: an annotator's brush region -> its mask, for review matching and few-shot
+examples) goes through the SDK's `decode_rle`, the reference reader of what Label Studio's editor
+writes (which, unlike this encoder, also emits literal groups of several words).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +69,23 @@ def encode_full_mask(mask: np.ndarray) -> list[int]:
         raise ValueError("mask must be a non-empty 2-D array")
     h, w = mask.shape
     return encode_brush_rle(mask, PixelBox(0, 0, w, h), w, h)
+
+
+def decode_brush(value: Mapping[str, Any], width: int, height: int) -> np.ndarray | None:
+    """A brush region's mask (bool, height x width) from its `value["rle"]`; None when unusable.
+
+    A pixel belongs to the mask when its alpha is non-zero, as the editor draws it.
+    """
+    from label_studio_sdk.converter.brush import decode_rle  # imported on use: the SDK is slow to import
+
+    rle = value.get("rle")
+    if not isinstance(rle, list) or not rle:
+        return None
+    try:
+        flat = np.asarray(decode_rle(rle), dtype=np.uint8)
+        return flat.reshape(height, width, 4)[:, :, 3] > 0
+    except Exception:  # malformed RLE from a client: no mask, never a crash
+        return None
 
 
 def _as_values(region: np.ndarray) -> tuple[np.ndarray, int]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from ..detections import ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import Conversion
 from .result import RegionIds, classification_result
+from .reverse import NOTHING, value_of
 
 
 class TextAreaHandler:
@@ -19,3 +22,11 @@ class TextAreaHandler:
             return Conversion()
         rid = RegionIds(control, image).make("text", hashlib.sha1(text.encode()).hexdigest())
         return Conversion.of([classification_result(rid, control, image, {"text": [text]})])
+
+    def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
+        """The text (several lines joined by newlines); none when empty."""
+        value = value_of(result)
+        parts = value.get("text") if value is not None else None
+        lines = [parts] if isinstance(parts, str) else [p for p in parts or () if isinstance(p, str)]
+        text = "\n".join(lines).strip()
+        return ParsedAnswer(text=text) if text else NOTHING

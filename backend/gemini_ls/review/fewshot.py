@@ -16,11 +16,15 @@ LearnedState.tag), so an edited or replaced example is a new version in Label St
 `FewShotBook.attach` puts a set's examples on the plans of a batch (only boxes, masks, points and
 choices requests; captions take none), fetching each example image once per process with the
 backend's image fetcher; an image that cannot be fetched is logged once and that example is left
-out, never failing a task. The wire format is gemini/fewshot.py's business.
+out, never failing a task. Each attached example carries its answer for the plan, typed
+(`example_answer`: regions/ reads the annotation's results back into detections and choices); how
+a typed answer looks on the wire is the provider's business (gemini/fewshot.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import threading
@@ -28,18 +32,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..detections import RequestKind
-from ..gemini.fewshot import plan_example_key, set_tag
+from ..detections import ParsedAnswer, RequestKind
 from ..images.errors import ImageError
 from ..images.prepare import PreparedImage, prepare_image
 from ..labelconfig import ProjectSpec
-from ..plan import PlanExample, PlannedRequest
+from ..plan import PlanExample, PlannedRequest, example_set_tag
+from ..regions import answer_from_results
 from .stats import Tally
 
 log = logging.getLogger("gemini_ls.review")
 
 KINDS = (RequestKind.BOXES, RequestKind.MASKS, RequestKind.POINTS, RequestKind.CHOICE)
 _TAG = re.compile(r"-(e[0-9a-f]{8})(?:-|$)")
+
+
+def plan_example_key(annotation_id: int, regions: Sequence[Mapping[str, Any]]) -> str:
+    """An example's stable name: its annotation and a digest of its regions (an edit is a new example)."""
+    blob = json.dumps(list(regions), sort_keys=True, default=str).encode()
+    return f"a{annotation_id}.{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,23 @@ def tag_of_version(model_version: str) -> str | None:
 
 
 def examples_tag(examples: Sequence[Example]) -> str | None:
-    return set_tag(sorted(e.key for e in examples)) if examples else None
+    return example_set_tag(sorted(e.key for e in examples)) if examples else None
+
+
+def example_answer(plan: PlannedRequest, results: Sequence[Mapping[str, Any]]) -> ParsedAnswer:
+    """What `plan`'s request should answer for an example annotation: its results for the plan's
+    controls read back (regions.answer_from_results), only the plan's labels, without repeats for
+    choices; for detection requests only detections the kind can show (a point for pointing, a box
+    otherwise), at most plan.max_objects (an example never answers longer than the task may)."""
+    raw = answer_from_results(results, plan.controls, plan.image_names)
+    labels = {label.value for label in plan.labels}
+    if plan.kind is RequestKind.CHOICE:
+        return ParsedAnswer(choices=tuple(dict.fromkeys(c for c in raw.choices if c in labels)))
+    if plan.kind is RequestKind.TEXT:
+        return ParsedAnswer(text=raw.text)
+    points = plan.kind is RequestKind.POINTS
+    kept = [d for d in raw.detections if d.label in labels and (d.point if points else d.box) is not None]
+    return ParsedAnswer(detections=tuple(kept[: plan.max_objects]))
 
 
 def examples_from_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Example]:
@@ -186,6 +212,7 @@ class FewShotBook:
         self._sets: dict[str, tuple[Example, ...]] = {}
         self._max_sets = max_sets
         self._images: dict[tuple[int, str], PreparedImage | None] = {}
+        self._answers: dict[tuple, ParsedAnswer] = {}  # (example, what of the plan shapes its answer)
 
     def remember(self, examples: Sequence[Example]) -> str | None:
         tag = examples_tag(examples)
@@ -222,6 +249,20 @@ class FewShotBook:
                 self._images.pop(next(iter(self._images)))
         return image
 
+    def _answer(self, ex: Example, plan: PlannedRequest, regions: Sequence[Mapping[str, Any]]) -> ParsedAnswer:
+        """`example_answer`, once per example and plan shape: a brush example is decoded once, not per batch."""
+        key = (ex.key, plan.kind, plan.image_names, tuple(c.name for c in plan.controls),
+               tuple(label.value for label in plan.labels), plan.max_objects)
+        with self._lock:
+            if key in self._answers:
+                return self._answers[key]
+        answer = example_answer(plan, regions)
+        with self._lock:
+            self._answers[key] = answer
+            while len(self._answers) > 16 * self._max_sets:
+                self._answers.pop(next(iter(self._answers)))
+        return answer
+
     def attach(self, plans: Sequence[PlannedRequest], spec: ProjectSpec, model_version: str) -> tuple[PlannedRequest, ...]:
         """`plans` with the examples of `model_version`'s example set (unchanged when it has none)."""
         examples = self.examples(model_version)
@@ -246,7 +287,7 @@ class FewShotBook:
                         break
                     images.append(image)
                 else:
-                    attached.append(PlanExample(ex.key, tuple(images), regions, ex.task_id))
+                    attached.append(PlanExample(ex.key, tuple(images), self._answer(ex, plan, regions), ex.task_id))
             out.append(replace(plan, examples=tuple(attached)) if attached else plan)
         return tuple(out)
 

@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..regions.rle import decode_brush
+
 UNCHANGED = 0.995  # similarity at or above which a matched region counts as untouched (float round-off)
 KEYPOINT_RADIUS = 0.05  # a keypoint within 5 % of the image diagonal is the same point
 RASTER_SIDE = 512  # polygons are compared on a grid whose longest side is this many cells
@@ -189,20 +191,6 @@ def polygon_iou(a: Any, b: Any, width: int | None, height: int | None) -> float:
     gw, gh = _grid(width, height)
     pa, pb = np.asarray(a, float).reshape(-1, 2), np.asarray(b, float).reshape(-1, 2)
     return mask_iou(_raster(pa, gw, gh), _raster(pb, gw, gh))
-
-
-def decode_brush(value: Mapping[str, Any], width: int, height: int) -> np.ndarray | None:
-    """A brush region's mask (bool, height x width) from Label Studio's RLE; None when unusable."""
-    from label_studio_sdk.converter.brush import decode_rle
-
-    rle = value.get("rle")
-    if not isinstance(rle, list) or not rle:
-        return None
-    try:
-        flat = np.asarray(decode_rle(rle), dtype=np.uint8)
-        return flat.reshape(height, width, 4)[:, :, 3] > 0
-    except Exception:  # malformed RLE from a client: no mask, never a crash
-        return None
 
 
 def normalise_text(text: str) -> str:

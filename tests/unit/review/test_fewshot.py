@@ -15,11 +15,12 @@ from gemini_ls.detections import RequestKind
 from gemini_ls.emulator.mistakes import Mistakes, apply, shown_labels
 from gemini_ls.emulator.understanding import read_task
 from gemini_ls.emulator.vision import see
-from gemini_ls.gemini.fewshot import example_turns, history_contents, region_box, render_answer
+from gemini_ls.gemini.fewshot import example_turns, history_contents, render_answer
 from gemini_ls.images.errors import ImageError
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.plan import PlanExample, plan_requests
-from gemini_ls.review.fewshot import Candidate, Example, FewShotBook, candidate, rank, tag_of_version
+from gemini_ls.regions import REGISTRY
+from gemini_ls.review.fewshot import Candidate, Example, FewShotBook, candidate, example_answer, rank, tag_of_version
 from gemini_ls.review.learning import LearnedState
 from gemini_ls.review.stats import LabelStats, Tally
 from gemini_ls.settings import Settings
@@ -37,6 +38,17 @@ def plans_for(*controls, max_objects=None):
     extra = f'model_max_objects="{max_objects}"' if max_objects else ""
     spec = parse_label_config(config(*(c(extra=extra) if callable(c) else c for c in controls)), Settings().defaults)
     return spec, plan_requests(spec)
+
+
+def render(plan, regions):
+    """The example's answer for `plan`, chosen and typed (review/) and rendered for Gemini (gemini/)."""
+    return render_answer(plan.kind, example_answer(plan, regions))
+
+
+def box_of(region):
+    """A spatial region's box in percent (x0, y0, x1, y1), as its reverse converter reads it."""
+    (det,) = REGISTRY["RectangleLabels"].reverse(region, 0).detections
+    return (det.box.xmin / 10, det.box.ymin / 10, det.box.xmax / 10, det.box.ymax / 10)
 
 
 def test_candidates_need_a_kept_region_and_name_the_annotations_labels():
@@ -60,17 +72,17 @@ def test_rank_covers_the_labels_first_then_prefers_kept_share_then_newest():
 
 def test_boxes_render_as_box_2d_in_0_1000_ymin_xmin_ymax_xmax():
     _, (plan,) = plans_for(rect_control)
-    answer = json.loads(render_answer(plan, [rect("Red", 10, 20, 30, 40), rect("Unknown", 1, 1, 5, 5),
-                                             rect("Blue", 50, 50, 10, 10, to="other")]))
+    answer = json.loads(render(plan, [rect("Red", 10, 20, 30, 40), rect("Unknown", 1, 1, 5, 5),
+                                      rect("Blue", 50, 50, 10, 10, to="other")]))
     assert answer == [{"box_2d": [200, 100, 600, 400], "label": "Red", "confidence": 1.0}]
     # a rotated rectangle is answered by the box around it
-    assert region_box(rect("Red", 50, 50, 10, 10, rotation=90)) == pytest.approx((40, 50, 50, 60))
+    assert box_of(rect("Red", 50, 50, 10, 10, rotation=90)) == pytest.approx((40, 50, 50, 60))
 
 
 def test_answers_never_hold_more_items_than_the_task_may_return():
     _, (plan,) = plans_for(rect_control, max_objects=2)
     regions = [rect("Red", i, i, 5, 5) for i in range(5)]
-    assert len(json.loads(render_answer(plan, regions))) == 2
+    assert len(json.loads(render(plan, regions))) == 2
 
 
 def test_points_choices_and_masks_use_their_prompts_formats():
@@ -78,23 +90,37 @@ def test_points_choices_and_masks_use_their_prompts_formats():
     by_kind = {p.kind: p for p in plans}
     kp = {"from_name": "kp", "to_name": "image", "type": "keypointlabels", "value": {"x": 25, "y": 75, "keypointlabels": ["Red"]}}
     ch = {"from_name": "kind", "to_name": "image", "type": "choices", "value": {"choices": ["Outdoor"]}}
-    assert json.loads(render_answer(by_kind[RequestKind.POINTS], [kp, ch])) == [{"point": [750, 250], "label": "Red", "confidence": 1.0}]
-    assert json.loads(render_answer(by_kind[RequestKind.CHOICE], [kp, ch])) == ["Outdoor"]
+    assert json.loads(render(by_kind[RequestKind.POINTS], [kp, ch])) == [{"point": [750, 250], "label": "Red", "confidence": 1.0}]
+    assert json.loads(render(by_kind[RequestKind.CHOICE], [kp, ch])) == ["Outdoor"]
     _, (masks,) = plans_for('<BrushLabels name="b" toName="image"><Label value="Red"/></BrushLabels>')
     poly = {"from_name": "b", "to_name": "image", "type": "polygonlabels",
             "value": {"points": [[10, 10], [50, 10], [30, 50]], "polygonlabels": ["Red"]}}
-    item = json.loads(render_answer(masks, [poly]))[0]
+    item = json.loads(render(masks, [poly]))[0]
     assert item["box_2d"] == [100, 100, 500, 500] and item["label"] == "Red"
     png = Image.open(io.BytesIO(base64.b64decode(item["mask"].split(",", 1)[1])))
     assert max(png.size) <= 64 and png.getpixel((png.width // 2, png.height // 4)) == 255 and png.getpixel((0, png.height - 1)) == 0
+
+
+def test_a_brush_example_answers_with_its_own_box_and_mask():
+    from gemini_ls.regions.rle import encode_full_mask
+
+    _, (masks,) = plans_for('<BrushLabels name="b" toName="image"><Label value="Red"/></BrushLabels>')
+    painted = np.zeros((48, 64), bool)
+    painted[12:36, 16:32] = True
+    brush = {"from_name": "b", "to_name": "image", "type": "brushlabels", "original_width": 64, "original_height": 48,
+             "value": {"format": "rle", "rle": encode_full_mask(painted), "brushlabels": ["Red"]}}
+    item = json.loads(render(masks, [brush]))[0]
+    assert item["box_2d"] == [250, 250, 750, 500] and item["label"] == "Red"
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(item["mask"].split(",", 1)[1]))))
+    assert png.shape == (24, 16) and png.min() == 255  # the painted block fills its box
 
 
 def test_example_turns_are_user_then_model_turns_with_the_same_prompt():
     _, (plan,) = plans_for(rect_control)
     image = type("Img", (), {"sha256": "x", "data": b"", "mime_type": "image/png"})()
     plan = plan.__class__(**{**plan.__dict__, "examples": (
-        PlanExample("a1.x", (image,), (rect("Red", 10, 20, 30, 40),)),
-        PlanExample("a2.y", (image,), (rect("Nope", 10, 20, 30, 40),)),  # nothing for this plan: left out
+        PlanExample("a1.x", (image,), example_answer(plan, [rect("Red", 10, 20, 30, 40)])),
+        PlanExample("a2.y", (image,), example_answer(plan, [rect("Nope", 10, 20, 30, 40)])),  # nothing for this plan: left out
     )})
     turns = example_turns(plan)
     assert [t.key for t in turns] == ["a1.x"]
