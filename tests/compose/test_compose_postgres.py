@@ -17,6 +17,7 @@ import yaml
 
 from tests.fixtures.labelstudio import LS_VENV, _require_label_studio
 
+from .podman import start_waves
 from .test_compose_file import COMPOSE_FILE, _env, _interpolated_default
 
 SERVICE = "postgres"
@@ -93,3 +94,14 @@ def test_label_studio_settings_select_the_compose_postgres(services, tmp_path):
     pg = _resolved(_env(services[SERVICE]))
     assert db == {"ENGINE": "django.db.backends.postgresql", "HOST": SERVICE, "PORT": 5432, "NAME": pg["POSTGRES_DB"],
                   "USER": pg["POSTGRES_USER"], "PASSWORD": pg["POSTGRES_PASSWORD"]}, db
+
+
+def test_the_harness_starts_label_studio_after_its_database(services):
+    """podman-compose on podman < 4.6 ignores service_healthy; tests/compose/podman.py starts waves."""
+    for profiles in ((), ("offline",)):
+        waves = start_waves(COMPOSE_FILE, profiles)
+        position = {name: i for i, wave in enumerate(waves) for name in wave}
+        assert set(position) == {n for n, s in services.items() if not s.get("profiles") or set(s["profiles"]) & set(profiles)}
+        for name, i in position.items():
+            assert all(position[dep] < i for dep in services[name].get("depends_on") or {}), (name, waves)
+        assert position[SERVICE] < position["label-studio"], waves
