@@ -4,7 +4,8 @@ Images, built once and cached (see tests/compose/README.md):
 
     Debian bookworm rootfs   debootstrap from the host's apt mirror -> <cache>/compose/bookworm-<key>.tar
     base                     `podman import` of it + the host's CAs and pip trust settings
-    redis / label-studio     tests/compose/images/*.Containerfile on that base
+    redis / postgres /       tests/compose/images/*.Containerfile on that base
+    label-studio
     gemini-ls                the compose file's own build (backend/Dockerfile), BASE_IMAGE = the base
 
 Every tag carries a hash of what the image is made of (recipe, Containerfile, sources), so an
@@ -15,8 +16,9 @@ Two gaps of that podman which the harness fills, and only those:
 * no systemd, so podman schedules no healthcheck timers: `wait_healthy` runs each container's own
   healthcheck (the compose file's `test`) with `podman healthcheck run` until it passes;
 * podman-compose ignores `depends_on: condition: service_healthy` on podman < 4.6 (it says so in
-  its log): the services start together and the backends cope (Redis and Gemini are reached per
-  request, never at start-up), and the harness waits for every healthcheck before using the stack.
+  its log) and would start the services together, Label Studio before its database accepts
+  connections: `ComposeProject.up` starts them in the compose file's dependency order instead, each
+  wave once the services the next one depends on pass their healthchecks (what Docker Compose does).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from tests.fixtures.labelstudio import cache_dir, free_port
 
@@ -208,10 +212,16 @@ def base_image(cache: Path, log: Path) -> str:
     return ref
 
 
+# Files of images/ an image's Containerfile copies besides itself (they are part of its tag's key).
+CONTEXT_FILES = {"postgres": ("postgres-entrypoint.sh",)}
+LOCAL_IMAGES = ("redis", "postgres", "label-studio")
+
+
 def _containerfile_image(name: str, base: str) -> tuple[str, Path]:
     """(tag, Containerfile) of one of images/*.Containerfile built on `base`."""
     containerfile = IMAGES_DIR / f"{name}.Containerfile"
-    return f"{IMAGE_REPO}/{name}:{_digest(base, containerfile)}", containerfile
+    copied = [IMAGES_DIR / f for f in CONTEXT_FILES.get(name, ())]
+    return f"{IMAGE_REPO}/{name}:{_digest(base, containerfile, *copied)}", containerfile
 
 
 def backend_inputs() -> list[Path]:
@@ -227,6 +237,7 @@ def backend_inputs() -> list[Path]:
 class Images:
     base: str
     redis: str
+    postgres: str
     label_studio: str
     backend_tag: str  # GEMINI_LS_TAG: the compose file names the backend image gemini-ls:${GEMINI_LS_TAG}
     seconds: float  # time spent making sure they exist (≈0 when all were cached)
@@ -234,7 +245,8 @@ class Images:
     def environment(self) -> dict[str, str]:
         """The variables tests/compose/compose.override.yml and docker-compose.yml read."""
         return {"GEMINI_LS_TEST_BASE_IMAGE": self.base, "GEMINI_LS_TEST_REDIS_IMAGE": self.redis,
-                "GEMINI_LS_TEST_LABEL_STUDIO_IMAGE": self.label_studio, "GEMINI_LS_TAG": self.backend_tag}
+                "GEMINI_LS_TEST_POSTGRES_IMAGE": self.postgres, "GEMINI_LS_TEST_LABEL_STUDIO_IMAGE": self.label_studio,
+                "GEMINI_LS_TAG": self.backend_tag}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,16 +306,14 @@ def ensure_images() -> Images:
     with open(cache / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         base = base_image(cache, log)
-        (redis, redis_file), (label_studio, ls_file) = (_containerfile_image(n, base) for n in ("redis", "label-studio"))
+        local = {name: _containerfile_image(name, base) for name in LOCAL_IMAGES}
         tag = "test-" + _digest(base, IMAGE_FORMAT, *backend_inputs())
-        images = Images(base, redis, label_studio, tag, 0.0)
+        images = Images(base, local["redis"][0], local["postgres"][0], local["label-studio"][0], tag, 0.0)
         # The compose file's own build section (context, dockerfile), BASE_IMAGE from the override.
         compose_build = ComposeProject(f"gemini-ls-build-{os.getpid()}", images.environment())
-        builds = {
-            redis: ["podman", "build", "--build-arg", f"BASE_IMAGE={base}", "-f", str(redis_file), "-t", redis, str(IMAGES_DIR)],
-            label_studio: ["podman", "build", "--build-arg", f"BASE_IMAGE={base}", "-f", str(ls_file), "-t", label_studio, str(IMAGES_DIR)],
-            f"gemini-ls:{tag}": compose_build.argv("build", BACKEND_SERVICE),
-        }
+        builds = {ref: ["podman", "build", "--build-arg", f"BASE_IMAGE={base}", "-f", str(file), "-t", ref, str(IMAGES_DIR)]
+                  for ref, file in local.values()}
+        builds[f"gemini-ls:{tag}"] = compose_build.argv("build", BACKEND_SERVICE)
         missing = {ref: argv for ref, argv in builds.items() if not image_exists(ref)}
         # Independent builds on one base, mostly waiting on downloads: side by side.
         with ThreadPoolExecutor(max_workers=len(builds)) as pool:
@@ -315,7 +325,7 @@ def ensure_images() -> Images:
         for ref, argv in missing.items():
             if not image_exists(ref):
                 raise ComposeError(f"{' '.join(argv)} did not produce {ref}")
-    return Images(base, redis, label_studio, tag, time.monotonic() - started)
+    return Images(base, images.redis, images.postgres, images.label_studio, tag, time.monotonic() - started)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,8 +391,18 @@ class ComposeProject:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def up(self) -> None:
-        # --no-build: the images exist (ensure_images); a missing one is an error, not a pull.
-        self.compose("up", "-d", "--no-build", timeout=600)
+        """`up -d`, wave by wave in depends_on order (podman-compose on podman < 4.6 ignores the
+        service_healthy conditions): each wave starts once the services it waits for are healthy."""
+        waves = start_waves(self.compose_file, self.profiles)
+        for i, wave in enumerate(waves):
+            if i:
+                needed = {dep for name in wave for dep in self._depends_on(name)}
+                self.wait_healthy(needed)
+            # --no-build: the images exist (ensure_images); a missing one is an error, not a pull.
+            self.compose("up", "-d", "--no-build", *wave, timeout=600)
+
+    def _depends_on(self, service: str) -> set[str]:
+        return set(compose_services(self.compose_file)[service].get("depends_on") or {})
 
     def wait_healthy(self, services: Iterable[str], timeout: float = HEALTH_TIMEOUT) -> dict[str, float]:
         """Run each service's compose healthcheck (`podman healthcheck run`) until all pass.
@@ -430,6 +450,25 @@ class ComposeProject:
     def down(self) -> None:
         """Containers, network and named volumes go (`down -v`)."""
         self.compose("down", "-v", "-t", "10", timeout=300, check=False)
+
+
+def compose_services(compose_file: Path) -> dict[str, dict]:
+    return yaml.safe_load(compose_file.read_text())["services"]
+
+
+def start_waves(compose_file: Path, profiles: tuple[str, ...]) -> list[list[str]]:
+    """The services `--profile ...` runs, in waves: each service after every one it depends on."""
+    services = {n: s for n, s in compose_services(compose_file).items()
+                if not s.get("profiles") or set(s["profiles"]) & set(profiles)}
+    waves: list[list[str]] = []
+    placed: set[str] = set()
+    while len(placed) < len(services):
+        wave = sorted(n for n, s in services.items() if n not in placed and set(s.get("depends_on") or {}) <= placed)
+        if not wave:
+            raise ComposeError(f"depends_on cycle among {sorted(set(services) - placed)}")
+        waves.append(wave)
+        placed |= set(wave)
+    return waves
 
 
 def published_ports() -> dict[str, str]:

@@ -81,6 +81,27 @@ def cached_file_refs(stack: ComposeProject) -> dict[str, dict]:
     return {key: json.loads(stack.exec("redis", "redis-cli", "GET", key)) for key in keys}
 
 
+def psql(stack: ComposeProject, sql: str) -> list[list[str]]:
+    """Rows of one query, run by psql inside the stack's postgres container as the compose role."""
+    v = stack.variables
+    out = stack.exec("postgres", "psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                     "-U", v["POSTGRES_USER"], "-d", v["POSTGRES_DB"], "-c", sql)
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def label_studio_rows(stack: ComposeProject, got: Retrieval) -> dict[str, object]:
+    """What Label Studio's own tables in the compose PostgreSQL hold for the retrieval's project."""
+    pid = int(got.project.id)
+    task_ids = ",".join(str(int(t)) for t in got.project.tasks)
+    return {
+        "project": psql(stack, f"SELECT id, title FROM project WHERE id = {pid}"),
+        "tasks": {int(r[0]) for r in psql(stack, f"SELECT id FROM task WHERE project_id = {pid}")},
+        "predictions": {int(r[0]): int(r[1]) for r in psql(
+            stack, f"SELECT task_id, count(*) FROM prediction WHERE task_id IN ({task_ids}) "
+                   f"AND model_version = '{got.model_version.replace(chr(39), chr(39) * 2)}' GROUP BY task_id")},
+    }
+
+
 def _emulator_get(stack: ComposeProject, path: str) -> dict:
     """GET on the Gemini emulator container from inside it (its port is not published)."""
     code = ("import sys, urllib.request as u; r = u.Request('http://127.0.0.1:8765' + sys.argv[1], "
@@ -108,6 +129,11 @@ def user_settings() -> dict[str, str]:
         "LABEL_STUDIO_USERNAME": "owner@example.org",
         "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(16),
         "LABEL_STUDIO_API_KEY": secrets.token_hex(20),  # Label Studio's legacy token: at most 40 characters
+        # Label Studio's database role, password and database: not the defaults either, so the test
+        # proves both services take them from the same variables.
+        "POSTGRES_USER": "ls_owner",
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+        "POSTGRES_DB": "ls_compose",
     }
 
 

