@@ -37,12 +37,12 @@ from ..gemini.files import FilesManager
 from ..gemini.gateway import GeminiGateway
 from ..gemini.kinds import KINDS
 from ..gemini.models import resolve
+from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
 from ..labelconfig import ProjectSpec
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
 from ..review.learning import LearnedState, adjust_outcomes
-from .pricing import Cost, Tokens, cost_by_model, cost_of
 from .store import BatchRecord, JobStore
 
 log = logging.getLogger("gemini_ls.batch")

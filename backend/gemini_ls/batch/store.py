@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import redis
 
-from .pricing import Tokens
+from ..gemini.pricing import Tokens
 
 ACTIVE_STATES = ("PENDING", "RUNNING", "SUBMITTED")
 
