@@ -8,9 +8,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .logsetup import configure_logging
+
+if TYPE_CHECKING:
+    from .labelconfig import ProjectSpec
 from .review import cli as review_cli
 from .settings import Settings, SettingsError
 
@@ -68,7 +71,7 @@ def _read_image(path: str) -> bytes:
         raise ImageError("connection", f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _run_local(images: Sequence[str], config_path: str, settings: Settings, progress: bool) -> tuple[Any, list[dict], str]:
+def _run_local(images: Sequence[str], config_path: str, settings: Settings, progress: bool) -> tuple[ProjectSpec, list[dict], str]:
     """Predict local image files with the full pipeline; returns (spec, results, model_version)."""
     from tqdm import tqdm
 

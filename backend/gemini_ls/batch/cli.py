@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from .store import JobStore
 
 
 def add_batch_options(pre: Any) -> None:
@@ -94,7 +97,7 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
-def _store(settings: Settings, project: int | str, version: str) -> Any:
+def _store(settings: Settings, project: int | str, version: str) -> JobStore:
     from .store import MemoryJobStore, RedisJobStore
 
     if settings.redis_url:

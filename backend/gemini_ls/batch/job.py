@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..batchrunner import ExampleAttacher
 from ..detections import ImageMeta
 from ..gemini import batches as gbatches
 from ..gemini.errors import GeminiError
@@ -124,7 +125,7 @@ class BatchPrelabel:
         options: JobOptions = JobOptions(),
         echo: Callable[[str], None] = lambda _msg: None,
         sleep: Callable[[float], None] = time.sleep,
-        few_shot: Any = None,
+        few_shot: ExampleAttacher | None = None,
         fewshot_wire: FewShotWire | None = None,
         learned: LearnedState | None = None,
     ) -> None:
