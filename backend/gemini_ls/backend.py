@@ -1,8 +1,9 @@
-"""Wiring: builds the configured components once per process and holds them for the server.
+"""The server's wiring: the pipeline (pipeline.py), the review loop and the job machinery, composed
+once per process and held for the HTTP protocol (server.py).
 
-With no Gemini API key the built-in emulator is started in-process and used instead, loudly: a log
-banner, /health and model_version all say so, so a newcomer sees the backend work at once and
-nobody mistakes emulator output for Gemini's.
+Commands build only what they use: `predict` / `evaluate` / `prelabel --batch` a pipeline (and the
+review loop's learner), a job worker its chunk executor (jobs/context.py). This module is imported
+by the server and nothing below it, so no lower layer sees the whole.
 """
 
 from __future__ import annotations
@@ -10,57 +11,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from . import redisconn
+from .batch.metrics import BatchJobsMetrics
 from .batchrunner import BatchRunner
-from .gemini.cache import make_file_cache
-from .gemini.client import make_client
-from .gemini.fewshot import FewShotWire
-from .gemini.files import FilesManager
+from .gemini.cache import FileCache
 from .gemini.gateway import GeminiGateway
-from .gemini.prompts import PROMPT_VERSION
 from .gemini.rategate import RateGate
-from .gemini.request import GeminiCaller
 from .images.fetch import ImageFetcher
 from .images.lsauth import CredentialStore
 from .interactive import InteractiveService
+from .jobs.context import make_claims, make_store
+from .jobs.oneclick import Handoff, OneClick
+from .jobs.outcomes import make_outcomes
+from .jobs.queue import IN_PROCESS, RQJobQueue
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
-from .modelversion import model_version
-from .predict import Predictor
-from .review.fewshot import ExampleSource, FewShotBook, make_usage
+from .pipeline import Pipeline, build_pipeline, model_version_for
+from .predict import TaskOutcome
+from .redisconn import REQUEST
 from .review.learning import LearnedState, Learner
-from .review.ledger import make_ledger
-from .review.webhook import LabelStudioReader, ReviewService
+from .review.loop import build_review
+from .review.webhook import ReviewService
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .emulator.server import EmulatorServer
+
 log = logging.getLogger("gemini_ls")
-
-BANNER = """
-==========================================================================================
-  gemini-ls: NO GEMINI API KEY SET (GEMINI_API_KEY / GOOGLE_API_KEY).
-  Predictions come from the BUILT-IN GEMINI EMULATOR at %s, not from Gemini.
-  It only recognises synthetic coloured shapes. Set GEMINI_API_KEY for real predictions.
-==========================================================================================
-"""
-
-
-def model_version_for(settings: Settings, spec: ProjectSpec, *, emulated: bool, learned: LearnedState | None = None) -> str:
-    """The one derivation of model_version: the server, `prelabel` and batch jobs must agree on it,
-    since Label Studio skips tasks holding a prediction of the current version and exactly-once
-    claims are keyed by it."""
-    routing = settings.routing
-    base = model_version(
-        routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=emulated,
-        suffix=settings.model_version_suffix, mask_model=routing.mask_model.name,
-    )
-    tag = learned.tag() if learned is not None else None
-    return f"{base}-{tag}" if tag else base
 
 
 class BackgroundProbe:
@@ -70,7 +53,7 @@ class BackgroundProbe:
     the last probe saw instead of probing per call.
     """
 
-    def __init__(self, check, interval: float = 15.0) -> None:
+    def __init__(self, check: Callable[[], object], interval: float = 15.0) -> None:
         self._check = check
         self._interval = interval
         self._lock = threading.Lock()
@@ -95,6 +78,25 @@ class BackgroundProbe:
             return self._value
 
 
+@dataclass(frozen=True)
+class ServerJobs:
+    queue: RQJobQueue | None  # with REDIS_URL (built once: /metrics reads it per scrape)
+    oneclick: OneClick | None  # WRITE_BACK: late tasks of a click written back to Label Studio
+
+
+def build_jobs(settings: Settings, pipeline: Pipeline) -> ServerJobs:
+    """The server's job machinery on its pipeline: the RQ queue and the one-click write-back."""
+    queue = None
+    if settings.redis_url:
+        # the job layer's client: /predict waits on it (outcomes, claims, a click's hand-off), so it
+        # has the short `request` timeouts and obeys the breaker (redisconn.py)
+        queue = RQJobQueue(settings, redisconn.client(settings.redis_url, REQUEST))
+    handoff = Handoff(settings, make_store(settings, queue.client), queue) if queue is not None else None
+    oneclick = OneClick(settings, pipeline.metrics, pipeline.runner, make_claims(settings, queue.client if queue else None),
+                        pipeline.credentials, handoff) if settings.write_back else None
+    return ServerJobs(queue, oneclick)
+
+
 @dataclass
 class Backend:
     settings: Settings
@@ -103,22 +105,18 @@ class Backend:
     fetcher: ImageFetcher
     gateway: GeminiGateway
     runner: BatchRunner
-    cache: Any
-    emulator: Any = None
-    review: ReviewService | None = None
-    learner: Learner | None = None
-    redis_probe: BackgroundProbe | None = None
-    rate_gate: RateGate | None = None  # the process's shared 429 cool-down, for /health
-    interactive: Any = None  # interactive.InteractiveService: the annotator's click, box or phrase
-    oneclick: Any = None  # jobs.oneclick.OneClick: late tasks of a click written back to Label Studio
-    job_queue: Any = None  # jobs.queue.RQJobQueue with REDIS_URL (built once: /metrics reads it per scrape)
-    batch_metrics: Any = None  # batch.metrics.BatchJobsMetrics: every Batch API job's numbers, from Redis
+    cache: FileCache
+    emulator: EmulatorServer | None
+    review: ReviewService | None
+    learner: Learner | None
+    rate_gate: RateGate | None  # the process's shared 429 cool-down, for /health
+    interactive: InteractiveService  # the annotator's click, box or phrase
+    oneclick: OneClick | None  # late tasks of a click written back to Label Studio
+    job_queue: RQJobQueue | None  # with REDIS_URL (built once: /metrics reads it per scrape)
+    batch_metrics: BatchJobsMetrics  # every Batch API job's numbers, from Redis
+    redis_probe: BackgroundProbe | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        if self.batch_metrics is None:
-            from .batch.metrics import BatchJobsMetrics
-
-            self.batch_metrics = BatchJobsMetrics(self.settings)
         healthy = getattr(self.cache, "healthy", None)
         if self.settings.redis_url and callable(healthy):
             self.redis_probe = BackgroundProbe(healthy)
@@ -134,7 +132,7 @@ class Backend:
         """What the review loop learned for this project (empty when REVIEW_LEARN is off)."""
         return self.learner.state(project) if self.learner is not None else LearnedState()
 
-    def fetch(self, ref: str, task_id: Any) -> bytes:
+    def fetch(self, ref: str, task_id: int | str | None) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
 
     def gemini_status(self) -> dict:
@@ -167,7 +165,8 @@ class Backend:
         return self.review.metrics_text() if self.review is not None else b""
 
     def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
-                      project: Any = None, learned: LearnedState | None = None, label_config: str | None = None) -> list:
+                      project: Any = None, learned: LearnedState | None = None,
+                      label_config: str | None = None) -> list[TaskOutcome]:
         """A /predict batch: through the one-click write-back when it is wired, else the plain runner.
         `learned` is applied to what is written back; the caller applies it to the answer."""
         if self.oneclick is None:
@@ -176,8 +175,6 @@ class Backend:
                                  learned=learned, label_config=label_config)
 
     def jobs_status(self) -> dict:
-        from .jobs.queue import IN_PROCESS
-
         queue = "rq" if self.settings.redis_url else IN_PROCESS
         write_back = self.oneclick.status() if self.oneclick is not None else {
             "enabled": False, "mode": "off (WRITE_BACK=false): late tasks are kept and served on the next Retrieve predictions"}
@@ -205,57 +202,15 @@ class Backend:
 
 
 def build_backend(settings: Settings) -> Backend:
-    logging.getLogger("gemini_ls").setLevel(settings.log_level)
-    metrics = Metrics()
-    emulator = None
-    if settings.uses_emulator:
-        from .emulator.server import DEFAULT_API_KEY, EmulatorServer
-
-        emulator = EmulatorServer(host="127.0.0.1", port=0, latency=settings.emulator_latency).start()
-        settings = settings.with_(api_key=DEFAULT_API_KEY, base_url=emulator.url)
-        log.warning(BANNER, emulator.url)
-    client = make_client(settings)
-    from .jobs.limiter import make_gate
-
-    gate = make_gate(settings, metrics)
-    caller = GeminiCaller(client, settings, metrics, gate)
-    cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)  # redisconn's `request` profile
-    files = FilesManager(client, cache, settings, metrics)
-    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
-        settings.few_shot_examples) else None
-    gateway = GeminiGateway(caller, files, fewshot)
-    credentials = CredentialStore.from_settings(settings)
-    fetcher = ImageFetcher(settings, credentials, metrics)
-    predictor = Predictor(settings, metrics, gateway)
-    outcomes = job_queue = None
-    if settings.redis_url:
-        from .jobs.outcomes import RedisOutcomeStore
-        from .jobs.queue import RQJobQueue, redis_client
-        from .redisconn import REQUEST
-
-        # the job layer's client: /predict waits on it (outcomes, claims, a click's hand-off), so it
-        # has the short `request` timeouts and obeys the breaker (redisconn.py)
-        jobs_redis = redis_client(settings, REQUEST)
-        outcomes = RedisOutcomeStore(jobs_redis, settings.redis_prefix)
-        job_queue = RQJobQueue(settings, jobs_redis)
-    runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
-    book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
-    runner.few_shot = book
-    from .jobs.context import make_claims, make_store
-    from .jobs.oneclick import Handoff, OneClick
-
-    handoff = Handoff(settings, make_store(settings, job_queue.client), job_queue) if job_queue is not None else None
-
-    interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
-    ledger = make_ledger(settings.redis_url, settings.redis_prefix)
-    reader = LabelStudioReader(credentials)
-    review = ReviewService(ledger, reader, metrics)
-    learner = Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
-                      source=ExampleSource(reader.get), book=book)
+    """The server's whole: pipeline, review loop, the annotator's interactive service, job machinery."""
+    pipeline = build_pipeline(settings, make_outcomes(settings))
+    settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
+    review = build_review(settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot)
+    interactive = InteractiveService(pipeline.runner.predictor, settings, pipeline.fetch)
+    jobs = build_jobs(settings, pipeline)
     return Backend(
-        settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
-        gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,
-        review=review, learner=learner, job_queue=job_queue,
-        oneclick=OneClick(settings, metrics, runner, make_claims(settings, job_queue.client if job_queue else None), credentials,
-                          handoff) if settings.write_back else None,
+        settings=settings, metrics=pipeline.metrics, credentials=pipeline.credentials, fetcher=pipeline.fetcher,
+        gateway=pipeline.gateway, runner=pipeline.runner, cache=pipeline.cache, emulator=pipeline.emulator,
+        review=review.service, learner=review.learner, rate_gate=pipeline.rate_gate, interactive=interactive,
+        oneclick=jobs.oneclick, job_queue=jobs.queue, batch_metrics=BatchJobsMetrics(settings),
     )

@@ -15,15 +15,31 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from .labelconfig import ProjectSpec
 from .metrics import Metrics
-from .plan import images_needed, plan_requests
+from .plan import PlannedRequest, images_needed, plan_requests
 from .predict import Fetch, Predictor, TaskFailure, TaskOutcome, image_refs, task_key
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.predict")
+
+
+class OutcomeStore(Protocol):
+    """Finished outcomes shared by every process (jobs/outcomes.py's Redis store, with REDIS_URL)."""
+
+    def get(self, key: str) -> TaskOutcome | None: ...
+
+    def put(self, key: str, outcome: TaskOutcome, seconds: float) -> None: ...
+
+    def shorten(self, key: str, seconds: float) -> None: ...
+
+
+class ExampleAttacher(Protocol):
+    """Puts a model_version's few-shot examples onto its plans (review/fewshot.py's FewShotBook)."""
+
+    def attach(self, plans: Sequence[PlannedRequest], spec: ProjectSpec, model_version: str) -> tuple[PlannedRequest, ...]: ...
 
 
 class BatchRunner:
@@ -31,7 +47,7 @@ class BatchRunner:
 
     def __init__(
         self, predictor: Predictor, settings: Settings, metrics: Metrics, *,
-        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000, outcomes: Any = None,
+        keep_seconds: float = 3600, delivered_seconds: float = 120, keep_max: int = 20000, outcomes: OutcomeStore | None = None,
     ) -> None:
         self.predictor = predictor
         self.settings = settings
@@ -48,7 +64,7 @@ class BatchRunner:
         self._keep_max = keep_max
         # finished outcomes shared by every process (jobs/outcomes.py, with REDIS_URL); else self._done
         self.outcomes = outcomes
-        self.few_shot: Any = None  # review/fewshot.FewShotBook: the model_version's examples onto the plans
+        self.few_shot: ExampleAttacher | None = None  # the model_version's examples onto the plans
 
     def _keep(self, key: str, outcome: TaskOutcome, seconds: float) -> None:
         if self.outcomes is not None:

@@ -8,9 +8,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .logsetup import configure_logging
+
+if TYPE_CHECKING:
+    from .labelconfig import ProjectSpec
 from .review import cli as review_cli
 from .settings import Settings, SettingsError
 
@@ -68,12 +71,12 @@ def _read_image(path: str) -> bytes:
         raise ImageError("connection", f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _run_local(images: Sequence[str], config_path: str, settings: Settings, progress: bool) -> tuple[Any, list[dict], str]:
+def _run_local(images: Sequence[str], config_path: str, settings: Settings, progress: bool) -> tuple[ProjectSpec, list[dict], str]:
     """Predict local image files with the full pipeline; returns (spec, results, model_version)."""
     from tqdm import tqdm
 
-    from .backend import build_backend
     from .labelconfig import parse_label_config
+    from .pipeline import build_pipeline
     from .plan import plan_requests, request_budget_problem
 
     spec = parse_label_config(Path(config_path).read_text(), settings.defaults)
@@ -82,10 +85,10 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
     problem = request_budget_problem(plan_requests(spec), settings.max_requests_per_task)
     if problem is not None:
         raise SystemExit(f"gemini-ls: {config_path}: {problem}")
-    backend = build_backend(settings)
+    pipeline = build_pipeline(settings)
     key = spec.images[0].value_key
     tasks: list[dict[str, Any]] = [{"id": i + 1, "data": {key: str(p)}} for i, p in enumerate(images)]
-    version = backend.model_version(spec)
+    version = pipeline.model_version(spec)
     results: list[dict] = []
     # Files are read from disk here (the HTTP fetcher refuses file paths on purpose).
     chunk = max(1, settings.concurrency)
@@ -95,7 +98,7 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
     with bar:
         for i in range(0, len(tasks), chunk):
             batch = tasks[i : i + chunk]
-            outcomes = backend.runner.run(
+            outcomes = pipeline.runner.run(
                 batch, spec, version, lambda ref, _tid: _read_image(ref),
                 deadline=time.monotonic() + settings.predict_timeout,
             )
@@ -104,9 +107,7 @@ def _run_local(images: Sequence[str], config_path: str, settings: Settings, prog
                 entry["image"] = task["data"][key]
                 results.append(entry)
             bar.update(len(batch))
-    backend.runner.shutdown()
-    if backend.emulator is not None:
-        backend.emulator.stop()
+    pipeline.close()
     return spec, results, version
 
 

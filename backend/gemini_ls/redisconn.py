@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
@@ -52,6 +52,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from limits.storage import RedisStorage
 
 log = logging.getLogger("gemini_ls.redis")
 
@@ -249,7 +252,7 @@ def private_client(url: str, profile: Profile = REQUEST, *, breaker_of: Breaker 
     return made
 
 
-def limits_storage(url: str, key_prefix: str, profile: Profile = REQUEST) -> Any:
+def limits_storage(url: str, key_prefix: str, profile: Profile = REQUEST) -> RedisStorage:
     """The `limits` library's Redis storage for the shared quota, with the profile's timeouts and
     retries (it builds its own redis.Redis from these options: its calls are guarded by SharedGate,
     which consults `breaker(url)` before each and falls back to its in-memory window)."""

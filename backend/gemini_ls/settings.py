@@ -89,7 +89,7 @@ FILES_POLICIES = ("auto", "always", "never")
 MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def _prices(env: Mapping[str, str]) -> tuple[tuple[str, float, float], ...]:
-    from .batch.pricing import parse_prices
+    from .gemini.pricing import parse_prices
 
     raw = _get(env, "GEMINI_PRICES")
     try:
@@ -173,12 +173,12 @@ class Settings:
     batch_inline_limit_bytes: int = 8 * 1024 * 1024
     batch_poll_seconds: float = 5.0  # first batches.get wait; grows 1.5x up to batch_poll_max
     batch_poll_max: float = 60.0
-    prices: tuple[tuple[str, float, float], ...] = ()  # (model, input, output) USD per 1M tokens, over batch/pricing.py
+    prices: tuple[tuple[str, float, float], ...] = ()  # (model, input, output) USD per 1M tokens, over gemini/pricing.py
     batch_discount: float = 0.5
 
     @property
     def price_overrides(self) -> dict[str, tuple[float, float]]:
-        """GEMINI_PRICES as batch/pricing.py takes it: model -> (input, output) USD per 1M tokens."""
+        """GEMINI_PRICES as gemini/pricing.py takes it: model -> (input, output) USD per 1M tokens."""
         return {m: (i, o) for m, i, o in self.prices}
 
     @property

@@ -16,7 +16,7 @@ generateContent, so tokens are the synchronous ones), task images served over HT
      waits 0 s PENDING, so the wall time is our overhead plus the emulator's own work, not Google's
      turnaround (target 24 h, usually much less).
    Tokens are the emulator's own per-model counters (the usage metadata it reported); cost from
-   batch/pricing.py at each model's synchronous rate and at the batch rate (50 %), with the default
+   gemini/pricing.py at each model's synchronous rate and at the batch rate (50 %), with the default
    routing (masks and the rest on two models: one batch each).
 2. Peak RSS of `gemini-ls prelabel --batch --source file` over `--rss-tasks` tasks (RectangleLabels,
    one request per task), measured from outside the process by /usr/bin/time -v.
@@ -34,8 +34,8 @@ import uuid
 from pathlib import Path
 
 from gemini_ls.backend import build_backend
-from gemini_ls.batch.pricing import Tokens, cost_by_model
 from gemini_ls.emulator.server import EmulatorServer
+from gemini_ls.gemini.pricing import Tokens, cost_by_model
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.settings import Settings
 from tests.e2e.helpers import CorsImageServer
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.tasks} URL tasks of distinct synthetic scenes (400x400 to 800x600), label config of the e2e suite "
         "(Rectangle + Brush + Polygon + Choices: 2 Gemini requests per task), the default model routing (masks to "
         "gemini-2.5-flash-lite, the rest to gemini-3.6-flash: one batch per model), each model's tokens priced at its "
-        "synchronous rate from batch/pricing.py, 50 % of that in batch (output includes thinking). Synchronous = the /predict "
+        "synchronous rate from gemini/pricing.py, 50 % of that in batch (output includes thinking). Synchronous = the /predict "
         "BatchRunner in-process (GEMINI_CONCURRENCY=8), predictions computed, not written; batch = "
         "`gemini-ls prelabel --batch` end to end, including reading the tasks from and writing every prediction to "
         "Label Studio. Tokens are the emulator's usage metadata; the emulator's batch answers at once, so batch wall "

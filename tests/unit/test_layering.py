@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from gemini_ls.detections import DROP_REASONS
@@ -38,10 +39,11 @@ def test_predict_imports_nothing_from_gemini():
 
 
 def test_only_the_wiring_and_settings_import_the_gemini_package():
-    allowed = {"backend.py", "cli.py", "preview.py"}  # wiring and commands; everything else goes through provider.py
+    allowed = {"backend.py", "pipeline.py", "cli.py", "preview.py"}  # wiring and commands; everything else goes through provider.py
     # settings.py reads GEMINI_MODEL / GEMINI_MASK_MODEL and takes their defaults from the model
-    # table, a leaf module (it imports detections only); nothing else of gemini/.
-    leaf_only = {"settings.py": {"gemini_ls.gemini.models"}}
+    # table, and parses GEMINI_PRICES against the price table: leaf modules (the model table imports
+    # detections only, the price table nothing); nothing else of gemini/.
+    leaf_only = {"settings.py": {"gemini_ls.gemini.models", "gemini_ls.gemini.pricing"}}
     offenders = []
     for path in PACKAGE.glob("*.py"):
         if path.name in allowed:
@@ -144,3 +146,92 @@ def test_every_module_is_in_the_architecture_page():
     names |= {f"{p.name}/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     missing = sorted(n for n in names if f"`{n}`" not in table)
     assert not missing, f"docs/architecture.md's module table lacks {missing}"
+
+
+def _module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node below `node` but those under `if TYPE_CHECKING:` (its `else:` runs, so it counts)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _is_type_checking(child):
+            for other in child.orelse:
+                yield other
+                yield from _runtime_nodes(other)
+            continue
+        yield child
+        yield from _runtime_nodes(child)
+
+
+def _import_graph(package: Path) -> dict[str, set[str]]:
+    """module -> the modules of the package it imports when run, at the top or inside a function
+    (`from .x import y` is the module x.y when that is one, else x; a package is its __init__)."""
+    modules = {_module_name(p, package): p for p in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found: set[str] = set()
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(here[: len(here) - node.level + 1]) if node.level else ""
+                module = ".".join(p for p in (base, node.module or "") if p)
+                for alias in node.names:
+                    target = f"{module}.{alias.name}"
+                    found.add(target if target in modules else module)
+        graph[name] = {m for m in found if m in modules} - {name}
+    return graph
+
+
+def _a_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path that ends where it starts, or None (depth-first, iterative)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in sorted(graph):
+        if root in state:
+            continue
+        path, stack = [root], [iter(sorted(graph[root]))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph[nxt])))
+    return None
+
+
+def test_no_module_imports_itself_through_others():
+    """The package's import graph is acyclic (imports under `if TYPE_CHECKING:` aside): wiring
+    builds from the bottom up, and any module can be imported first."""
+    cycle = _a_cycle(_import_graph(PACKAGE))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
+
+
+def test_the_cycle_check_sees_a_function_level_cycle_and_skips_type_checking(tmp_path):
+    pkg = tmp_path / "gemini_ls"
+    (pkg / "jobs").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "jobs" / "__init__.py").write_text("")
+    (pkg / "wiring.py").write_text("from .jobs.queue import Queue\n")
+    (pkg / "jobs" / "queue.py").write_text("def build():\n    from ..wiring import make\n")
+    (pkg / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .wiring import make\n")
+    (pkg / "plain.py").write_text("from . import typed\n")
+    graph = _import_graph(pkg)
+    assert graph["gemini_ls.typed"] == set() and graph["gemini_ls.plain"] == {"gemini_ls.typed"}
+    assert _a_cycle(graph) == ["gemini_ls.jobs.queue", "gemini_ls.wiring", "gemini_ls.jobs.queue"]
+    (pkg / "jobs" / "queue.py").write_text("def build():\n    pass\n")
+    assert _a_cycle(_import_graph(pkg)) is None

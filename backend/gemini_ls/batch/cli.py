@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from .store import JobStore
 
 
 def add_batch_options(pre: Any) -> None:
@@ -45,10 +48,11 @@ def _say(msg: str) -> None:
 
 
 def prelabel(args: argparse.Namespace, settings: Settings) -> int:
-    from ..backend import build_backend
     from ..gemini.fewshot import FewShotWire
     from ..gemini.files import FilesManager
     from ..labelconfig import parse_label_config
+    from ..pipeline import build_pipeline
+    from ..review.loop import build_review
     from .job import BatchPrelabel, JobOptions
     from .labelstudio import LabelStudioProject
 
@@ -59,28 +63,28 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     settings = settings.with_(label_studio_url=url, label_studio_api_key=key)
     project = LabelStudioProject(url, key, args.project)
-    backend = build_backend(settings)
+    pipeline = build_pipeline(settings)
+    settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
     try:
-        spec = parse_label_config(project.label_config(), backend.settings.defaults)
+        spec = parse_label_config(project.label_config(), settings.defaults)
         # the server's derivation, with what the review loop learned for the project (when on)
-        learned = backend.learned(int(args.project))
-        version = backend.model_version(spec, learned)
-        store = _store(backend.settings, args.project, version)
-        client = backend.gateway.files.client
-        files = FilesManager(client, backend.cache, backend.settings.with_(files_policy="always"), backend.metrics)
-        wire = FewShotWire(files, backend.settings, backend.metrics) if backend.gateway.fewshot is not None else None
+        learner = build_review(settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot).learner
+        learned = learner.state(int(args.project))
+        version = pipeline.model_version(spec, learned)
+        store = _store(settings, args.project, version)
+        client = pipeline.gateway.files.client
+        files = FilesManager(client, pipeline.cache, settings.with_(files_policy="always"), pipeline.metrics)
+        wire = FewShotWire(files, settings, pipeline.metrics) if pipeline.gateway.fewshot is not None else None
         job = BatchPrelabel(
-            predictor=backend.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
-            model_version=version, fetch=backend.fetch, echo=_say, few_shot=backend.runner.few_shot, fewshot_wire=wire,
+            predictor=pipeline.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
+            model_version=version, fetch=pipeline.fetch, echo=_say, few_shot=pipeline.few_shot, fewshot_wire=wire,
             learned=learned,
             options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
                                chunk=args.chunk),
         )
         report = job.run(wait=not args.no_wait, force=args.force)
     finally:
-        backend.runner.shutdown()
-        if backend.emulator is not None:
-            backend.emulator.stop()
+        pipeline.close()
     _say(f"{report.job}: {report.state}; {report.written} of {report.tasks} task(s) written, "
          f"{len(report.failed)} failed, {report.sync_retried} retried synchronously, {report.seconds:.1f} s")
     _say(f"cost: {report.cost.describe()}")
@@ -93,7 +97,7 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
-def _store(settings: Settings, project: int | str, version: str) -> Any:
+def _store(settings: Settings, project: int | str, version: str) -> JobStore:
     from .store import MemoryJobStore, RedisJobStore
 
     if settings.redis_url:
@@ -148,7 +152,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(settings: Settings, job: str) -> None:
-    from .pricing import cost_by_model
+    from ..gemini.pricing import cost_by_model
     from .store import RedisJobStore, parse_job_id
 
     parsed = parse_job_id(job)

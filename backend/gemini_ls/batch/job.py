@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..batchrunner import ExampleAttacher
 from ..detections import ImageMeta
 from ..gemini import batches as gbatches
 from ..gemini.errors import GeminiError
@@ -37,12 +38,12 @@ from ..gemini.files import FilesManager
 from ..gemini.gateway import GeminiGateway
 from ..gemini.kinds import KINDS
 from ..gemini.models import resolve
+from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
 from ..labelconfig import ProjectSpec
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
 from ..review.learning import LearnedState, adjust_outcomes
-from .pricing import Cost, Tokens, cost_by_model, cost_of
 from .store import BatchRecord, JobStore
 
 log = logging.getLogger("gemini_ls.batch")
@@ -124,7 +125,7 @@ class BatchPrelabel:
         options: JobOptions = JobOptions(),
         echo: Callable[[str], None] = lambda _msg: None,
         sleep: Callable[[float], None] = time.sleep,
-        few_shot: Any = None,
+        few_shot: ExampleAttacher | None = None,
         fewshot_wire: FewShotWire | None = None,
         learned: LearnedState | None = None,
     ) -> None:

@@ -12,9 +12,9 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from ..gemini.pricing import Tokens, cost_by_model
 from ..redisconn import REQUEST_TEXT
 from ..settings import Settings
-from .pricing import Tokens, cost_by_model
 from .store import RedisJobStore, parse_job_id, store_client
 
 log = logging.getLogger("gemini_ls.batch")

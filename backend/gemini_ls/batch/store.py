@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import redis
 
-from .pricing import Tokens
+    from ..redisconn import Profile
+
+from ..gemini.pricing import Tokens
 
 ACTIVE_STATES = ("PENDING", "RUNNING", "SUBMITTED")
 
@@ -112,7 +114,7 @@ def _usage_from(raw: dict[str, str]) -> dict[str, Tokens]:
     return {model: Tokens(**f) for model, f in sorted(fields.items())}
 
 
-def store_client(redis_url: str, profile: Any = None) -> redis.Redis:
+def store_client(redis_url: str, profile: Profile | None = None) -> redis.Redis:
     """The process's str-replies client (redisconn.py): `job-text` unless told otherwise (/metrics: `request-text`)."""
     from .. import redisconn
 

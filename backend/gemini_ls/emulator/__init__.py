@@ -7,7 +7,7 @@ lazily so `import gemini_ls.emulator.scenes` stays light.
 
 from __future__ import annotations
 
-DEFAULT_API_KEY = "emulator-key"
+from .keys import DEFAULT_API_KEY
 
 __all__ = ["DEFAULT_API_KEY", "EmulatorServer", "main"]
 

@@ -19,10 +19,10 @@ import signal
 import sys
 import threading
 
-from . import DEFAULT_API_KEY
 from . import faults as faults_mod
 from . import mistakes as mistakes_mod
 from .handler import EmulatorHTTPServer, Handler
+from .keys import DEFAULT_API_KEY
 from .state import FILE_TTL_SECONDS, EmulatorState
 
 

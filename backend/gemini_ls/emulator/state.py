@@ -13,11 +13,12 @@ import threading
 import time
 from collections import OrderedDict, deque
 
-from . import DEFAULT_API_KEY, errors, vision
+from . import errors, vision
 from . import mistakes as mistakes_mod
 from .batches import BatchStore
 from .faults import FaultPlan
 from .files import FileStore
+from .keys import DEFAULT_API_KEY
 
 FILE_TTL_SECONDS = 48 * 3600
 ARRIVALS_KEPT = 10000

@@ -52,7 +52,7 @@ class RateGate:
         """Nobody calls before now + min(seconds, max_cooldown) (an earlier, longer cool-down is
         kept); returns the capped wait. Ends the probe in flight: it just got its answer. This
         process's gate is one circuit for all models (`model` is for the shared quota's per-model
-        keys, jobs/limiter.py)."""
+        keys, gemini/quota.py)."""
         capped = min(max(0.0, seconds), self._max_cooldown)
         with self._lock:
             self._until = max(self._until, self._clock() + capped)

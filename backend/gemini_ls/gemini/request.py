@@ -185,7 +185,7 @@ class GeminiCaller:
         else:
             outcome = "ok"
         self.metrics.gemini_requests.labels(kind=kind.value, outcome=outcome).inc()
-        charge = getattr(self.gate, "charge", None)  # the shared quota (jobs/limiter.py) counts input tokens
+        charge = getattr(self.gate, "charge", None)  # the shared quota (gemini/quota.py) counts input tokens
         if charge is not None:
             charge(reply.usage.prompt_tokens, model)
         for direction, tokens in (

@@ -1,40 +1,46 @@
-"""One process's job machinery, built once from Settings: backend, claims, job store, Label Studio API."""
+"""One process's job machinery, built once from Settings: claims, job store, Label Studio API, and
+a worker's chunk executor (a pipeline of its own and the review loop's learner, nothing of the
+server). It imports neither queue.py (which builds the executor here) nor the server's wiring."""
 
 from __future__ import annotations
 
-from typing import Any
+import redis
 
+from .. import redisconn
+from ..images.lsauth import CredentialStore
+from ..redisconn import JOB
 from ..settings import Settings
 from .claims import Claims, MemoryClaims, RedisClaims
 from .state import JobStore, MemoryJobStore, RedisJobStore
+from .work import ChunkExecutor
 from .writeback import LabelStudioApi
 
 
-def make_claims(settings: Settings, client: Any = None) -> Claims:
+def make_claims(settings: Settings, client: redis.Redis | None = None) -> Claims:
     if not settings.redis_url:
         return MemoryClaims()
-    from .queue import redis_client
-
-    return RedisClaims(client or redis_client(settings), settings.redis_prefix)
+    return RedisClaims(client or redisconn.client(settings.redis_url, JOB), settings.redis_prefix)
 
 
-def make_store(settings: Settings, client: Any = None) -> JobStore:
+def make_store(settings: Settings, client: redis.Redis | None = None) -> JobStore:
     if not settings.redis_url:
         return MemoryJobStore()
-    from .queue import redis_client
-
-    return RedisJobStore(client or redis_client(settings), settings.redis_prefix)
+    return RedisJobStore(client or redisconn.client(settings.redis_url, JOB), settings.redis_prefix)
 
 
-def api_from(backend: Any) -> LabelStudioApi | None:
-    auth = backend.credentials.current()
-    return LabelStudioApi(auth, timeout=backend.settings.writeback_timeout) if auth is not None else None
+def api_from(settings: Settings, credentials: CredentialStore) -> LabelStudioApi | None:
+    auth = credentials.current()
+    return LabelStudioApi(auth, timeout=settings.writeback_timeout) if auth is not None else None
 
 
-def build_executor(settings: Settings, backend: Any = None, store: JobStore | None = None, claims: Claims | None = None,
-                   api: LabelStudioApi | None = None):
-    from ..backend import build_backend
-    from .work import ChunkExecutor
+def build_executor(settings: Settings, store: JobStore | None = None, claims: Claims | None = None,
+                   api: LabelStudioApi | None = None) -> ChunkExecutor:
+    from ..pipeline import build_pipeline
+    from ..review.loop import build_review
+    from .outcomes import make_outcomes
 
-    backend = backend or build_backend(settings)
-    return ChunkExecutor(backend, store or make_store(settings), claims or make_claims(settings), api or api_from(backend))
+    pipeline = build_pipeline(settings, make_outcomes(settings))
+    review = build_review(pipeline.settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot)
+    return ChunkExecutor(pipeline, review.learner, store or make_store(settings), claims or make_claims(settings),
+                         api or api_from(pipeline.settings, pipeline.credentials))
+

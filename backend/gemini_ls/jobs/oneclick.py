@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -48,7 +48,11 @@ from ..review.learning import LearnedState, adjust_outcomes
 from ..settings import Settings
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
+from .state import JobStore
 from .writeback import LabelStudioApi
+
+if TYPE_CHECKING:
+    from .queue import JobQueue
 
 log = logging.getLogger("gemini_ls.jobs")
 
@@ -72,7 +76,7 @@ def adjust_one(learned: LearnedState, outcome: TaskOutcome) -> TaskOutcome:
 class Handoff:
     """Puts a click's remainder on the RQ queue as one job (see the module docstring)."""
 
-    def __init__(self, settings: Settings, store: Any, queue: Any) -> None:
+    def __init__(self, settings: Settings, store: JobStore, queue: JobQueue) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue

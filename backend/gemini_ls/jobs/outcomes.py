@@ -12,17 +12,20 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import cast
 
 import redis
 
+from .. import redisconn
 from ..predict import TaskOutcome
+from ..redisconn import REQUEST
+from ..settings import Settings
 
 log = logging.getLogger("gemini_ls.jobs")
 
 
 class RedisOutcomeStore:
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._r = client
         self._prefix = prefix
 
@@ -31,7 +34,7 @@ class RedisOutcomeStore:
 
     def get(self, key: str) -> TaskOutcome | None:
         try:
-            raw = self._r.get(self._key(key))
+            raw = cast("bytes | None", self._r.get(self._key(key)))  # redis-py types sync and async alike
         except (redis.RedisError, OSError) as exc:
             log.warning("outcome store: Redis error on get (%s); computing the task", exc)
             return None
@@ -50,7 +53,7 @@ class RedisOutcomeStore:
     def shorten(self, key: str, seconds: float) -> None:
         """A kept outcome was delivered: keep it only `seconds` more (never longer than it had)."""
         try:
-            ttl = self._r.pttl(self._key(key))
+            ttl = cast("int | None", self._r.pttl(self._key(key)))
             if ttl is not None and (ttl < 0 or ttl > seconds * 1000):
                 self._r.pexpire(self._key(key), max(1, int(seconds * 1000)))
         except (redis.RedisError, OSError) as exc:
@@ -61,3 +64,11 @@ class RedisOutcomeStore:
             return bool(self._r.exists(self._key(key)))
         except (redis.RedisError, OSError):
             return False
+
+
+def make_outcomes(settings: Settings) -> RedisOutcomeStore | None:
+    """With REDIS_URL, the store on the job layer's client: /predict waits on it (outcomes, claims,
+    a click's hand-off), so it has the short `request` timeouts and obeys the breaker (redisconn.py)."""
+    if not settings.redis_url:
+        return None
+    return RedisOutcomeStore(redisconn.client(settings.redis_url, REQUEST), settings.redis_prefix)

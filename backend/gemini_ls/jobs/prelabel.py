@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..backend import model_version_for
 from ..images.lsauth import LabelStudioAuth
 from ..labelconfig import LabelConfigError, parse_label_config
+from ..pipeline import model_version_for
 from ..review.learning import learned_state
 from ..settings import Settings
 from .claims import scope_of

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 
@@ -25,12 +25,15 @@ from .. import redisconn
 from ..redisconn import JOB, Profile
 from ..settings import Settings
 
+if TYPE_CHECKING:
+    from .work import ChunkExecutor
+
 log = logging.getLogger("gemini_ls.jobs")
 
 IN_PROCESS = "in-process pool (embedded default: no REDIS_URL; work is lost if the process ends)"
 
 _executor_lock = threading.Lock()
-_executor: Any = None  # this process's ChunkExecutor (a configured client, built once)
+_executor: ChunkExecutor | None = None  # this process's ChunkExecutor (a configured client, built once)
 
 
 def queue_name(settings: Settings) -> str:
@@ -44,13 +47,13 @@ def redis_client(settings: Settings, profile: Profile = JOB) -> redis.Redis:
     return redisconn.client(settings.redis_url, profile)
 
 
-def set_process_executor(executor: Any) -> None:
+def set_process_executor(executor: ChunkExecutor) -> None:
     global _executor
     with _executor_lock:
         _executor = executor
 
 
-def process_executor() -> Any:
+def process_executor() -> ChunkExecutor:
     """The ChunkExecutor of this process, built from the environment on first use."""
     global _executor
     with _executor_lock:
@@ -139,7 +142,7 @@ class RQJobQueue:
 class LocalJobQueue:
     kind = "in-process"
 
-    def __init__(self, executor_factory: Callable[[], Any], threads: int = 2) -> None:
+    def __init__(self, executor_factory: Callable[[], ChunkExecutor], threads: int = 2) -> None:
         self._factory = executor_factory
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="job-chunk")
         self._lock = threading.Lock()

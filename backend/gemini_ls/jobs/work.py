@@ -15,15 +15,18 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from ..labelconfig import parse_label_config
-from ..review.learning import adjust_outcomes
+from ..review.learning import LearnedState, Learner, adjust_outcomes
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .state import JobStore
 from .writeback import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 log = logging.getLogger("gemini_ls.jobs")
 
@@ -80,9 +83,14 @@ class _Lease:
 
 
 class ChunkExecutor:
-    def __init__(self, backend: Any, store: JobStore, claims: Claims, api: LabelStudioApi | None) -> None:
-        self.backend = backend
-        self.settings = backend.settings
+    """`learner`: the review loop's, so a chunk gets the same model_version and post-processing
+    as a /predict answer for its tasks (None: nothing learned)."""
+
+    def __init__(self, pipeline: Pipeline, learner: Learner | None, store: JobStore, claims: Claims,
+                 api: LabelStudioApi | None) -> None:
+        self.pipeline = pipeline
+        self.learner = learner
+        self.settings = pipeline.settings
         self.store = store
         self.claims = claims
         self.api = api
@@ -104,8 +112,8 @@ class ChunkExecutor:
         # what the review loop learned for the project (thresholds, synonyms, few-shot examples): the
         # same model_version and the same post-processing as a /predict answer for these tasks
         # (server.py); the examples reach the plans through this version
-        learned = self.backend.learned(info.project)
-        version = self.backend.model_version(spec, learned)
+        learned = self.learner.state(info.project) if self.learner is not None else LearnedState()
+        version = self.pipeline.model_version(spec, learned)
         if version != info.model_version:
             raise JobError(f"this worker predicts model_version {version!r}, the job was made for {info.model_version!r} "
                            "(different GEMINI_MODEL / MODEL_VERSION_SUFFIX / API key, or the review loop's learned state changed?)")
@@ -142,7 +150,7 @@ class ChunkExecutor:
             records: list[PredictionRecord] = []
             if todo:
                 deadline = time.monotonic() + self.settings.job_timeout * 0.9
-                outcomes = self.backend.runner.run(todo, spec, version, self.backend.fetch, deadline=deadline)
+                outcomes = self.pipeline.runner.run(todo, spec, version, self.pipeline.fetch, deadline=deadline)
                 for outcome in adjust_outcomes(learned, outcomes):
                     tid = int(outcome.task_id)
                     if outcome.succeeded:
@@ -163,9 +171,9 @@ class ChunkExecutor:
                 already += len(report.already)
                 for tid, why in report.failed.items():
                     failed[tid] = f"writeback: {why}"
-                self.backend.metrics.writeback.labels("written").inc(len(report.written))
-                self.backend.metrics.writeback.labels("already").inc(len(report.already))
-                self.backend.metrics.writeback.labels("failed").inc(len(report.failed))
+                self.pipeline.metrics.writeback.labels("written").inc(len(report.written))
+                self.pipeline.metrics.writeback.labels("already").inc(len(report.already))
+                self.pipeline.metrics.writeback.labels("failed").inc(len(report.failed))
             if failed:
                 self.claims.release(scope, list(failed), owner)
                 self.store.mark_failed(job_id, failed)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..batch.pricing import price_for
+from ..gemini.pricing import price_for
 from ..labelconfig import parse_label_config
 from ..settings import Settings
 from .fewshot import Example, examples_from_tasks
@@ -141,7 +141,7 @@ class VariantResult:
     few_shot_tokens: float = 0.0  # of input_tokens, what the few-shot examples added
 
     def cost_per_task(self) -> float | None:
-        # the one price table (batch/pricing.py, GEMINI_PRICES overrides) at GEMINI_MODEL's rate: an
+        # the one price table (gemini/pricing.py, GEMINI_PRICES overrides) at GEMINI_MODEL's rate: an
         # estimate for comparing variants, not a bill; an unknown model shows no cost
         settings = self.variant.settings
         price = price_for(settings.model, settings.price_overrides)
@@ -162,14 +162,15 @@ def split_examples(tasks: Sequence[Mapping[str, Any]], variants: Sequence[Varian
 
 def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chunk: int = 16,
                 examples: Sequence[Example] = ()) -> VariantResult:
-    from ..backend import build_backend
+    from ..pipeline import build_pipeline
+    from .loop import build_review
 
     spec = parse_label_config(with_hints(config, variant.hints), variant.settings.defaults)
-    backend = build_backend(variant.settings)
+    pipeline = build_pipeline(variant.settings)
+    learner = build_review(pipeline.settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot).learner
     learned = LearnedState(examples=tuple(examples[: variant.settings.few_shot_examples]))
-    if backend.learner is not None:
-        backend.learner.remember(learned)  # the batch finds its examples by model_version
-    version = backend.model_version(spec, learned)
+    learner.remember(learned)  # the batch finds its examples by model_version
+    version = pipeline.model_version(spec, learned)
     total = Tally()
     failed = 0
     latencies: list[float] = []
@@ -177,7 +178,7 @@ def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chu
     try:
         for i in range(0, len(truth), chunk):
             part = truth[i : i + chunk]
-            outcomes = backend.runner.run([g.task for g in part], spec, version, backend.fetch,
+            outcomes = pipeline.runner.run([g.task for g in part], spec, version, pipeline.fetch,
                                           deadline=time.monotonic() + variant.settings.predict_timeout)
             for g, o in zip(part, outcomes):
                 if not o.succeeded:
@@ -186,10 +187,8 @@ def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chu
                 latencies.append(o.seconds)
                 total = total.plus(tally(match_regions(list(o.result or ()), g.result)))
     finally:
-        backend.runner.shutdown()
-        if backend.emulator is not None:
-            backend.emulator.stop()
-    reg = backend.metrics.registry
+        pipeline.close()
+    reg = pipeline.metrics.registry
 
     def tokens(direction: str) -> float:
         return reg.get_sample_value("gemini_ls_gemini_tokens_total", {"direction": direction}) or 0.0

@@ -32,6 +32,7 @@ from typing import Any
 
 import redis
 
+from ..predict import TaskOutcome
 from ..settings import Settings
 from .fewshot import Example, ExampleSource, FewShotBook, candidate, examples_tag, rank
 from .ledger import Ledger, Sample
@@ -205,7 +206,7 @@ class Learner:
             self.book.remember(state.examples)
 
 
-def adjust_outcomes(state: LearnedState, outcomes: Sequence[Any]) -> list[Any]:
+def adjust_outcomes(state: LearnedState, outcomes: Sequence[TaskOutcome]) -> list[TaskOutcome]:
     """TaskOutcomes with the learned state applied to their regions (failures untouched)."""
     if state.empty:
         return list(outcomes)

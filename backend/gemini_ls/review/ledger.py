@@ -25,10 +25,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .match import Outcome, RegionOutcome
 from .stats import COUNT_FIELDS, LabelStats, Tally, tally
+
+if TYPE_CHECKING:
+    from ..redisconn import Profile
 
 _SEP = "\x1f"
 
@@ -176,7 +179,7 @@ class RedisLedger:
         self._p = f"{prefix}review:"
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, profile: Any = None) -> RedisLedger:
+    def from_url(cls, url: str, prefix: str, profile: Profile | None = None) -> RedisLedger:
         """`profile` (redisconn.py): `request` unless told otherwise (the webhook and /predict wait on
         the ledger; a CLI passes `job`)."""
         from .. import redisconn
@@ -242,5 +245,5 @@ class RedisLedger:
         return int(self._r.get(self._k("rev", project)) or 0)
 
 
-def make_ledger(redis_url: str | None, prefix: str, profile: Any = None) -> Ledger:
+def make_ledger(redis_url: str | None, prefix: str, profile: Profile | None = None) -> Ledger:
     return RedisLedger.from_url(redis_url, prefix, profile) if redis_url else MemoryLedger()

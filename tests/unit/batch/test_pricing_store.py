@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gemini_ls.batch.pricing import Tokens, cost_by_model, cost_of, parse_prices, price_for
 from gemini_ls.batch.store import BatchRecord, MemoryJobStore, RedisJobStore, job_id, parse_job_id
+from gemini_ls.gemini.pricing import Tokens, cost_by_model, cost_of, parse_prices, price_for
 from gemini_ls.settings import Settings, SettingsError
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gemini_ls.gemini.errors import GeminiError
-from gemini_ls.jobs.limiter import SharedGate, make_gate
+from gemini_ls.gemini.quota import SharedGate, make_gate
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings
 

@@ -25,18 +25,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import redis
 
 from .. import redisconn
-from ..gemini.errors import GeminiError
-from ..gemini.rategate import RateGate
 from ..metrics import Metrics
 from ..redisconn import REQUEST, Profile
 from ..settings import Settings
+from .errors import GeminiError
+from .rategate import RateGate
 
-log = logging.getLogger("gemini_ls.jobs")
+log = logging.getLogger(__name__)
 
 GUARD_SECONDS = 1
 POLL_CAP = 0.5  # seconds between looks at a full window
@@ -55,7 +55,7 @@ return 0
 
 
 class SharedGate(RateGate):
-    def __init__(self, settings: Settings, metrics: Metrics, *, client: Any = None, profile: Profile = REQUEST,
+    def __init__(self, settings: Settings, metrics: Metrics, *, client: redis.Redis | None = None, profile: Profile = REQUEST,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         """`profile`: the Redis profile (redisconn.py): `request` in the server, where a Redis that does
         not answer must cost a fraction of a second, after which the in-memory window stands in for the
@@ -132,7 +132,7 @@ class SharedGate(RateGate):
         if self._redis is None:
             return
         try:
-            raw = self._redis.get(self._cooldown_prefix + model)
+            raw = cast("bytes | None", self._redis.get(self._cooldown_prefix + model))  # redis-py types sync and async alike
         except (redis.RedisError, OSError):  # Redis down: this process's own cool-down still holds
             return
         left = float(raw) - time.time() if raw else 0.0

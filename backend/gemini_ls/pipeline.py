@@ -1,0 +1,125 @@
+"""Wiring of the prediction pipeline: provider, predictor and runner, built once per process.
+
+Every entry point that predicts builds this and only this (`gemini-ls predict`, `evaluate`, a job
+worker, `prelabel --batch`); the server adds the review loop and the job machinery on top
+(backend.py). It imports nothing of `jobs/`, so the job layer may build a pipeline of its own.
+
+With no Gemini API key the built-in emulator is started in-process and used instead, loudly: a log
+banner, /health and model_version all say so, so a newcomer sees the backend work at once and
+nobody mistakes emulator output for Gemini's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .batchrunner import BatchRunner, OutcomeStore
+from .gemini.cache import FileCache, make_file_cache
+from .gemini.client import make_client
+from .gemini.fewshot import FewShotWire
+from .gemini.files import FilesManager
+from .gemini.gateway import GeminiGateway
+from .gemini.prompts import PROMPT_VERSION
+from .gemini.quota import make_gate
+from .gemini.rategate import RateGate
+from .gemini.request import GeminiCaller
+from .images.fetch import ImageFetcher
+from .images.lsauth import CredentialStore
+from .labelconfig import ProjectSpec
+from .metrics import Metrics
+from .modelversion import model_version
+from .predict import Predictor
+from .review.fewshot import FewShotBook, make_usage
+from .review.learning import LearnedState
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .emulator.server import EmulatorServer
+
+log = logging.getLogger("gemini_ls")
+
+BANNER = """
+==========================================================================================
+  gemini-ls: NO GEMINI API KEY SET (GEMINI_API_KEY / GOOGLE_API_KEY).
+  Predictions come from the BUILT-IN GEMINI EMULATOR at %s, not from Gemini.
+  It only recognises synthetic coloured shapes. Set GEMINI_API_KEY for real predictions.
+==========================================================================================
+"""
+
+
+def model_version_for(settings: Settings, spec: ProjectSpec, *, emulated: bool, learned: LearnedState | None = None) -> str:
+    """The one derivation of model_version: the server, `prelabel` and batch jobs must agree on it,
+    since Label Studio skips tasks holding a prediction of the current version and exactly-once
+    claims are keyed by it."""
+    routing = settings.routing
+    base = model_version(
+        routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=emulated,
+        suffix=settings.model_version_suffix, mask_model=routing.mask_model.name,
+    )
+    tag = learned.tag() if learned is not None else None
+    return f"{base}-{tag}" if tag else base
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One process's way from a task to its predictions. `settings` are the effective ones: with
+    the emulator's URL and key when it stands in for Gemini."""
+
+    settings: Settings
+    metrics: Metrics
+    credentials: CredentialStore
+    fetcher: ImageFetcher
+    gateway: GeminiGateway
+    runner: BatchRunner
+    cache: FileCache
+    rate_gate: RateGate  # the process's shared 429 cool-down (and GEMINI_RPM / GEMINI_TPM), for /health
+    emulator: EmulatorServer | None = None
+    few_shot: FewShotBook | None = None  # FEW_SHOT_EXAMPLES: the examples put onto the plans
+
+    @property
+    def emulated(self) -> bool:
+        return self.emulator is not None
+
+    def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
+        return model_version_for(self.settings, spec, emulated=self.emulated, learned=learned)
+
+    def fetch(self, ref: str, task_id: int | str | None) -> bytes:
+        return self.fetcher.fetch(ref, task_id=task_id)
+
+    def close(self) -> None:
+        """For a command that is done: the runner's pool, and the emulator it started."""
+        self.runner.shutdown()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+
+def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None) -> Pipeline:
+    """`outcomes`: the finished outcomes shared through Redis (the job layer's store), if any."""
+    logging.getLogger("gemini_ls").setLevel(settings.log_level)
+    metrics = Metrics()
+    emulator = None
+    if settings.uses_emulator:
+        from .emulator.keys import DEFAULT_API_KEY
+        from .emulator.server import EmulatorServer
+
+        emulator = EmulatorServer(host="127.0.0.1", port=0, latency=settings.emulator_latency).start()
+        settings = settings.with_(api_key=DEFAULT_API_KEY, base_url=emulator.url)
+        log.warning(BANNER, emulator.url)
+    client = make_client(settings)
+    gate = make_gate(settings, metrics)
+    caller = GeminiCaller(client, settings, metrics, gate)
+    cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)  # redisconn's `request` profile
+    files = FilesManager(client, cache, settings, metrics)
+    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
+        settings.few_shot_examples) else None
+    gateway = GeminiGateway(caller, files, fewshot)
+    credentials = CredentialStore.from_settings(settings)
+    fetcher = ImageFetcher(settings, credentials, metrics)
+    predictor = Predictor(settings, metrics, gateway)
+    runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
+    book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
+    runner.few_shot = book
+    return Pipeline(settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher, gateway=gateway,
+                    runner=runner, cache=cache, rate_gate=gate, emulator=emulator, few_shot=book)
