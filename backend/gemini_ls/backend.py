@@ -22,16 +22,17 @@ from .gemini.gateway import GeminiGateway
 from .gemini.prompts import PROMPT_VERSION
 from .gemini.request import GeminiCaller, RateGate
 from .images.fetch import ImageFetcher
-from .images.lsauth import CredentialStore
 from .interactive import InteractiveService
 from .labelconfig import ProjectSpec
+from .labelstudio import CredentialStore, LabelStudioApi
+from .labelstudio.client import READ_TIMEOUT
 from .metrics import Metrics
 from .modelversion import model_version
 from .predict import BatchRunner, Predictor
 from .review.fewshot import ExampleSource, FewShotBook, make_usage
 from .review.learning import LearnedState, Learner
 from .review.ledger import make_ledger
-from .review.webhook import LabelStudioReader, ReviewService
+from .review.webhook import ReviewService
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls")
@@ -238,10 +239,10 @@ def build_backend(settings: Settings) -> Backend:
 
     interactive = InteractiveService(predictor, settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id))
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
-    reader = LabelStudioReader(credentials)
+    reader = LabelStudioApi(credentials, timeout=READ_TIMEOUT)  # reads the credentials /setup may change at every call
     review = ReviewService(ledger, reader, metrics)
     learner = Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
-                      source=ExampleSource(reader.get), book=book)
+                      source=ExampleSource(reader.get_json), book=book)
     return Backend(
         settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher,
         gateway=gateway, runner=runner, cache=cache, emulator=emulator, rate_gate=gate, interactive=interactive,

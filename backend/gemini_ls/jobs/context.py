@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..labelstudio import LabelStudioApi
 from ..settings import Settings
 from .claims import Claims, MemoryClaims, RedisClaims
 from .state import JobStore, MemoryJobStore, RedisJobStore
-from .writeback import LabelStudioApi
 
 
 def make_claims(settings: Settings, client: Any = None) -> Claims:

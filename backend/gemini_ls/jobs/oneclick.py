@@ -38,13 +38,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..images.lsauth import CredentialStore
+from ..labelstudio import CredentialStore, LabelStudioApi, PredictionRecord, PredictionWriter
 from ..metrics import Metrics
 from ..predict import BatchRunner, Fetch, TaskOutcome
 from ..review.learning import LearnedState, adjust_outcomes
 from ..settings import Settings
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
-from .writeback import LabelStudioApi, PredictionRecord, PredictionWriter
 
 log = logging.getLogger("gemini_ls.jobs")
 

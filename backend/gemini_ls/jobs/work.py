@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..labelconfig import parse_label_config
+from ..labelstudio import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 from ..review.learning import adjust_outcomes
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .state import JobStore
-from .writeback import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 
 log = logging.getLogger("gemini_ls.jobs")
 
