@@ -24,13 +24,13 @@ from .gemini.cache import FileCache
 from .gemini.gateway import GeminiGateway
 from .gemini.rategate import RateGate
 from .images.fetch import ImageFetcher
-from .images.lsauth import CredentialStore
 from .interactive import InteractiveService
 from .jobs.context import make_claims, make_store
 from .jobs.oneclick import Handoff, OneClick
 from .jobs.outcomes import make_outcomes
 from .jobs.queue import IN_PROCESS, RQJobQueue
 from .labelconfig import ProjectSpec
+from .labelstudio import CredentialStore
 from .metrics import Metrics
 from .pipeline import Pipeline, build_pipeline, model_version_for
 from .predict import TaskOutcome

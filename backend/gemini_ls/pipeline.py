@@ -26,8 +26,8 @@ from .gemini.quota import make_gate
 from .gemini.rategate import RateGate
 from .gemini.request import GeminiCaller
 from .images.fetch import ImageFetcher
-from .images.lsauth import CredentialStore
 from .labelconfig import ProjectSpec
+from .labelstudio import CredentialStore
 from .metrics import Metrics
 from .modelversion import model_version
 from .predict import Predictor

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from .gemini.models import DEFAULT_MASK_MODEL, DEFAULT_MODEL, ModelRouting
 from .labelconfig import Defaults
+from .labelstudio.retry import WRITE_ATTEMPTS
 
 
 class SettingsError(ValueError):
@@ -159,7 +160,7 @@ class Settings:
     write_back: bool = True  # late /predict tasks written to Label Studio through its API
     writeback_chunk: int = 100  # predictions per POST /api/projects/{id}/import/predictions
     predict_answer_max: int = 20  # with write-back on: results in one /predict answer, the rest go through the API
-    writeback_attempts: int = 6
+    writeback_attempts: int = WRITE_ATTEMPTS  # the one retry setting of every write to Label Studio
     writeback_timeout: float = 30.0  # seconds per Label Studio API call
     gemini_rpm: int = 0  # requests per window per model, 0 = off
     gemini_tpm: int = 0  # input tokens per window per model, 0 = off

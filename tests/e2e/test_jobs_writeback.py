@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gemini_ls.images.lsauth import LabelStudioAuth
-from gemini_ls.jobs.writeback import LabelStudioApi, PredictionRecord, PredictionWriter
+from gemini_ls.labelstudio import LabelStudioApi, LabelStudioAuth, PredictionRecord, PredictionWriter
 
 from .jobs_helpers import FaultProxy, predictions_per_task, url_project
 

@@ -10,7 +10,7 @@ import pytest
 
 from gemini_ls.images.errors import ImageError
 from gemini_ls.images.fetch import ImageFetcher
-from gemini_ls.images.lsauth import CredentialStore
+from gemini_ls.labelstudio import CredentialStore
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings
 from tests.fixtures.servers import FakeLabelStudio, ImageServer

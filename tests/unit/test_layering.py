@@ -82,7 +82,9 @@ def _layer_imports() -> dict[str, set[str]]:
 # Rules 1-5 of docs/architecture.md: the lower layers and everything they may import.
 ALLOWED: dict[str, set[str]] = {
     "detections": set(),
-    "images": set(),
+    "urls": set(),
+    "labelstudio": {"urls"},
+    "images": {"labelstudio", "urls"},
     "labelconfig": {"detections"},
     "plan": {"detections", "labelconfig"},
     "provider": {"detections", "images", "plan"},
@@ -97,6 +99,18 @@ def test_lower_layers_import_only_what_the_architecture_page_allows():
     assert set(ALLOWED) <= set(imports), sorted(set(ALLOWED) - set(imports))
     extra = {unit: sorted(imports[unit] - allowed) for unit, allowed in ALLOWED.items() if imports[unit] - allowed}
     assert not extra, f"imports beyond docs/architecture.md's rules: {extra}"
+
+
+def test_only_labelstudio_talks_to_label_studio():
+    """Rule 9: label-studio-sdk's config parser and RLE decoder are used anywhere; its REST client
+    nowhere (labelstudio/client.py says why)."""
+    allowed = ("label_studio_sdk.label_interface", "label_studio_sdk.converter")
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for module in sorted(_imported_modules(path)):
+            if module.startswith("label_studio_sdk") and not module.startswith(allowed):
+                offenders.append(f"{path.relative_to(PACKAGE)}: {module}")
+    assert not offenders, offenders
 
 
 def test_gemini_never_sees_label_studio_results_or_the_wiring():

@@ -51,10 +51,10 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     from ..gemini.fewshot import FewShotWire
     from ..gemini.files import FilesManager
     from ..labelconfig import parse_label_config
+    from ..labelstudio import LabelStudioApi, LabelStudioAuth, LabelStudioProject, PredictionWriter
     from ..pipeline import build_pipeline
     from ..review.loop import build_review
     from .job import BatchPrelabel, JobOptions
-    from .labelstudio import LabelStudioProject
 
     url = (args.url or settings.label_studio_url or "").rstrip("/")
     key = args.api_key or settings.label_studio_api_key
@@ -62,7 +62,14 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         _say("gemini-ls prelabel: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or --url / --api-key)")
         return 2
     settings = settings.with_(label_studio_url=url, label_studio_api_key=key)
-    project = LabelStudioProject(url, key, args.project)
+    try:
+        api = LabelStudioApi(LabelStudioAuth(url, key), timeout=settings.writeback_timeout)
+    except ValueError as exc:
+        _say(f"gemini-ls prelabel: {exc}")
+        return 2
+    # one write policy with the other jobs: WRITEBACK_ATTEMPTS attempts, check-before-write
+    project = LabelStudioProject(api, args.project,
+                                 writer=PredictionWriter(api, chunk=args.chunk, attempts=settings.writeback_attempts))
     pipeline = build_pipeline(settings)
     settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
     try:

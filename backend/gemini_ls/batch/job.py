@@ -50,7 +50,7 @@ log = logging.getLogger("gemini_ls.batch")
 
 
 class ProjectIO(Protocol):
-    """Label Studio as the job needs it (batch/labelstudio.py)."""
+    """Label Studio as the job needs it (labelstudio/project.py `LabelStudioProject`)."""
 
     def tasks(self) -> Iterator[dict]: ...  # {"id", "data", "model_versions": set of versions it holds}
     def write(self, predictions: list[dict]) -> None: ...

@@ -35,11 +35,13 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 import requests
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
+from ..labelstudio.auth import LabelStudioAuth
+from ..labelstudio.credentials import CredentialStore
+from ..labelstudio.errors import LabelStudioAuthError
+from ..urls import origin, redact_url
 from .errors import ImageError, Reason
-from .lsauth import CredentialStore, LabelStudioAuth
 from .ssrf import AddressPolicy, check_url_with
 from .transport import GuardedAdapter, WallClock
-from .urls import origin, redact_url
 
 log = logging.getLogger("gemini_ls.images")
 
@@ -151,7 +153,10 @@ class ImageFetcher:
             ls_target = base is not None and origin(base) == origin(current)
             headers = {"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"}
             if auth is not None and auth.owns(current):  # the only place a credential is attached
-                headers.update(auth.headers())
+                try:
+                    headers.update(auth.headers())
+                except LabelStudioAuthError as exc:  # a personal access token that cannot be refreshed
+                    raise ImageError(exc.reason, exc.message) from None
             resp = self._get(current, headers, deadline)
             try:
                 status = resp.status_code

@@ -9,7 +9,7 @@ them. Finished claims are turned into a terminal mark:
     written     a background job wrote it through Label Studio's API
 
 A claim alone cannot cover a worker that wrote to Label Studio and died before marking: the writer
-also asks Label Studio which tasks already hold the version right before it writes (writeback.py).
+also asks Label Studio which tasks already hold the version right before it writes (labelstudio/predictions.py).
 A mark is a hint, never the truth: Label Studio only asks for tasks it lacks, and may lack a
 `delivered` one (its SQLite "database is locked" retry re-runs a /predict whose save failed) or a
 `written` one (a user deleted the prediction), so a marked task can be `retake`n after checking.

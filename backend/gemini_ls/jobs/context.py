@@ -7,13 +7,12 @@ from __future__ import annotations
 import redis
 
 from .. import redisconn
-from ..images.lsauth import CredentialStore
+from ..labelstudio import CredentialStore, LabelStudioApi
 from ..redisconn import JOB
 from ..settings import Settings
 from .claims import Claims, MemoryClaims, RedisClaims
 from .state import JobStore, MemoryJobStore, RedisJobStore
 from .work import ChunkExecutor
-from .writeback import LabelStudioApi
 
 
 def make_claims(settings: Settings, client: redis.Redis | None = None) -> Claims:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import redis
 
+from ..labelstudio import LabelStudioApi, PredictionRecord, PredictionWriter
 from ..metrics import Metrics
 from ..predict import TaskOutcome
 from ..settings import Settings
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims
-from .writeback import LabelStudioApi, PredictionRecord, PredictionWriter
 
 log = logging.getLogger("gemini_ls.jobs")
 

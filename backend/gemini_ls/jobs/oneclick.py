@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ..batchrunner import BatchRunner
-from ..images.lsauth import CredentialStore
+from ..labelstudio import CredentialStore, LabelStudioApi
 from ..metrics import Metrics
 from ..predict import Fetch, TaskOutcome
 from ..review.learning import LearnedState, adjust_outcomes
@@ -49,7 +49,6 @@ from ..settings import Settings
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
 from .state import JobStore
-from .writeback import LabelStudioApi
 
 if TYPE_CHECKING:
     from .queue import JobQueue

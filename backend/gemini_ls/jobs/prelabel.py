@@ -1,6 +1,6 @@
 """`gemini-ls prelabel --project ID` and `gemini-ls jobs [ID]`: pre-label a whole project.
 
-Reads the project's label config and tasks through label-studio-sdk (paged; `--tasks 1,2,5-9`,
+Reads the project's label config and tasks through labelstudio/ (paged; `--tasks 1,2,5-9`,
 `--view ID`, `--limit N`), leaves out tasks that already hold a prediction of the current
 model_version (unless `--force`, which deletes that prediction first so each task still ends
 with exactly one), makes a job, enqueues its chunks (RQ with REDIS_URL, else this process's pool)
@@ -18,15 +18,14 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..images.lsauth import LabelStudioAuth
 from ..labelconfig import LabelConfigError, parse_label_config
+from ..labelstudio import LabelStudioApi, LabelStudioApiError, LabelStudioAuth
 from ..pipeline import model_version_for
 from ..review.learning import learned_state
 from ..settings import Settings
 from .claims import scope_of
 from .context import make_claims, make_store
 from .state import JobInfo, JobStore, new_job_id
-from .writeback import LabelStudioApi, LabelStudioApiError
 
 
 class UsageError(Exception):
@@ -74,7 +73,7 @@ def add_arguments(sub: Any) -> None:
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _api(args: argparse.Namespace, settings: Settings) -> tuple[LabelStudioApi, str, str]:
+def _api(args: argparse.Namespace, settings: Settings) -> LabelStudioApi:
     url = (args.url or settings.label_studio_url or "").rstrip("/")
     key = args.api_key or settings.label_studio_api_key
     if not url or not key:
@@ -83,18 +82,13 @@ def _api(args: argparse.Namespace, settings: Settings) -> tuple[LabelStudioApi, 
         auth = LabelStudioAuth(url, key)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return LabelStudioApi(auth, timeout=settings.writeback_timeout), url, key
+    return LabelStudioApi(auth, timeout=settings.writeback_timeout)
 
 
-def _sdk_tasks(url: str, key: str, project: int, view: int | None, ids: Sequence[int] | None) -> Iterable[dict]:
-    """The project's tasks through label-studio-sdk, paged by the SDK's pager."""
-    from label_studio_sdk import LabelStudio
-
-    client = LabelStudio(base_url=url, api_key=key)
-    query = json.dumps({"selectedItems": {"all": False, "included": list(ids)}}) if ids is not None else None
-    task: Any
-    for task in client.tasks.list(project=project, view=view, query=query, fields="task_only", page_size=100):
-        yield {"id": int(task.id), "data": dict(task.data or {}), "project": project}
+def _tasks(api: LabelStudioApi, project: int, view: int | None, ids: Sequence[int] | None) -> Iterable[dict]:
+    """The project's tasks (all, a view's, or these ids), paged, as a job's chunks carry them."""
+    for task in api.iter_tasks(project, view=view, ids=ids):
+        yield {"id": int(task["id"]), "data": dict(task.get("data") or {}), "project": project}
 
 
 def _queue(settings: Settings, executor_settings: Settings):
@@ -169,8 +163,7 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.write(f"job {info.id}: no failed tasks\n")
             return 0
         # the tasks as Label Studio has them NOW (an image fixed since is used), exactly the failed ones
-        _, url, key = _api(args, settings)
-        again = list(_sdk_tasks(url, key, info.project, None, failed_ids))
+        again = list(_tasks(_api(args, settings), info.project, None, failed_ids))
         n = queue.drop_failed(info.id, store.rq_ids(info.id))
         size = settings.job_chunk
         rq_ids = queue.submit(info.id, [again[i : i + size] for i in range(0, len(again), size)])
@@ -184,7 +177,7 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--project ID is required (or --retry-failed JOB)")
     if args.no_wait and not settings.redis_url:
         raise UsageError("--no-wait needs REDIS_URL: without it the job runs in this process")
-    api, url, key = _api(args, settings)
+    api = _api(args, settings)
     try:
         project = api.project(args.project)
         config = project.get("label_config") or ""
@@ -198,7 +191,7 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
     version = model_version_for(settings, spec, emulated=settings.uses_emulator, learned=learned)
     wanted = parse_task_ids(args.tasks) if args.tasks else None
     tasks: list[dict] = []
-    for task in _sdk_tasks(url, key, args.project, args.view, wanted):
+    for task in _tasks(api, args.project, args.view, wanted):
         tasks.append(task)
         if args.limit is not None and len(tasks) >= args.limit and not args.force:
             break
@@ -212,7 +205,7 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
     sys.stderr.write(f"project {args.project}: {len(tasks)} tasks to predict as {version}"
                      + (f" ({len(holding)} already hold it, skipped)" if holding and not args.force else "") + "\n")
     info = JobInfo(id=new_job_id(), project=args.project, model_version=version, total=len(tasks), created=time.time(),
-                   ls_url=url, force=bool(args.force))
+                   ls_url=api.base_url, force=bool(args.force))
     store.create(info, config)
     if not tasks:
         print(info.id)

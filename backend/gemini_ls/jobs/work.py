@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ..labelconfig import parse_label_config
+from ..labelstudio import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 from ..review.learning import LearnedState, Learner, adjust_outcomes
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .state import JobStore
-from .writeback import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline

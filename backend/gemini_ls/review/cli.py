@@ -10,13 +10,16 @@ from ..settings import Settings
 
 
 def label_studio_client(args: argparse.Namespace, settings: Settings) -> Any:
-    from label_studio_sdk import LabelStudio
+    from ..labelstudio import LabelStudioApi, LabelStudioAuth
 
     url = args.url or settings.label_studio_url
     key = args.api_key or settings.label_studio_api_key
     if not url or not key:
         raise SystemExit("gemini-ls: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or --url / --api-key)")
-    return LabelStudio(base_url=url, api_key=key)
+    try:
+        return LabelStudioApi(LabelStudioAuth(url, key), timeout=settings.writeback_timeout)
+    except ValueError as exc:
+        raise SystemExit(f"gemini-ls: {exc}") from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -41,10 +44,11 @@ def add_commands(sub: Any) -> None:
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:
+    from ..labelstudio.annotations import annotated_tasks
     from . import report as rp
 
     client = label_studio_client(args, settings)
-    items = rp.reviewed_items(rp.fetch_tasks(client, args.project), rp.parse_since(args.since))
+    items = rp.reviewed_items(annotated_tasks(client, args.project), rp.parse_since(args.since))
     summaries = rp.summaries(items, args.model_version)
     by_version = {v: s.tally for v, s in summaries.items()}
     if args.format == "json":
@@ -81,9 +85,8 @@ def few_shot_lines(settings: Settings, versions: Any) -> dict[str, str]:
 
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from ..labelstudio.annotations import annotated_tasks
     from . import evaluate as ev
-    from . import report as rp
-    from .report import fetch_tasks
 
     client = label_studio_client(args, settings)
     settings = settings.with_(label_studio_url=args.url or settings.label_studio_url,
@@ -93,8 +96,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     except ev.VariantError as exc:
         sys.stderr.write(f"gemini-ls evaluate: {exc}\n")
         return 2
-    config = client.projects.get(id=args.project).label_config
-    tasks = [rp._plain(t) for t in fetch_tasks(client, args.project)]
+    config = client.label_config(args.project)
+    tasks = list(annotated_tasks(client, args.project))
     examples, example_tasks = ev.split_examples(tasks, variants)
     if examples:
         sys.stderr.write(f"few-shot examples: tasks {', '.join(str(t) for t in sorted(example_tasks))} "

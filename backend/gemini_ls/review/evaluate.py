@@ -22,7 +22,6 @@ from ..settings import Settings
 from .fewshot import Example, examples_from_tasks
 from .learning import LearnedState
 from .match import match_regions
-from .report import _plain
 from .stats import Tally, tally
 
 KEYS = {
@@ -117,8 +116,7 @@ def ground_truth(tasks: Any, limit: int | None = None) -> list[GroundTruth]:
     """The latest non-skipped annotation of every annotated task."""
     out: list[GroundTruth] = []
     for task in tasks:
-        task = _plain(task)
-        annotations = [_plain(a) for a in task.get("annotations") or () if not _plain(a).get("was_cancelled")]
+        annotations = [a for a in task.get("annotations") or () if not a.get("was_cancelled")]
         if not annotations:
             continue
         latest = max(annotations, key=lambda a: (str(a.get("updated_at") or ""), int(a.get("id") or 0)))

@@ -157,7 +157,7 @@ class ExampleSource:
     each annotation until its review changes; one that cannot be read is skipped (logged)."""
 
     def __init__(self, get: Callable[[str], Any]) -> None:
-        self._get = get  # LabelStudioReader.get: path -> JSON
+        self._get = get  # LabelStudioApi.get_json: path -> JSON
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, Any], Example | None] = {}
 

@@ -231,12 +231,12 @@ def learned_state(settings: Settings, project: int | None) -> LearnedState:
     `prelabel` command), so that it derives the same model_version the server does."""
     if not settings.review_learn and not settings.few_shot_examples:
         return LearnedState()
-    from ..images.lsauth import CredentialStore
+    from ..labelstudio import CredentialStore, LabelStudioApi
+    from ..labelstudio.client import READ_TIMEOUT
     from ..redisconn import JOB
     from .ledger import make_ledger
-    from .webhook import LabelStudioReader
 
     ledger = make_ledger(settings.redis_url, settings.redis_prefix, JOB)  # a CLI: it may wait
-    source = ExampleSource(LabelStudioReader(CredentialStore.from_settings(settings)).get)
+    source = ExampleSource(LabelStudioApi(CredentialStore.from_settings(settings), timeout=READ_TIMEOUT).get_json)
     return Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
                    source=source).state(project)

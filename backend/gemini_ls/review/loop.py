@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..images.lsauth import CredentialStore
+from ..labelstudio import CredentialStore, LabelStudioApi
+from ..labelstudio.client import READ_TIMEOUT
 from ..metrics import Metrics
 from ..settings import Settings
 from .fewshot import ExampleSource, FewShotBook
 from .learning import LearnedState, Learner
 from .ledger import make_ledger
-from .webhook import LabelStudioReader, ReviewService
+from .webhook import ReviewService
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ def build_review(settings: Settings, credentials: CredentialStore, metrics: Metr
                  book: FewShotBook | None = None) -> ReviewLoop:
     """`book`: the pipeline's few-shot examples, which the learner fills from the ledger."""
     ledger = make_ledger(settings.redis_url, settings.redis_prefix)
-    reader = LabelStudioReader(credentials)
+    reader = LabelStudioApi(credentials, timeout=READ_TIMEOUT)  # reads the credentials /setup may change at every call
     learner = Learner(ledger, settings.review_learn, settings.review_min_samples, few_shot=settings.few_shot_examples,
-                      source=ExampleSource(reader.get), book=book)
+                      source=ExampleSource(reader.get_json), book=book)
     return ReviewLoop(ReviewService(ledger, reader, metrics), learner)

@@ -1,7 +1,7 @@
 """`gemini-ls report`: the review numbers computed straight from Label Studio's data.
 
 Every annotated task of the project that holds a prediction of ours is read through
-label-studio-sdk (paged), each annotation is matched against our prediction exactly as the webhook
+labelstudio/ (annotations.py `annotated_tasks`, paged), each annotation is matched against our prediction exactly as the webhook
 does (same choice of prediction, same matcher, same tally), and the per-label numbers are printed
 as a table (Markdown pipes), JSON or CSV, optionally with a PNG chart. No webhook needed: this is
 also how to check the webhook-fed ledger.
@@ -39,15 +39,6 @@ class Reviewed:
         return str(self.prediction.get("model_version"))
 
 
-def _plain(obj: Any) -> Any:
-    """SDK models and dicts alike as plain JSON values."""
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if hasattr(obj, "dict"):
-        return obj.dict()
-    return obj
-
-
 def parse_since(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -63,10 +54,8 @@ def _when(annotation: Mapping[str, Any]) -> datetime | None:
 def reviewed_items(tasks: Any, since: datetime | None = None) -> Iterator[Reviewed]:
     """Annotations (not skipped, not before `since`) of tasks holding a prediction of ours."""
     for task in tasks:
-        task = _plain(task)
-        predictions = [_plain(p) for p in task.get("predictions") or ()]
+        predictions = list(task.get("predictions") or ())
         for annotation in task.get("annotations") or ():
-            annotation = _plain(annotation)
             if annotation.get("was_cancelled"):
                 continue
             if since is not None and (_when(annotation) or since) < since:
@@ -74,11 +63,6 @@ def reviewed_items(tasks: Any, since: datetime | None = None) -> Iterator[Review
             pred = our_prediction(predictions, annotation.get("parent_prediction"))
             if pred is not None:
                 yield Reviewed(int(task["id"]), annotation, pred)
-
-
-def fetch_tasks(client: Any, project: int, page_size: int = 100) -> Iterator[Any]:
-    """Every annotated task of the project with its annotations and predictions (the SDK pages)."""
-    yield from client.tasks.list(project=project, fields="all", only_annotated=True, page_size=page_size)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Label Studio's annotation webhooks -> matched outcomes -> the durable ledger.
 
-Our prediction for the task is read back from Label Studio (GET /api/predictions?task=ID), the
-source of truth: it works after a restart, across gunicorn workers and replicas, and for
-predictions written by jobs rather than by this process. Ours are the predictions whose
+Our prediction for the task is read back from Label Studio through labelstudio/ (GET
+/api/predictions?task=ID; the annotation too when the webhook carries no payload), the source of
+truth: it works after a restart, across gunicorn workers and replicas, and for predictions written
+by jobs rather than by this process. Ours are the predictions whose
 model_version starts with "gemini-ls-"; when an annotation names its `parent_prediction` and that
 is ours, that one is compared, else our newest.
 """
@@ -11,13 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import redis
-import requests
 from prometheus_client import generate_latest
 
-from ..images.lsauth import CredentialStore
+from ..labelstudio import LabelStudioApiError
 from .collector import review_registry
 from .ledger import Ledger, contribution
 from .match import match_regions
@@ -29,8 +29,12 @@ CREATED_OR_UPDATED = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_C
 DELETED = ("ANNOTATIONS_DELETED", "ANNOTATION_DELETED")
 
 
-class LabelStudioReadError(Exception):
-    pass
+class Reader(Protocol):
+    """What the webhook reads from Label Studio (`labelstudio.LabelStudioApi` over the server's
+    credentials); raises LabelStudioApiError when Label Studio cannot answer."""
+
+    def predictions(self, task_id: int) -> list[dict]: ...
+    def annotation(self, annotation_id: int) -> dict: ...
 
 
 def is_ours(prediction: Mapping[str, Any]) -> bool:
@@ -45,42 +49,6 @@ def our_prediction(predictions: Sequence[Mapping[str, Any]], parent: Any = None)
     return max(ours, key=lambda p: int(p.get("id") or 0), default=None)
 
 
-class LabelStudioReader:
-    """The few GETs the webhook needs, with the backend's Label Studio credentials."""
-
-    def __init__(self, credentials: CredentialStore, timeout: float = 20.0) -> None:
-        self._credentials = credentials
-        self._timeout = timeout
-        self._session = requests.Session()
-        self._session.trust_env = False
-
-    def get(self, path: str) -> Any:
-        auth = self._credentials.current()
-        if auth is None:
-            raise LabelStudioReadError(
-                "no Label Studio credentials (set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the model so /setup sends them)"
-            )
-        for attempt in (1, 2):
-            try:
-                r = self._session.get(auth.base_url + path, headers=auth.headers(), timeout=self._timeout)
-            except requests.RequestException as exc:
-                raise LabelStudioReadError(f"GET {path}: {type(exc).__name__}") from None
-            if r.status_code == 401 and attempt == 1:
-                auth.invalidate()
-                continue
-            if r.status_code != 200:
-                raise LabelStudioReadError(f"GET {path}: HTTP {r.status_code}")
-            return r.json()
-        raise LabelStudioReadError(f"GET {path}: unauthorized")
-
-    def predictions(self, task_id: int) -> list[dict]:
-        body = self.get(f"/api/predictions?task={int(task_id)}")
-        return body if isinstance(body, list) else body.get("results", [])
-
-    def annotation(self, annotation_id: int) -> dict:
-        return self.get(f"/api/annotations/{int(annotation_id)}")
-
-
 def _int(v: Any) -> int | None:
     if isinstance(v, Mapping):
         v = v.get("id")
@@ -93,7 +61,7 @@ def _int(v: Any) -> int | None:
 class ReviewService:
     """Applies one webhook body to the ledger; returns a summary for the HTTP answer."""
 
-    def __init__(self, ledger: Ledger, reader: LabelStudioReader, metrics: Any = None) -> None:
+    def __init__(self, ledger: Ledger, reader: Reader, metrics: Any = None) -> None:
         self.ledger = ledger
         self.reader = reader
         self.metrics = metrics
@@ -150,7 +118,7 @@ class ReviewService:
             if not isinstance(annotation.get("result"), list):  # a webhook without payload
                 annotation = self.reader.annotation(aid)
             predictions = self.reader.predictions(task_id)
-        except LabelStudioReadError as exc:
+        except LabelStudioApiError as exc:
             self._count_error("label_studio")
             log.warning("webhook %s: annotation %s for task %s: cannot read Label Studio: %s", action, aid, task_id, exc)
             return {"task": task_id, "verdict": None, "error": str(exc)}

@@ -10,9 +10,9 @@ import requests
 
 from gemini_ls.images.errors import ImageError
 from gemini_ls.images.fetch import ImageFetcher
-from gemini_ls.images.lsauth import CredentialStore
 from gemini_ls.images.ssrf import AddressPolicy, check_url, classify
 from gemini_ls.images.transport import GuardedAdapter
+from gemini_ls.labelstudio import CredentialStore
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings
 

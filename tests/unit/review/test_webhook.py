@@ -3,9 +3,10 @@ table of predictions per task; the real round trip is tests/e2e/test_review_loop
 
 from __future__ import annotations
 
+from gemini_ls.labelstudio import LabelStudioApiError as LabelStudioReadError
 from gemini_ls.metrics import Metrics
 from gemini_ls.review.ledger import MemoryLedger, RedisLedger
-from gemini_ls.review.webhook import LabelStudioReadError, ReviewService, our_prediction
+from gemini_ls.review.webhook import ReviewService, our_prediction
 from tests.unit.review.test_match import rect
 
 OURS_OLD = {"id": 1, "model_version": "gemini-ls-a", "result": [rect(10, 10, 20, 20, "Red", "a")]}

@@ -10,7 +10,7 @@ import pytest
 
 from gemini_ls.images.errors import ImageError
 from gemini_ls.images.fetch import ImageFetcher
-from gemini_ls.images.lsauth import CredentialStore, LabelStudioAuth, key_kind
+from gemini_ls.labelstudio import CredentialStore, LabelStudioAuth, LabelStudioAuthError, key_kind
 from gemini_ls.metrics import Metrics
 from gemini_ls.settings import Settings
 from tests.fixtures.servers import FakeLabelStudio, make_jwt
@@ -135,7 +135,7 @@ def test_disabled_legacy_token_explains_itself(image_server):
 
 def test_env_wins_over_setup_and_setup_is_the_fallback(fake_label_studio: FakeLabelStudio, caplog):
     ls = fake_label_studio
-    caplog.set_level(logging.INFO, logger="gemini_ls.images")
+    caplog.set_level(logging.INFO, logger="gemini_ls.labelstudio")
     env = CredentialStore(ls.url, ls.legacy_token)
     env.update_from_setup("http://other-ls:8080", "setup-token-xyz")
     assert env.current().source == "env" and env.base_url == ls.url
@@ -181,7 +181,12 @@ def test_auth_repr_and_errors_never_show_the_key(fake_label_studio: FakeLabelStu
 
 
 def test_unreachable_label_studio_on_refresh():
-    auth = LabelStudioAuth("http://127.0.0.1:9", make_jwt({"token_type": "refresh"}))  # port 9: discard, closed
-    with pytest.raises(ImageError) as e:
+    pat = make_jwt({"token_type": "refresh"})
+    auth = LabelStudioAuth("http://127.0.0.1:9", pat)  # port 9: discard, closed
+    with pytest.raises(LabelStudioAuthError) as e:
         auth.headers()
     assert e.value.reason == "connection" and "127.0.0.1:9" in str(e.value)
+    # an image download says the same, as the image edge's error of the same reason
+    with pytest.raises(ImageError) as e2:
+        fetcher_for(CredentialStore("http://127.0.0.1:9", pat)).fetch("/data/upload/1/a.png")
+    assert e2.value.reason == "connection" and "127.0.0.1:9" in str(e2.value)

@@ -1,4 +1,4 @@
-"""Small, pure URL helpers shared by the fetcher, the SSRF guard and the credentials."""
+"""Small, pure URL helpers shared by the image fetcher, the SSRF guard and the Label Studio credentials."""
 
 from __future__ import annotations
 
