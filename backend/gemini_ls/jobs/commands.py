@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import redis
+
 from ..settings import Settings
 
 
@@ -29,3 +31,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     except UsageError as exc:
         sys.stderr.write(f"gemini-ls {args.command}: {exc}\n")
         return 2
+    except redis.RedisError as exc:  # the `job` profile gave up (30 s socket timeout, one retry): say so, no traceback
+        sys.stderr.write(f"gemini-ls {args.command}: Redis (REDIS_URL) did not answer ({type(exc).__name__}: {exc}); "
+                         "queued chunks stay on the queue for the workers once Redis is back (`gemini-ls jobs` shows them)\n")
+        return 1

@@ -158,16 +158,44 @@ class BackgroundWriter:
             ]
             report = make_writer(self.settings, api).write(project, records)
             by_task = {int(i.outcome.task_id): i for i in items}
+            marks = _Marks(self.claims)
             for outcome, tids in (("written", report.written), ("already", report.already)):
                 self.metrics.writeback.labels(outcome).inc(len(tids))
                 for tid in tids:
-                    item = by_task[tid]
-                    self.claims.finish(item.scope, [tid], WRITTEN, WRITTEN_SECONDS)
+                    marks.finish(by_task[tid].scope, tid)
             for tid, why in report.failed.items():
-                item = by_task[tid]
-                self.claims.release(item.scope, [tid], item.owner)
+                marks.release(by_task[tid].scope, tid, by_task[tid].owner)
                 self.metrics.writeback.labels("failed").inc()
                 log.error("write-back: task %s of project %s not written: %s", tid, project, why)
+            marks.report(project)
             log.info("write-back to project %s: %d written, %d already there, %d failed",
                      project, len(report.written), len(report.already), len(report.failed))
 
+
+class _Marks:
+    """The claims' bookkeeping after a write, best effort: the write is done (Label Studio is the
+    truth, and every writer asks it first), so a Redis that does not answer must not cost the rest
+    of the batch its marks, its metrics and its log line. Unmarked claims lapse by their lease."""
+
+    def __init__(self, claims: Claims) -> None:
+        self.claims = claims
+        self.missed = 0
+        self.error = ""
+
+    def _try(self, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except (redis.RedisError, OSError) as exc:
+            self.missed += 1
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def finish(self, scope: str, tid: int) -> None:
+        self._try(lambda: self.claims.finish(scope, [tid], WRITTEN, WRITTEN_SECONDS))
+
+    def release(self, scope: str, tid: int, owner: str) -> None:
+        self._try(lambda: self.claims.release(scope, [tid], owner))
+
+    def report(self, project: int) -> None:
+        if self.missed:
+            log.warning("write-back to project %s: %d task claims not updated (%s); they lapse by themselves",
+                        project, self.missed, self.error)

@@ -192,7 +192,9 @@ class OneClick:
             held[tid] = None
 
     def _hand_off(self, tasks: Sequence[Mapping[str, Any]], running: list[int], unstarted: list[int], project: int,
-                  scope: str, owner: str, version: str, spec, label_config: str | None) -> None:
+                  scope: str, owner: str, version: str, spec, label_config: str | None) -> bool:
+        """False when the queue could not take the remainder (Redis away, its breaker open): the
+        caller then finishes the tasks not started in this process, as without a queue."""
         assert self.handoff is not None and self.leases is not None
         by_id = {int(t["id"]): t for t in tasks}
         try:
@@ -201,14 +203,15 @@ class OneClick:
             config = label_config or (api.project(project).get("label_config") if api is not None else "") or ""
             job_id = self.handoff.submit(self.claims, scope, project, version, config, api.base_url if api is not None else "",
                                          owner, [by_id[t] for t in unstarted], [by_id[t] for t in running])
-        except Exception as exc:  # no queue: this process finishes what runs; the rest waits for a re-click
-            log.error("one-click: cannot put the remainder of a click on the job queue (%s): %d tasks not started are "
-                      "left for the next Retrieve predictions", exc, len(unstarted))
-            self.claims.release(scope, unstarted, owner)
-            return
+        except Exception as exc:  # no queue: this process finishes and writes the whole remainder itself
+            log.error("one-click: cannot put the remainder of a click on the job queue (%s: %s): this process finishes "
+                      "its %d tasks not started too and writes them, as without a queue", type(exc).__name__, exc,
+                      len(unstarted))
+            return False
         log.info("one-click: job %s on the RQ queue finishes %d tasks of project %s (%d still running here, "
                  "%d not started) and writes them to Label Studio", job_id, len(running) + len(unstarted), project,
                  len(running), len(unstarted))
+        return True
 
     def run(self, tasks: Sequence[Mapping[str, Any]], spec, version: str, fetch: Fetch, *, deadline: float,
             project_field: Any = None, learned: LearnedState | None = None, label_config: str | None = None,
@@ -262,17 +265,31 @@ class OneClick:
                 self.claims.finish(scope, delivered, DELIVERED, DELIVERED_SECONDS)
             if failed:
                 self.claims.release(scope, failed, owner)
-            if durable and (late or capped or unstarted):
-                # this process still writes the running and the capped ones; the job is their safety net
-                self._hand_off(tasks, late + capped, unstarted, project, scope, owner, version, spec, label_config)
-            elif late:
-                # the background write holds them now, for as long as a task may take
-                self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)
-                log.info("one-click: %d tasks of project %s go on in the background and will be written to Label Studio",
-                         len(late), project)
         except (redis.RedisError, OSError) as exc:  # the answer goes out anyway; the claims lapse by their lease
             log.warning("one-click: claims of project %s not updated (%s: %s); they lapse by themselves",
                         project, type(exc).__name__, exc)
+        # this process still writes the running and the capped ones; the job is their safety net
+        if durable and (late or capped or unstarted) and not self._hand_off(
+                tasks, late + capped, unstarted, project, scope, owner, version, spec, label_config):
+            # their claims are still ours (or lapse, Redis being away): back on this process's pool,
+            # written like a running late task. Released instead, a re-click would find them held by
+            # this click until the claims lapse, and nobody would predict them meanwhile.
+            by_task = {int(t["id"]): t for t in tasks}
+            for o in self.runner.run([by_task[t] for t in unstarted], spec, version, fetch, deadline=time.monotonic(),
+                                     on_late=on_late):
+                if o.status != "late":  # done before the handler was attached (cached, or failed at once)
+                    on_late(o)
+            late = late + unstarted
+        elif durable:
+            late = []  # the job holds them
+        if late:
+            try:  # the background write holds them now, for as long as a task may take
+                self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("one-click: claims of project %s not renewed (%s: %s); the writer checks Label Studio first",
+                            project, type(exc).__name__, exc)
+            log.info("one-click: %d tasks of project %s go on in the background and will be written to Label Studio",
+                     len(late), project)
         out: list[TaskOutcome] = []
         for t in tasks:
             tid = int(t["id"])
