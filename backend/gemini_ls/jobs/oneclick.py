@@ -19,7 +19,9 @@ deadline, tasks not started yet are taken off this process's pool; every late ta
 released at once for any `gemini-ls worker` (or serve's embedded one) to take; the running ones stay
 claimed by this process under a short lease it keeps renewing while it finishes and writes them.
 The job waits for those: written ones are confirmed in Label Studio and left alone; when this
-process died, their lease lapses and the job predicts and writes them itself.
+process died, their lease lapses and the job predicts and writes them itself. When the queue cannot
+take the remainder (Redis stopped answering after the click claimed its tasks), this process puts the
+not-started tasks back on its own pool and writes them too, as without a queue.
 
 Without Label Studio credentials (LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, or /setup's) there is no
 way to write, so late tasks fall back to the re-run contract: kept in memory and served on the next
