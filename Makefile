@@ -1,5 +1,5 @@
 # gemini-ls developer entry points. The README's two set-up commands:
-#   make serve   virtualenv + package, then `gemini-ls serve` (no key: embedded Gemini emulator)
+#   make serve   virtualenv + package, then `gemini-ls serve` (no key: asks for the embedded Gemini emulator)
 #   make test    system packages, virtualenvs (ours and Label Studio's), lint + types, then the whole pytest suite
 # and two quick ones for while you work: `make unit` (tests/unit only) and `make lint` (ruff + mypy).
 # Both are idempotent: installs are skipped while pyproject.toml is unchanged (stamp files keyed on
@@ -60,7 +60,13 @@ install-test:
 	  rm -f "$(VENV)"/.installed-run-* "$(VENV)"/.installed-test-*; touch "$(TEST_STAMP)" "$(RUN_STAMP)"; \
 	fi
 
+# No key in the environment: ask for the built-in emulator explicitly (GEMINI_EMULATOR=embedded), and
+# say so; elsewhere a missing key is an error, never a silent stand-in for Gemini.
 serve: install
+	if [ -z "$${GEMINI_API_KEY:-}$${GOOGLE_API_KEY:-}" ] && [ -z "$${GEMINI_EMULATOR:-}" ]; then \
+		echo "make serve: no GEMINI_API_KEY / GOOGLE_API_KEY set: running with GEMINI_EMULATOR=embedded (the built-in emulator, not Gemini)"; \
+		export GEMINI_EMULATOR=embedded; \
+	fi; \
 	exec $(VENV)/bin/gemini-ls serve $(SERVE_ARGS)
 
 system-deps:

@@ -38,7 +38,7 @@ from .redisconn import REQUEST
 from .review.learning import LearnedState, Learner
 from .review.loop import build_review
 from .review.webhook import ReviewService
-from .settings import Settings
+from .settings import NO_GEMINI_MESSAGE, Settings
 
 if TYPE_CHECKING:
     from .emulator.server import EmulatorServer
@@ -103,7 +103,7 @@ class Backend:
     metrics: Metrics
     credentials: CredentialStore
     fetcher: ImageFetcher
-    gateway: GeminiGateway
+    gateway: GeminiGateway | None  # None: Gemini is not configured (no key, no GEMINI_EMULATOR=embedded)
     runner: BatchRunner
     cache: FileCache
     emulator: EmulatorServer | None
@@ -135,23 +135,34 @@ class Backend:
     def fetch(self, ref: str, task_id: int | str | None) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
 
+    @property
+    def not_configured(self) -> str | None:
+        """Why nothing can answer as Gemini (NO_GEMINI_MESSAGE), or None when something can."""
+        return None if self.gateway is not None else NO_GEMINI_MESSAGE
+
     def gemini_status(self) -> dict:
-        health = self.gateway.health
-        if self.emulator is not None:
-            endpoint = f"EMULATOR (built-in, {self.emulator.url}): no API key set"
+        if self.gateway is None:
+            endpoint = "NOT CONFIGURED: no API key"
+        elif self.emulator is not None:
+            endpoint = f"EMULATOR (built-in, {self.emulator.url}): no API key set, GEMINI_EMULATOR=embedded"
         else:
             endpoint = self.settings.base_url or "Google Gemini API"
-        return {
+        health = self.gateway.health if self.gateway is not None else None
+        status = {
+            "configured": self.gateway is not None,
             "model": self.settings.routing.model.name,
             "routing": self.settings.routing.describe(),
             "endpoint": endpoint,
             "emulator": self.emulated,
             "files_policy": self.settings.files_policy,
-            "reachable": health.reachable,
-            "last_error": health.last_error,
+            "reachable": health.reachable if health is not None else None,
+            "last_error": health.last_error if health is not None else None,
             # None, or {"state": "open", "until": <UTC time>, "seconds_left": s} / {"state": "half_open", ...}
             "cooling_down": self.rate_gate.status() if self.rate_gate is not None else None,
         }
+        if self.gateway is None:
+            status["error"] = NO_GEMINI_MESSAGE
+        return status
 
     def redis_status(self) -> dict:
         if not self.settings.redis_url:
@@ -203,7 +214,8 @@ class Backend:
 
 def build_backend(settings: Settings) -> Backend:
     """The server's whole: pipeline, review loop, the annotator's interactive service, job machinery."""
-    pipeline = build_pipeline(settings, make_outcomes(settings))
+    # allow_unconfigured: with no key the server still starts, to say so on /health and /predict
+    pipeline = build_pipeline(settings, make_outcomes(settings), allow_unconfigured=True)
     settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
     review = build_review(settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot)
     interactive = InteractiveService(pipeline.runner.predictor, settings, pipeline.fetch)

@@ -15,7 +15,10 @@ from .logsetup import configure_logging
 if TYPE_CHECKING:
     from .labelconfig import ProjectSpec
 from .review import cli as review_cli
-from .settings import Settings, SettingsError
+from .settings import NO_GEMINI_MESSAGE, Settings, SettingsError, log_gemini_choice
+
+# Commands that call Gemini: with no key and no GEMINI_EMULATOR=embedded they refuse to start (exit 2)
+GEMINI_COMMANDS = ("predict", "preview", "prelabel", "worker", "evaluate")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -181,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"gemini-ls: configuration error: {exc}\n")
         return 2
     configure_logging(settings.log_level)
+    if args.command in GEMINI_COMMANDS:
+        if not settings.gemini_configured:
+            sys.stderr.write(f"gemini-ls {args.command}: {NO_GEMINI_MESSAGE}\n")
+            return 2
+        log_gemini_choice(settings)
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "predict":

@@ -45,9 +45,25 @@ def _multiproc_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+def _log_gemini_choice() -> None:
+    """Once per server, in the master: every worker builds its own app, and the error that Gemini is
+    not configured (no key, no GEMINI_EMULATOR=embedded) must be said once, not once per worker."""
+    from .logsetup import configure_logging
+    from .settings import Settings, SettingsError, log_gemini_choice
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError:
+        return  # the workers stop on it with the variable's name
+    configure_logging(settings.log_level)
+    log_gemini_choice(settings)
+
+
 def on_starting(server) -> None:
-    """Master, before any worker exists: drop metric files left by an earlier run (they would be added
-    to this run's totals). docker-entrypoint.sh does the same; this covers a bare `gunicorn -c ...`."""
+    """Master, before any worker exists: what answers as Gemini, said once; then drop metric files
+    left by an earlier run (they would be added to this run's totals). docker-entrypoint.sh does the
+    same; this covers a bare `gunicorn -c ...`."""
+    _log_gemini_choice()
     path = _multiproc_dir()
     if not path:
         return

@@ -4,18 +4,22 @@ Every entry point that predicts builds this and only this (`gemini-ls predict`, 
 worker, `prelabel --batch`); the server adds the review loop and the job machinery on top
 (backend.py). It imports nothing of `jobs/`, so the job layer may build a pipeline of its own.
 
-With no Gemini API key the built-in emulator is started in-process and used instead, loudly: a log
-banner, /health and model_version all say so, so a newcomer sees the backend work at once and
-nobody mistakes emulator output for Gemini's.
+With no Gemini API key and GEMINI_EMULATOR=embedded the built-in emulator is started in-process and
+used instead, loudly: a log banner, /health and model_version all say so, so nobody mistakes
+emulator output for Gemini's. With neither, there is no stand-in: a command refuses to start
+(`GeminiNotConfigured`), and the server's pipeline gets a provider that answers every request with
+that error and calls nothing (`allow_unconfigured`), so /health and /predict can say so.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .batchrunner import BatchRunner, OutcomeStore
+from .detections import ParsedAnswer
 from .gemini.cache import FileCache, make_file_cache
 from .gemini.client import make_client
 from .gemini.fewshot import FewShotWire
@@ -26,14 +30,17 @@ from .gemini.quota import make_gate
 from .gemini.rategate import RateGate
 from .gemini.request import GeminiCaller
 from .images.fetch import ImageFetcher
+from .images.prepare import PreparedImage
 from .labelconfig import ProjectSpec
 from .labelstudio import CredentialStore
 from .metrics import Metrics
 from .modelversion import model_version
+from .plan import PlannedRequest
 from .predict import Predictor
+from .provider import CallHealth, ProviderError
 from .review.fewshot import FewShotBook, make_usage
 from .review.learning import LearnedState
-from .settings import Settings
+from .settings import NO_GEMINI_MESSAGE, Settings, SettingsError
 
 if TYPE_CHECKING:
     from .emulator.server import EmulatorServer
@@ -42,11 +49,31 @@ log = logging.getLogger("gemini_ls")
 
 BANNER = """
 ==========================================================================================
-  gemini-ls: NO GEMINI API KEY SET (GEMINI_API_KEY / GOOGLE_API_KEY).
+  gemini-ls: NO GEMINI API KEY SET (GEMINI_API_KEY / GOOGLE_API_KEY), GEMINI_EMULATOR=embedded.
   Predictions come from the BUILT-IN GEMINI EMULATOR at %s, not from Gemini.
   It only recognises synthetic coloured shapes. Set GEMINI_API_KEY for real predictions.
 ==========================================================================================
 """
+
+
+class GeminiNotConfigured(SettingsError):
+    """Neither a key nor GEMINI_EMULATOR=embedded: a command that calls Gemini must not start."""
+
+    def __init__(self) -> None:
+        super().__init__(NO_GEMINI_MESSAGE)
+
+
+class UnconfiguredProvider:
+    """The server's provider when Gemini is not configured: every request fails with the message
+    naming the variables, without a call anywhere (the server also answers /predict before reaching
+    it; this is the floor under that)."""
+
+    def __init__(self) -> None:
+        self.health = CallHealth()
+
+    def answer(self, plan: PlannedRequest, images: Sequence[PreparedImage], *, uses: Mapping[str, int],
+               deadline: float) -> ParsedAnswer:
+        raise ProviderError("gemini_not_configured", NO_GEMINI_MESSAGE)
 
 
 def model_version_for(settings: Settings, spec: ProjectSpec, *, emulated: bool, learned: LearnedState | None = None) -> str:
@@ -71,7 +98,7 @@ class Pipeline:
     metrics: Metrics
     credentials: CredentialStore
     fetcher: ImageFetcher
-    gateway: GeminiGateway
+    gateway: GeminiGateway | None  # None: Gemini is not configured (the server only, allow_unconfigured)
     runner: BatchRunner
     cache: FileCache
     rate_gate: RateGate  # the process's shared 429 cool-down (and GEMINI_RPM / GEMINI_TPM), for /health
@@ -81,6 +108,10 @@ class Pipeline:
     @property
     def emulated(self) -> bool:
         return self.emulator is not None
+
+    @property
+    def configured(self) -> bool:
+        return self.gateway is not None
 
     def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
         return model_version_for(self.settings, spec, emulated=self.emulated, learned=learned)
@@ -95,9 +126,14 @@ class Pipeline:
             self.emulator.stop()
 
 
-def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None) -> Pipeline:
-    """`outcomes`: the finished outcomes shared through Redis (the job layer's store), if any."""
+def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None, *,
+                   allow_unconfigured: bool = False) -> Pipeline:
+    """`outcomes`: the finished outcomes shared through Redis (the job layer's store), if any.
+    Gemini not configured: GeminiNotConfigured, or with `allow_unconfigured` (the server, which
+    must stay up to say so) a pipeline whose every request fails with NO_GEMINI_MESSAGE."""
     logging.getLogger("gemini_ls").setLevel(settings.log_level)
+    if not settings.gemini_configured and not allow_unconfigured:
+        raise GeminiNotConfigured()
     metrics = Metrics()
     emulator = None
     if settings.uses_emulator:
@@ -107,19 +143,23 @@ def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None) -> 
         emulator = EmulatorServer(host="127.0.0.1", port=0, latency=settings.emulator_latency).start()
         settings = settings.with_(api_key=DEFAULT_API_KEY, base_url=emulator.url)
         log.warning(BANNER, emulator.url)
-    client = make_client(settings)
     gate = make_gate(settings, metrics)
-    caller = GeminiCaller(client, settings, metrics, gate)
     cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)  # redisconn's `request` profile
-    files = FilesManager(client, cache, settings, metrics)
-    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
-        settings.few_shot_examples) else None
-    gateway = GeminiGateway(caller, files, fewshot)
+    gateway = _gateway(settings, metrics, gate, cache) if settings.gemini_configured else None
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
-    predictor = Predictor(settings, metrics, gateway)
+    predictor = Predictor(settings, metrics, gateway if gateway is not None else UnconfiguredProvider())
     runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
     book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
     runner.few_shot = book
     return Pipeline(settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher, gateway=gateway,
                     runner=runner, cache=cache, rate_gate=gate, emulator=emulator, few_shot=book)
+
+
+def _gateway(settings: Settings, metrics: Metrics, gate: RateGate, cache: FileCache) -> GeminiGateway:
+    client = make_client(settings)
+    caller = GeminiCaller(client, settings, metrics, gate)
+    files = FilesManager(client, cache, settings, metrics)
+    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
+        settings.few_shot_examples) else None
+    return GeminiGateway(caller, files, fewshot)

@@ -23,12 +23,15 @@ from . import __version__, redisconn
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
 from .plan import plan_requests, request_budget_problem
+from .predict import TaskOutcome
 from .review.learning import adjust_outcomes, project_id
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.server")
 
 MODEL_CLASS = "GeminiBackend"
+NOT_CONFIGURED = "NOT_CONFIGURED"  # /health's status with no key and no GEMINI_EMULATOR=embedded
+NOT_CONFIGURED_REASON = "gemini_not_configured"
 
 
 class ApiError(Exception):
@@ -62,6 +65,16 @@ def _spec_or_400(specs: SpecCache, body: dict, field: str, backend: Backend, rou
         backend.metrics.config_errors.labels(route).inc()
         log.warning("%s: rejected the label config: %s", route, exc)
         raise ApiError(400, f"label config: {exc}") from exc
+
+
+def _not_configured(tasks: list, version: str, message: str, *, interactive: bool) -> Response:
+    """Gemini not configured: no call, no image fetched, every task an error (no `result`, so Label
+    Studio stores nothing); interactively an HTTP error, which is what Label Studio shows."""
+    if interactive:
+        raise ApiError(503, f"gemini-ls: {message}", in_status_line=True)
+    outcomes = [TaskOutcome(task_id=t.get("id"), status="failed", error=message, reason=NOT_CONFIGURED_REASON)
+                for t in tasks]
+    return jsonify({"results": [o.to_response(version) for o in outcomes], "model_version": version})
 
 
 def _json_type(value: object) -> str:
@@ -186,9 +199,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     @app.get("/health")
     @app.get("/")
     def health():
+        # Gemini not configured: still 200 (Label Studio checks only 2xx + JSON, the compose and image
+        # healthchecks only 200, and connecting the backend is where a user reads this), but the status
+        # and `error` say it; gemini.configured is false with the same message.
+        problem = backend.not_configured
         return jsonify(
             {
-                "status": "UP",
+                "status": "UP" if problem is None else NOT_CONFIGURED,
+                **({"error": problem} if problem is not None else {}),
                 "model_class": MODEL_CLASS,
                 "version": __version__,
                 "gemini": backend.gemini_status(),
@@ -204,7 +222,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         hostname, access_token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
         backend.credentials.update_from_setup(hostname, access_token)
         spec = _spec_or_400(specs, body, "schema", backend, "/setup")
-        return jsonify({"model_version": backend.model_version(spec, backend.learned(project_id(body)))})
+        answer = {"model_version": backend.model_version(spec, backend.learned(project_id(body)))}
+        if backend.not_configured is not None:
+            # 200 all the same: a failed /setup fails Label Studio's connect, and its message there is
+            # mangled; the per-task errors of /predict and /health carry the message
+            answer["error"] = backend.not_configured
+        return jsonify(answer)
 
     @app.post("/predict")
     def predict():
@@ -224,6 +247,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         spec = _spec_or_400(specs, body, "label_config", backend, "/predict")
         learned = backend.learned(project_id(body))  # the review loop's state (review/learning.py)
         version = backend.model_version(spec, learned)
+        if backend.not_configured is not None:
+            return _not_configured(tasks, version, backend.not_configured, interactive=interactive)
         # What the annotator drew is answered by interactive/; nothing drawn yet ({}) is the whole
         # task; a batch goes through the one-click write-back (jobs/) when it is wired. What the
         # review loop learned applies to both.

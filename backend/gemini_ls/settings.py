@@ -7,6 +7,7 @@ can build its own `Settings(...)` without touching the process environment.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -89,6 +90,13 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 FILES_POLICIES = ("auto", "always", "never")
 MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EMULATOR_MODES = ("off", "embedded")  # GEMINI_EMULATOR
+
+# What every entry point says when Gemini has neither a key nor an explicit emulator: a misspelt
+# key variable must never turn into synthetic predictions.
+NO_GEMINI_MESSAGE = ("Gemini is not configured: no API key in GEMINI_API_KEY or GOOGLE_API_KEY. Set one of them "
+                     "for Gemini, or GEMINI_EMULATOR=embedded for the built-in emulator (synthetic test images only)")
+
 def _prices(env: Mapping[str, str]) -> tuple[tuple[str, float, float], ...]:
     from .gemini.pricing import parse_prices
 
@@ -149,7 +157,8 @@ class Settings:
     # Few-shot (review/fewshot.py): up to K reviewed annotations as worked examples in each request
     few_shot_examples: int = 0
     few_shot_max_tokens: int = 8000  # input tokens the examples may add to one request
-    # Emulator fallback: no API key -> the built-in emulator answers (loudly announced)
+    # The built-in emulator, only when asked for: GEMINI_EMULATOR=embedded and no API key (loudly announced)
+    gemini_emulator: str = "off"  # off | embedded
     emulator_latency: float = 0.0
     # Jobs (jobs/): RQ on REDIS_URL, write-back to Label Studio, the shared Gemini quota
     job_chunk: int = 16  # tasks per RQ job
@@ -184,7 +193,13 @@ class Settings:
 
     @property
     def uses_emulator(self) -> bool:
-        return self.api_key is None
+        """The built-in emulator stands in for Gemini: asked for, and no key (a key always wins)."""
+        return self.gemini_emulator == "embedded" and self.api_key is None
+
+    @property
+    def gemini_configured(self) -> bool:
+        """A key, or the emulator asked for; otherwise nothing may answer as Gemini (NO_GEMINI_MESSAGE)."""
+        return self.api_key is not None or self.uses_emulator
 
     @property
     def key_fingerprint(self) -> str:
@@ -249,6 +264,7 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", d.log_level, LOG_LEVELS),
             workers=_int(env, "WORKERS", d.workers, lo=1),
             threads=_int(env, "THREADS", d.threads, lo=1),
+            gemini_emulator=_choice(env, "GEMINI_EMULATOR", d.gemini_emulator, EMULATOR_MODES, upper=False),
             emulator_latency=_float(env, "EMULATOR_LATENCY", d.emulator_latency),
             review_learn=review_learn,
             review_min_samples=_int(env, "REVIEW_LEARN_MIN_SAMPLES", d.review_min_samples, lo=1),
@@ -276,3 +292,12 @@ class Settings:
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+def log_gemini_choice(settings: Settings) -> None:
+    """Once per start (gunicorn's master, a command): what answers as Gemini, when it is not plain."""
+    log = logging.getLogger("gemini_ls")
+    if not settings.gemini_configured:
+        log.error("gemini-ls: %s", NO_GEMINI_MESSAGE)
+    elif settings.api_key is not None and settings.gemini_emulator == "embedded":
+        log.warning("gemini-ls: GEMINI_EMULATOR=embedded is ignored: a Gemini API key is set and wins")

@@ -27,7 +27,7 @@ def profile_services(compose_file: Path, profiles: tuple[str, ...]) -> tuple[str
     return tuple(sorted(n for n, s in services.items() if not s.get("profiles") or set(s["profiles"]) & set(profiles)))
 
 
-# The offline profile as the README runs it. gemini-ls (no key: its embedded emulator) is not asked
+# The offline profile as the README runs it. gemini-ls (no key, no GEMINI_EMULATOR: "NOT_CONFIGURED") is not asked
 # for predictions here, but it must come up healthy like every other service.
 OFFLINE_SERVICES = profile_services(COMPOSE_FILE, ("offline",))
 # What the README tells users to enter under Settings > Model with the offline profile.

@@ -370,6 +370,8 @@ def test_offline_profile_runs_the_emulator_and_points_a_backend_at_it(compose):
     online = _env(services["gemini-ls"])
     assert _interpolated_default(online["GEMINI_API_KEY"]) == ("GEMINI_API_KEY", "")
     assert _interpolated_default(online["GEMINI_BASE_URL"]) == ("GEMINI_BASE_URL", "")
+    # No silent stand-in for Gemini: the embedded emulator only when the environment asks for it.
+    assert _interpolated_default(online["GEMINI_EMULATOR"]) == ("GEMINI_EMULATOR", "")
 
 
 def test_backend_environment_names_are_ones_the_backend_reads(compose):

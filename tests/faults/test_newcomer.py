@@ -1,8 +1,8 @@
 """What a newcomer tripped over (issue 11): noisy logs, a warning that does not apply, error texts
 that say the same thing twice, a preview that cuts a long caption.
 
-The CLI runs as a real subprocess (`gemini-ls predict`, no API key: the built-in emulator), the way
-a newcomer runs it; its stderr is what they read.
+The CLI runs as a real subprocess (`gemini-ls predict`, no API key, GEMINI_EMULATOR=embedded: the
+built-in emulator), the way a newcomer runs it; its stderr is what they read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ EXAMPLE_CONFIG = ROOT / "examples" / "label_config.xml"
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "LABEL_STUDIO_"))}
-    full.update({"LOG_LEVEL": "INFO", **(env or {})})
+    full.update({"LOG_LEVEL": "INFO", "GEMINI_EMULATOR": "embedded", **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "gemini_ls.cli", *args], capture_output=True, text=True, env=full, cwd=ROOT, timeout=180
     )

@@ -1,5 +1,6 @@
 """The command line as a user runs it: `gemini-ls predict`, `preview`, and `serve` with no API key
-(the built-in emulator, announced loudly)."""
+and GEMINI_EMULATOR=embedded (the built-in emulator, announced loudly). With no key and no
+GEMINI_EMULATOR: tests/integration/test_no_gemini.py."""
 
 from __future__ import annotations
 
@@ -87,12 +88,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_without_a_key_runs_on_the_builtin_emulator_and_says_so(tmp_path):
+def test_serve_without_a_key_asked_for_the_builtin_emulator_runs_on_it_and_says_so(tmp_path):
     port = _free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                env=_env(tmp_path, LOG_LEVEL="INFO"), stdout=out, stderr=subprocess.STDOUT,
+                                env=_env(tmp_path, LOG_LEVEL="INFO", GEMINI_EMULATOR="embedded"), stdout=out,
+                                stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -104,7 +106,7 @@ def test_serve_without_a_key_runs_on_the_builtin_emulator_and_says_so(tmp_path):
                 time.sleep(0.1)
         else:
             raise AssertionError(log.read_text())
-        assert health["status"] == "UP" and health["gemini"]["emulator"] is True
+        assert health["status"] == "UP" and health["gemini"]["emulator"] is True and health["gemini"]["configured"]
         assert "EMULATOR" in health["gemini"]["endpoint"]
         setup = requests.post(url + "/setup", json={"schema": CONFIG}, timeout=5).json()
         assert setup["model_version"].endswith("-emulator")

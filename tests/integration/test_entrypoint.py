@@ -3,7 +3,8 @@
 backend/docker-entrypoint.sh is the Dockerfile's ENTRYPOINT (tests/unit/test_compose.py checks that);
 here it runs as a subprocess with the container's environment, only the port and the metrics directory
 adapted: two gunicorn workers, /health, /metrics added up across the workers, a clean SIGTERM stop.
-No Gemini key is given, so the app answers from its embedded emulator.
+No Gemini key is given: with GEMINI_EMULATOR=embedded the app answers from its embedded emulator;
+without it (compose's `gemini-ls` with no key) it stays up and healthy and says once why it predicts nothing.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _container_env(tmp_path: Path, port: int, multiproc: Path) -> dict[str, str]:
+def _container_env(tmp_path: Path, port: int, multiproc: Path, emulator: str = "embedded") -> dict[str, str]:
     """The image's environment (backend/Dockerfile ENV) with this machine's port and directories."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "PROMETHEUS_"))}
     env.update(
@@ -110,6 +111,7 @@ def _container_env(tmp_path: Path, port: int, multiproc: Path) -> dict[str, str]
         THREADS="4",
         LOG_LEVEL="INFO",
         PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        GEMINI_EMULATOR=emulator,
     )
     for name in ("REDIS_URL", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS"):
         env.pop(name, None)
@@ -303,6 +305,34 @@ def test_entrypoint_serves_two_workers_metrics_and_stops_on_sigterm(server):
     assert not any(_alive(p) for p in workers), "a worker outlived the master"
     with pytest.raises(OSError):
         _get(f"{base}/health", timeout=2)
+
+
+def test_entrypoint_without_a_key_stays_healthy_and_says_once_why_it_predicts_nothing(tmp_path):
+    """The compose `gemini-ls` with no key and no GEMINI_EMULATOR: two workers, one start-up error, the
+    image's healthcheck (HTTP 200) passes, /health says NOT_CONFIGURED."""
+    from gemini_ls.settings import NO_GEMINI_MESSAGE
+
+    port = _free_port()
+    multiproc = tmp_path / "prometheus-multiproc"
+    multiproc.mkdir()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(ENTRYPOINT)], env=_container_env(tmp_path, port, multiproc, emulator=""),
+                                cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        health = _wait_health(f"http://127.0.0.1:{port}", proc, log_path)
+        assert health["status"] == "NOT_CONFIGURED" and health["gemini"]["configured"] is False
+        assert health["error"] == NO_GEMINI_MESSAGE
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(_gunicorn_children(proc.pid)) < 2:
+            time.sleep(0.2)
+        assert len(_gunicorn_children(proc.pid)) == 2
+        text = log_path.read_text()
+        assert text.count("Gemini is not configured") == 1, text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(STOP_TIMEOUT)
 
 
 def test_compose_emulator_service_command_and_healthcheck(tmp_path):

@@ -58,7 +58,7 @@ def test_serve_no_worker(emulator, redis_url, redis_prefix):
 
 def test_worker_without_redis_says_why():
     out = subprocess.run([str(GEMINI_LS_BIN), "worker"], capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+                         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GEMINI_API_KEY": "k-never-used-123456"})
     assert out.returncode == 2 and "needs REDIS_URL" in out.stderr, out.stderr
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gemini_ls.settings import Settings, SettingsError
+from gemini_ls.settings import NO_GEMINI_MESSAGE, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,12 +72,13 @@ ENV = {
     "GEMINI_BATCH_POLL_MAX": "7",
     "GEMINI_BATCH_DISCOUNT": "0.4",
     "GEMINI_PRICES": "gemini-2.5-flash=1:2",
+    "GEMINI_EMULATOR": "embedded",  # with a key: the key wins
 }
 
 
 def test_every_variable_is_read():
     s = Settings.from_env(ENV)
-    assert s.api_key == "k-gemini-123456" and not s.uses_emulator
+    assert s.api_key == "k-gemini-123456" and not s.uses_emulator and s.gemini_emulator == "embedded"
     assert s.base_url == "http://127.0.0.1:9999" and s.model == "gemini-3-flash"
     assert s.mask_model == "gemini-robotics-er-1.6-preview"
     assert s.concurrency == 16 and s.files_policy == "always" and s.request_timeout == 12.5
@@ -106,7 +107,8 @@ def test_every_variable_is_read():
 
 def test_defaults_with_an_empty_environment():
     s = Settings.from_env({})
-    assert s.api_key is None and s.uses_emulator
+    assert s.api_key is None and s.gemini_emulator == "off"
+    assert not s.uses_emulator and not s.gemini_configured  # no silent stand-in for Gemini
     assert s.model == "gemini-3.6-flash" and s.mask_model == "gemini-2.5-flash-lite"
     assert s.files_policy == "auto" and s.port == 9090
     assert s.predict_timeout < 100  # below Label Studio's ML_TIMEOUT_PREDICT
@@ -115,6 +117,24 @@ def test_defaults_with_an_empty_environment():
 
 def test_google_api_key_wins_like_the_sdk():
     assert Settings.from_env({"GEMINI_API_KEY": "a-123456", "GOOGLE_API_KEY": "b-123456"}).api_key == "b-123456"
+
+
+@pytest.mark.parametrize(
+    "env, emulated, configured",
+    [({}, False, False), ({"GEMINI_EMULATOR": ""}, False, False), ({"GEMINI_EMULATOR": "off"}, False, False),
+     ({"GEMINI_EMULATOR": "embedded"}, True, True), ({"GEMINI_EMULATOR": " Embedded "}, True, True),
+     ({"GEMINI_EMULATOR": "embedded", "GEMINI_API_KEY": "k-123456"}, False, True),
+     ({"GEMINI_EMULATOR": "embedded", "GOOGLE_API_KEY": "k-123456"}, False, True),
+     ({"GEMINI_API_KEY": "k-123456"}, False, True), ({"GEMINI_API_KEY": "  "}, False, False)],
+)
+def test_the_emulator_only_when_asked_for_and_a_key_always_wins(env, emulated, configured):
+    s = Settings.from_env(env)
+    assert (s.uses_emulator, s.gemini_configured) == (emulated, configured)
+
+
+def test_the_no_gemini_message_names_every_way_out():
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_EMULATOR=embedded"):
+        assert name in NO_GEMINI_MESSAGE
 
 
 def test_key_never_in_repr_and_fingerprint_is_not_the_key():
@@ -132,7 +152,8 @@ def test_key_never_in_repr_and_fingerprint_is_not_the_key():
      ("GEMINI_TEMPERATURE", "warm"), ("GEMINI_TEMPERATURE", "nan"), ("GEMINI_TEMPERATURE", "5"), ("LOG_LEVEL", "LOUD"),
      ("MAX_REQUESTS_PER_TASK", "0"), ("IMAGE_DECODE_BUDGET", "lots"), ("GEMINI_MAX_COOLDOWN", "0"),
      ("REVIEW_LEARN", "thresholds,telepathy"), ("REVIEW_LEARN_MIN_SAMPLES", "0"),
-     ("FEW_SHOT_EXAMPLES", "-1"), ("FEW_SHOT_MAX_TOKENS", "0")],
+     ("FEW_SHOT_EXAMPLES", "-1"), ("FEW_SHOT_MAX_TOKENS", "0"),
+     ("GEMINI_EMULATOR", "yes"), ("GEMINI_EMULATOR", "external")],
 )
 def test_malformed_values_are_rejected_with_the_variable_name(name, value):
     with pytest.raises(SettingsError, match=name):

@@ -79,9 +79,11 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         learned = learner.state(int(args.project))
         version = pipeline.model_version(spec, learned)
         store = _store(settings, args.project, version)
-        client = pipeline.gateway.files.client
+        gateway = pipeline.gateway
+        assert gateway is not None  # build_pipeline refused an unconfigured Gemini
+        client = gateway.files.client
         files = FilesManager(client, pipeline.cache, settings.with_(files_policy="always"), pipeline.metrics)
-        wire = FewShotWire(files, settings, pipeline.metrics) if pipeline.gateway.fewshot is not None else None
+        wire = FewShotWire(files, settings, pipeline.metrics) if gateway.fewshot is not None else None
         job = BatchPrelabel(
             predictor=pipeline.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
             model_version=version, fetch=pipeline.fetch, echo=_say, few_shot=pipeline.few_shot, fewshot_wire=wire,

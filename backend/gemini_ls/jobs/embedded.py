@@ -48,6 +48,10 @@ def start_embedded_worker(settings: Settings, *, disabled: bool = False) -> subp
 
         log.info("jobs: no REDIS_URL, background work runs on the %s", IN_PROCESS)
         return None
+    if not settings.gemini_configured:
+        # a worker would refuse to start (no key, no GEMINI_EMULATOR=embedded); the server says why
+        log.info("jobs: no embedded worker: Gemini is not configured")
+        return None
     if disabled or not settings.serve_worker:
         log.info("jobs: this server does not work the queue (SERVE_WORKER=false / --no-worker); run gemini-ls worker")
         return None
