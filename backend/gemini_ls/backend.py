@@ -32,7 +32,8 @@ from .jobs.queue import IN_PROCESS, RQJobQueue
 from .labelconfig import ProjectSpec
 from .labelstudio import CredentialStore
 from .metrics import Metrics
-from .pipeline import Pipeline, build_pipeline, model_version_for
+from .modelversion import model_version_for
+from .pipeline import Pipeline, build_pipeline
 from .predict import TaskOutcome
 from .redisconn import REQUEST
 from .review.learning import LearnedState, Learner
@@ -125,12 +126,18 @@ class Backend:
     def emulated(self) -> bool:
         return self.emulator is not None
 
-    def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
-        return model_version_for(self.settings, spec, emulated=self.emulated, learned=learned)
+    def model_version(self, spec: ProjectSpec) -> str:
+        """`spec`: the effective one (`effective_spec`), whose learned tag the version ends with."""
+        return model_version_for(self.settings, spec, emulated=self.emulated)
 
     def learned(self, project: int | None) -> LearnedState:
         """What the review loop learned for this project (empty when REVIEW_LEARN is off)."""
         return self.learner.state(project) if self.learner is not None else LearnedState()
+
+    def effective_spec(self, spec: ProjectSpec, project: int | None) -> ProjectSpec:
+        """`spec` with what the review loop learned for `project` (thresholds, synonyms, the
+        example set's tag): the spec every prediction and its model_version come from."""
+        return self.learned(project).applied(spec)
 
     def fetch(self, ref: str, task_id: int | str | None) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
@@ -176,14 +183,13 @@ class Backend:
         return self.review.metrics_text() if self.review is not None else b""
 
     def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
-                      project: Any = None, learned: LearnedState | None = None,
-                      label_config: str | None = None) -> list[TaskOutcome]:
+                      project: Any = None, label_config: str | None = None) -> list[TaskOutcome]:
         """A /predict batch: through the one-click write-back when it is wired, else the plain runner.
-        `learned` is applied to what is written back; the caller applies it to the answer."""
+        `spec` is the effective one: what is written back and what is answered carry the learned state."""
         if self.oneclick is None:
             return self.runner.run(tasks, spec, version, self.fetch, deadline=deadline)
         return self.oneclick.run(tasks, spec, version, self.fetch, deadline=deadline, project_field=project,
-                                 learned=learned, label_config=label_config)
+                                 label_config=label_config)
 
     def jobs_status(self) -> dict:
         queue = "rq" if self.settings.redis_url else IN_PROCESS

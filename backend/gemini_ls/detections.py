@@ -166,6 +166,13 @@ class Detection:
     score: float | None = None
     image_index: int = 0
     polygon: PolygonMask | None = None
+    # the project label Gemini's text matched before a learned synonym renamed it to `label` (None:
+    # as `label`); the learned score threshold is the answered label's (regions/selection.py)
+    answered: str | None = None
+
+    @property
+    def threshold_label(self) -> str:
+        return self.answered or self.label
 
     @property
     def has_mask(self) -> bool:

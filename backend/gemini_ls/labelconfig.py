@@ -69,6 +69,23 @@ class ControlSettings:
 
 
 @dataclass(frozen=True)
+class LabelTuning:
+    """What the review loop learned for a control's labels (review/learning.py `LearnedState.applied`),
+    part of the effective spec so that every path that predicts applies it:
+    - thresholds: (label, score) pairs, a per-label floor beside model_score_threshold, applied where
+      regions are selected (regions/selection.py) to the label Gemini answered (before a synonym);
+    - synonyms: (answered, wanted) pairs, applied where Gemini's text is matched to a label
+      (gemini/labels.py `LabelMatcher`): an answered "A" becomes the control's label "B".
+    Not a label config setting: its digest is the learned tag of model_version (`ProjectSpec.learned_tag`)."""
+
+    thresholds: tuple[tuple[str, float], ...] = ()
+    synonyms: tuple[tuple[str, str], ...] = ()
+
+    def threshold(self, label: str) -> float:
+        return next((t for name, t in self.thresholds if name == label), 0.0)
+
+
+@dataclass(frozen=True)
 class ControlSpec:
     name: str
     tag: str  # e.g. "RectangleLabels"
@@ -79,6 +96,7 @@ class ControlSpec:
     settings: ControlSettings
     multiple: bool = False  # Choices: choice="multiple"
     smart: bool = False  # smart="true" / smartOnly="true": an interactive prompting tool
+    tuning: LabelTuning = LabelTuning()  # learned by the review loop; empty as parsed
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,9 @@ class ProjectSpec:
     # e.g., an EllipseLabels control got nothing.
     ignored_reasons: tuple[str, ...] = field(default=())
     interface: LabelInterface | None = field(default=None, compare=False, repr=False)
+    # the review loop's learned state this spec carries (its controls' `tuning`, and the few-shot
+    # example set the FewShotBook finds by model_version): "l<digest>[-e<digest>]", None as parsed
+    learned_tag: str | None = None
 
     def image(self, name: str) -> ImageSpec:
         for img in self.images:

@@ -2,8 +2,12 @@
 
 Label Studio skips tasks that already hold a prediction of the current model_version, so the version
 must move with the model name, the provider's prompt version (its wording of the requests) and the
-project's label set (labels, hints and per-control model_* settings), and must stay put otherwise
-(no timestamps, no process ids).
+project's label set (labels, hints and per-control model_* settings) and what the review loop
+learned for the project (`ProjectSpec.learned_tag`), and must stay put otherwise (no timestamps, no
+process ids).
+
+The per-control settings enter the digest field by field, in `ControlSettings`' declaration order,
+read off the dataclass: a setting added there changes the version without anyone listing it here.
 """
 
 from __future__ import annotations
@@ -11,8 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import fields
 
-from .labelconfig import ProjectSpec
+from .gemini.prompts import PROMPT_VERSION
+from .labelconfig import ControlSettings, ProjectSpec
+from .settings import Settings
+
+
+def settings_digest_values(settings: ControlSettings) -> list:
+    """Every per-control setting, in declaration order (the order the digest has always used)."""
+    return [getattr(settings, f.name) for f in fields(settings)]
 
 
 def label_set_digest(spec: ProjectSpec) -> str:
@@ -22,16 +34,7 @@ def label_set_digest(spec: ProjectSpec) -> str:
             "tag": c.tag,
             "to": list(c.to_names),
             "labels": [[label.value, label.hint] for label in c.labels],
-            "settings": [
-                c.settings.score_threshold,
-                c.settings.max_objects,
-                c.settings.mask_threshold,
-                c.settings.polygon_tolerance,
-                c.settings.min_area,
-                c.settings.prompt,
-                c.settings.model_name,
-                c.settings.model_mask_name,
-            ],
+            "settings": settings_digest_values(c.settings),
             "multiple": c.multiple,
         }
         for c in spec.controls
@@ -59,3 +62,16 @@ def model_version(
     if suffix:
         parts.append(re.sub(r"[^A-Za-z0-9.]+", "-", suffix))
     return "-".join(parts)
+
+
+def model_version_for(settings: Settings, spec: ProjectSpec, *, emulated: bool) -> str:
+    """The one derivation of model_version: the server, `prelabel` and batch jobs must agree on it,
+    since Label Studio skips tasks holding a prediction of the current version and exactly-once
+    claims are keyed by it. `spec` is the effective one (review/learning.py `LearnedState.applied`):
+    the learned state's tag comes from the same object the predictions are made with."""
+    routing = settings.routing
+    base = model_version(
+        routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=emulated,
+        suffix=settings.model_version_suffix, mask_model=routing.mask_model.name,
+    )
+    return f"{base}-{spec.learned_tag}" if spec.learned_tag else base

@@ -25,7 +25,6 @@ from .gemini.client import make_client
 from .gemini.fewshot import FewShotWire
 from .gemini.files import FilesManager
 from .gemini.gateway import GeminiGateway
-from .gemini.prompts import PROMPT_VERSION
 from .gemini.quota import make_gate
 from .gemini.rategate import RateGate
 from .gemini.request import GeminiCaller
@@ -34,12 +33,11 @@ from .images.prepare import PreparedImage
 from .labelconfig import ProjectSpec
 from .labelstudio import CredentialStore
 from .metrics import Metrics
-from .modelversion import model_version
+from .modelversion import model_version_for
 from .plan import PlannedRequest
 from .predict import Predictor
 from .provider import CallHealth, ProviderError
 from .review.fewshot import FewShotBook, make_usage
-from .review.learning import LearnedState
 from .settings import NO_GEMINI_MESSAGE, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -76,19 +74,6 @@ class UnconfiguredProvider:
         raise ProviderError("gemini_not_configured", NO_GEMINI_MESSAGE)
 
 
-def model_version_for(settings: Settings, spec: ProjectSpec, *, emulated: bool, learned: LearnedState | None = None) -> str:
-    """The one derivation of model_version: the server, `prelabel` and batch jobs must agree on it,
-    since Label Studio skips tasks holding a prediction of the current version and exactly-once
-    claims are keyed by it."""
-    routing = settings.routing
-    base = model_version(
-        routing.model.name, spec, prompt_version=PROMPT_VERSION, emulated=emulated,
-        suffix=settings.model_version_suffix, mask_model=routing.mask_model.name,
-    )
-    tag = learned.tag() if learned is not None else None
-    return f"{base}-{tag}" if tag else base
-
-
 @dataclass(frozen=True)
 class Pipeline:
     """One process's way from a task to its predictions. `settings` are the effective ones: with
@@ -113,8 +98,9 @@ class Pipeline:
     def configured(self) -> bool:
         return self.gateway is not None
 
-    def model_version(self, spec: ProjectSpec, learned: LearnedState | None = None) -> str:
-        return model_version_for(self.settings, spec, emulated=self.emulated, learned=learned)
+    def model_version(self, spec: ProjectSpec) -> str:
+        """`spec`: the effective one, with the review loop's learned state applied (LearnedState.applied)."""
+        return model_version_for(self.settings, spec, emulated=self.emulated)
 
     def fetch(self, ref: str, task_id: int | str | None) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)

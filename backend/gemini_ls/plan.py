@@ -69,6 +69,12 @@ class PlannedRequest:
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
+    @property
+    def synonyms(self) -> tuple[tuple[str, str], ...]:
+        """The review loop's learned synonyms of the plan's labels (labelconfig.LabelTuning), for the
+        label matcher; controls sharing a plan share their labels, hence their synonyms."""
+        return tuple(sorted({pair for control in self.controls for pair in control.tuning.synonyms}))
+
     def for_task(self, task_id: Any) -> PlannedRequest:
         """This plan as sent for `task_id`: without the example of that very task (it would copy its own
         annotation and flatter the review numbers)."""

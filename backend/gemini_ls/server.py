@@ -24,7 +24,7 @@ from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
 from .plan import plan_requests, request_budget_problem
 from .predict import TaskOutcome
-from .review.learning import adjust_outcomes, project_id
+from .review.learning import project_id
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.server")
@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         hostname, access_token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
         backend.credentials.update_from_setup(hostname, access_token)
         spec = _spec_or_400(specs, body, "schema", backend, "/setup")
-        answer = {"model_version": backend.model_version(spec, backend.learned(project_id(body)))}
+        answer = {"model_version": backend.model_version(backend.effective_spec(spec, project_id(body)))}
         if backend.not_configured is not None:
             # 200 all the same: a failed /setup fails Label Studio's connect, and its message there is
             # mangled; the per-task errors of /predict and /health carry the message
@@ -245,23 +245,25 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         interactive = isinstance(context, dict) and len(tasks) == 1
         backend.metrics.predict_requests.labels("interactive" if interactive else "batch").inc()
         spec = _spec_or_400(specs, body, "label_config", backend, "/predict")
-        learned = backend.learned(project_id(body))  # the review loop's state (review/learning.py)
-        version = backend.model_version(spec, learned)
+        plain = spec  # as the label config says, for the interactive answer (see below)
+        spec = backend.effective_spec(spec, project_id(body))  # with the review loop's learned state
+        version = backend.model_version(spec)
         if backend.not_configured is not None:
             return _not_configured(tasks, version, backend.not_configured, interactive=interactive)
         # What the annotator drew is answered by interactive/; nothing drawn yet ({}) is the whole
         # task; a batch goes through the one-click write-back (jobs/) when it is wired. What the
-        # review loop learned applies to both.
-        drawn = backend.interactive.predict(tasks[0], spec, context, deadline=deadline) if interactive else None
+        # review loop learned (in the effective `spec`) applies to both. Not to what the annotator
+        # drew, on purpose: there they name the label and point at the object themselves, and the
+        # learned thresholds and synonyms, fitted to which pre-annotations annotators deleted or
+        # relabelled, must not hide or rename the one object they asked for (docs/review-loop.md).
+        drawn = backend.interactive.predict(tasks[0], plain, context, deadline=deadline) if interactive else None
         if drawn is not None:
             outcomes = [drawn]
         elif interactive:
-            outcomes = adjust_outcomes(learned, backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline))
+            outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         else:
-            outcomes = adjust_outcomes(
-                learned, backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"),
-                                               learned=learned, label_config=body.get("label_config"))
-            )
+            outcomes = backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"),
+                                             label_config=body.get("label_config"))
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         if interactive and not outcomes[0].succeeded:
             # Interactive pre-annotation: an HTTP error is what Label Studio shows the annotator.

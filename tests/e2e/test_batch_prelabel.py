@@ -24,7 +24,7 @@ import requests
 
 from gemini_ls.backend import build_backend
 from gemini_ls.labelconfig import parse_label_config
-from gemini_ls.pipeline import model_version_for
+from gemini_ls.modelversion import model_version_for
 from gemini_ls.settings import Settings
 from tests.fixtures.labelstudio import ARTIFACTS
 

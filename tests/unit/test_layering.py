@@ -43,7 +43,10 @@ def test_only_the_wiring_and_settings_import_the_gemini_package():
     # settings.py reads GEMINI_MODEL / GEMINI_MASK_MODEL and takes their defaults from the model
     # table, and parses GEMINI_PRICES against the price table: leaf modules (the model table imports
     # detections only, the price table nothing); nothing else of gemini/.
-    leaf_only = {"settings.py": {"gemini_ls.gemini.models", "gemini_ls.gemini.pricing"}}
+    # modelversion.py names the provider's prompt wording in model_version (PROMPT_VERSION; the
+    # prompt module imports labelconfig only).
+    leaf_only = {"settings.py": {"gemini_ls.gemini.models", "gemini_ls.gemini.pricing"},
+                 "modelversion.py": {"gemini_ls.gemini.prompts"}}
     offenders = []
     for path in PACKAGE.glob("*.py"):
         if path.name in allowed:

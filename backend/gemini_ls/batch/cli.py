@@ -73,11 +73,10 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = build_pipeline(settings)
     settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
     try:
-        spec = parse_label_config(project.label_config(), settings.defaults)
-        # the server's derivation, with what the review loop learned for the project (when on)
+        # the server's effective spec and derivation, with what the review loop learned for the project (when on)
         learner = build_review(settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot).learner
-        learned = learner.state(int(args.project))
-        version = pipeline.model_version(spec, learned)
+        spec = learner.state(int(args.project)).applied(parse_label_config(project.label_config(), settings.defaults))
+        version = pipeline.model_version(spec)
         store = _store(settings, args.project, version)
         gateway = pipeline.gateway
         assert gateway is not None  # build_pipeline refused an unconfigured Gemini
@@ -87,7 +86,6 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         job = BatchPrelabel(
             predictor=pipeline.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
             model_version=version, fetch=pipeline.fetch, echo=_say, few_shot=pipeline.few_shot, fewshot_wire=wire,
-            learned=learned,
             options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
                                chunk=args.chunk),
         )

@@ -43,7 +43,6 @@ from ..labelconfig import ProjectSpec
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
-from ..review.learning import LearnedState, adjust_outcomes
 from .store import BatchRecord, JobStore
 
 log = logging.getLogger("gemini_ls.batch")
@@ -127,11 +126,10 @@ class BatchPrelabel:
         sleep: Callable[[float], None] = time.sleep,
         few_shot: ExampleAttacher | None = None,
         fewshot_wire: FewShotWire | None = None,
-        learned: LearnedState | None = None,
     ) -> None:
         """`few_shot` (review/fewshot.FewShotBook) puts `model_version`'s example set on the plans and
-        `fewshot_wire` turns it into prior turns, as the synchronous path does (FEW_SHOT_EXAMPLES);
-        `learned` (thresholds, synonyms) is applied to every prediction written, as on /predict."""
+        `fewshot_wire` turns it into prior turns, as the synchronous path does (FEW_SHOT_EXAMPLES).
+        `spec` is the effective one: the review loop's thresholds and synonyms are in it, as on /predict."""
         self.predictor = predictor
         self.settings = predictor.settings
         self.metrics = predictor.metrics
@@ -144,7 +142,6 @@ class BatchPrelabel:
         if few_shot is not None:
             self.plans = few_shot.attach(self.plans, spec, model_version)
         self.fewshot_wire = fewshot_wire
-        self.learned = learned or LearnedState()
         self.by_model = requests_by_model(self.plans, self.settings.routing.model.name)
         self.model_of = {i: model for model, indexes in self.by_model.items() for i in indexes}  # request index -> model
         self.version = model_version
@@ -410,7 +407,7 @@ class BatchPrelabel:
             self.metrics.task_failures.labels(outcome.reason or "unknown").inc()
             self.store.add_failed(outcome.task_id, f"{outcome.reason}: {outcome.error}")
             return
-        entry = adjust_outcomes(self.learned, [outcome])[0].to_response(self.version)
+        entry = outcome.to_response(self.version)
         entry["task"] = outcome.task_id
         round_.pending.append(entry)
         self._flush(round_)

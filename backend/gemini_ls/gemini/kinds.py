@@ -35,7 +35,7 @@ class KindSpec:
 def _spatial_parser(*, masks: bool, points: bool) -> AnswerParser:
     def parse(text: str, plan: PlannedRequest, finish_reason: str | None, n_images: int) -> ParsedAnswer:
         return parse_detections(
-            text, matcher=LabelMatcher(plan.labels), finish_reason=finish_reason,
+            text, matcher=LabelMatcher(plan.labels, synonyms=plan.synonyms), finish_reason=finish_reason,
             want_masks=masks, want_points=points, n_images=n_images,
         )
 
@@ -66,7 +66,8 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
         KindSpec(
             RequestKind.CHOICE,
             prompt=lambda plan, n: choice_prompt(plan.labels, plan.multiple, plan.question, n),
-            parse=lambda text, plan, finish, n: parse_choices(text, plan.labels, plan.multiple, finish_reason=finish),
+            parse=lambda text, plan, finish, n: parse_choices(
+                text, plan.labels, plan.multiple, finish_reason=finish, synonyms=plan.synonyms),
             output_tokens=1024,
         ),
         KindSpec(

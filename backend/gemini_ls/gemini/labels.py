@@ -22,6 +22,10 @@ answers "cat 2", "red square (left)" or "car on the left". `LabelMatcher.match` 
 
 Anything else returns None: the caller drops the item and counts it. A label is never guessed
 when two labels fit equally well.
+
+Last, the review loop's learned synonyms (labelconfig.LabelTuning, on the plan): a label annotators
+relabel to another nearly every time is answered as that one ("we said A, annotators say B").
+`answered` is the label before that step (the learned thresholds are per answered label).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..labelconfig import LabelSpec
@@ -110,8 +115,10 @@ def _unique(values: list[str]) -> str | None:
 class LabelMatcher:
     """Maps raw label text to one of `labels`' values, or None (see the module docstring)."""
 
-    def __init__(self, labels: tuple[LabelSpec, ...], *, fuzzy_threshold: float = FUZZY_THRESHOLD):
+    def __init__(self, labels: tuple[LabelSpec, ...], *, fuzzy_threshold: float = FUZZY_THRESHOLD,
+                 synonyms: Iterable[tuple[str, str]] = ()):
         self.labels = tuple(labels)
+        self.synonyms = dict(synonyms)  # learned: answered label -> the label annotators want
         self.fuzzy_threshold = fuzzy_threshold
         self._values = {label.value for label in self.labels}
         self._names: list[_Form] = []
@@ -126,6 +133,15 @@ class LabelMatcher:
         return _Form(value=value, normal=normalise(text), reduced=reduce_label(text), words=_words(reduce_label(text)))
 
     def match(self, raw: object) -> str | None:
+        """The project label `raw` names, after the learned synonyms."""
+        return self.renamed(self.answered(raw))
+
+    def renamed(self, label: str | None) -> str | None:
+        """`label` (an `answered` one) after the learned synonyms."""
+        return self.synonyms.get(label, label) if label is not None else None
+
+    def answered(self, raw: object) -> str | None:
+        """The project label `raw` names, before the learned synonyms."""
         if not isinstance(raw, str) or not raw.strip() or not self.labels:
             return None
         if raw in self._values:

@@ -115,8 +115,9 @@ def _detection(
     if not isinstance(item, dict):
         return None, ["not_an_object"]
     raw = _raw_label(item)
-    label = matcher.match(raw) if isinstance(raw, str) else None
-    if label is None:
+    answered = matcher.answered(raw) if isinstance(raw, str) else None
+    label = matcher.renamed(answered)
+    if label is None or answered is None:
         return None, ["unknown_label"]
     box = point = mask = polygon = None
     reasons: list[DropReason] = []
@@ -153,6 +154,7 @@ def _detection(
             score=parse_score(item),
             image_index=index,
             polygon=polygon,
+            answered=answered,
         ),
         reasons,
     )
@@ -210,11 +212,12 @@ def parse_choices(
     choices: tuple[LabelSpec, ...],
     multiple: bool,
     finish_reason: str | None = None,
+    synonyms: tuple[tuple[str, str], ...] = (),
 ) -> ParsedAnswer:
     """Chosen option values from a JSON list, a JSON string, a dict wrapper or plain prose."""
     if text is None or not text.strip():
         return ParsedAnswer(truncated=normalise_finish_reason(finish_reason) == "MAX_TOKENS")
-    matcher = LabelMatcher(choices)
+    matcher = LabelMatcher(choices, synonyms=synonyms)  # learned synonyms apply to choices too
     value, truncated, lost, found = load_answer(text, finish_reason)
     dropped: Counter[DropReason] = Counter()
     if lost:

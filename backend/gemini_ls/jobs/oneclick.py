@@ -46,7 +46,6 @@ from ..batchrunner import BatchRunner
 from ..labelstudio import CredentialStore, LabelStudioApi
 from ..metrics import Metrics
 from ..predict import Fetch, TaskOutcome
-from ..review.learning import LearnedState, adjust_outcomes
 from ..settings import Settings
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
@@ -68,10 +67,6 @@ def project_id(project_field: Any, tasks: Sequence[Mapping[str, Any]]) -> int | 
         if isinstance(value, str) and value.split(".", 1)[0].isdigit():
             return int(value.split(".", 1)[0])
     return None
-
-
-def adjust_one(learned: LearnedState, outcome: TaskOutcome) -> TaskOutcome:
-    return adjust_outcomes(learned, [outcome])[0]
 
 
 class Handoff:
@@ -156,8 +151,7 @@ class OneClick:
             log.warning("one-click write-back is OFF: no Label Studio credentials (LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, "
                         "or /setup's); tasks not done by PREDICT_TIMEOUT are filled by the next Retrieve predictions")
 
-    def _cap(self, done: list[TaskOutcome], project: int, scope: str, owner: str, version: str,
-             learned: LearnedState) -> list[TaskOutcome]:
+    def _cap(self, done: list[TaskOutcome], project: int, scope: str, owner: str, version: str) -> list[TaskOutcome]:
         """Label Studio stores a /predict answer's predictions one by one through its serializer
         (~0.3 s each on SQLite) while its bulk import is fast: past PREDICT_ANSWER_MAX results, the
         finished tasks go to the background writer instead of into the answer."""
@@ -166,7 +160,7 @@ class OneClick:
         answered = 0
         for o in done:
             if o.succeeded and answered >= cap:
-                self.writer.submit(LateTask(project, scope, owner, adjust_one(learned, o), version))
+                self.writer.submit(LateTask(project, scope, owner, o, version))
                 out.append(replace(o, status="late", result=None, reason="written_back",
                                    error=f"task {o.task_id}: done; written to Label Studio through its API"))
             else:
@@ -216,11 +210,10 @@ class OneClick:
         return True
 
     def run(self, tasks: Sequence[Mapping[str, Any]], spec, version: str, fetch: Fetch, *, deadline: float,
-            project_field: Any = None, learned: LearnedState | None = None, label_config: str | None = None,
+            project_field: Any = None, label_config: str | None = None,
             ) -> list[TaskOutcome]:
-        """`learned`: the review loop's state, applied to what is written back exactly as server.py
-        applies it to the answer (the same regions whichever path a task takes)."""
-        learned = learned or LearnedState()
+        """`spec`: the effective one (the review loop's learned state in it), so what is written back
+        and what is answered are the same regions whichever path a task takes."""
         project = project_id(project_field, tasks)
         ids = [t.get("id") for t in tasks]
         usable = self.credentials.current() is not None and project is not None and all(
@@ -244,7 +237,7 @@ class OneClick:
 
         def on_late(outcome: TaskOutcome) -> None:
             if outcome.succeeded:
-                self.writer.submit(LateTask(project, scope, owner, adjust_one(learned, outcome), version))
+                self.writer.submit(LateTask(project, scope, owner, outcome, version))
             else:
                 self.claims.release(scope, [int(outcome.task_id)], owner)
                 if self.leases is not None:
@@ -253,7 +246,7 @@ class OneClick:
 
         done = self.runner.run(mine, spec, version, fetch, deadline=deadline, on_late=on_late,
                                cancel_unstarted=durable) if mine else []
-        done = self._cap(done, project, scope, owner, version, learned)
+        done = self._cap(done, project, scope, owner, version)
         by_id = {o.task_id: o for o in done}
         delivered = [int(o.task_id) for o in done if o.succeeded]
         failed = [int(o.task_id) for o in done if o.status == "failed"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..labelconfig import LabelConfigError, parse_label_config
 from ..labelstudio import LabelStudioApi, LabelStudioApiError, LabelStudioAuth
-from ..pipeline import model_version_for
+from ..modelversion import model_version_for
 from ..review.learning import learned_state
 from ..settings import Settings
 from .claims import scope_of
@@ -181,14 +181,14 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
     try:
         project = api.project(args.project)
         config = project.get("label_config") or ""
-        spec = parse_label_config(config, settings.defaults)
+        parsed = parse_label_config(config, settings.defaults)
     except LabelStudioApiError as exc:
         raise UsageError(f"cannot read project {args.project}: {exc}") from None
     except LabelConfigError as exc:
         raise UsageError(f"project {args.project}'s label config: {exc}") from None
-    # The server's own derivation, with what the review loop learned for this project (when on).
-    learned = learned_state(settings, args.project)
-    version = model_version_for(settings, spec, emulated=settings.uses_emulator, learned=learned)
+    # The server's own effective spec and derivation, with what the review loop learned for this project (when on).
+    spec = learned_state(settings, args.project).applied(parsed)
+    version = model_version_for(settings, spec, emulated=settings.uses_emulator)
     wanted = parse_task_ids(args.tasks) if args.tasks else None
     tasks: list[dict] = []
     for task in _tasks(api, args.project, args.view, wanted):

@@ -21,7 +21,7 @@ import redis
 
 from ..labelconfig import parse_label_config
 from ..labelstudio import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
-from ..review.learning import LearnedState, Learner, adjust_outcomes
+from ..review.learning import LearnedState, Learner
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .state import JobStore
 
@@ -83,8 +83,8 @@ class _Lease:
 
 
 class ChunkExecutor:
-    """`learner`: the review loop's, so a chunk gets the same model_version and post-processing
-    as a /predict answer for its tasks (None: nothing learned)."""
+    """`learner`: the review loop's, so a chunk gets the same effective spec and model_version as a
+    /predict answer for its tasks (None: nothing learned)."""
 
     def __init__(self, pipeline: Pipeline, learner: Learner | None, store: JobStore, claims: Claims,
                  api: LabelStudioApi | None) -> None:
@@ -108,12 +108,12 @@ class ChunkExecutor:
             raise JobError(f"job {job_id} is unknown (expired or another REDIS_PREFIX)")
         if self.api is None:
             raise JobError("no Label Studio credentials: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY for the worker")
-        spec = parse_label_config(config, self.settings.defaults)
-        # what the review loop learned for the project (thresholds, synonyms, few-shot examples): the
-        # same model_version and the same post-processing as a /predict answer for these tasks
-        # (server.py); the examples reach the plans through this version
+        # with what the review loop learned for the project (thresholds, synonyms, few-shot examples):
+        # the same effective spec and model_version as a /predict answer for these tasks (server.py);
+        # the examples reach the plans through this version
         learned = self.learner.state(info.project) if self.learner is not None else LearnedState()
-        version = self.pipeline.model_version(spec, learned)
+        spec = learned.applied(parse_label_config(config, self.settings.defaults))
+        version = self.pipeline.model_version(spec)
         if version != info.model_version:
             raise JobError(f"this worker predicts model_version {version!r}, the job was made for {info.model_version!r} "
                            "(different GEMINI_MODEL / MODEL_VERSION_SUFFIX / API key, or the review loop's learned state changed?)")
@@ -151,7 +151,7 @@ class ChunkExecutor:
             if todo:
                 deadline = time.monotonic() + self.settings.job_timeout * 0.9
                 outcomes = self.pipeline.runner.run(todo, spec, version, self.pipeline.fetch, deadline=deadline)
-                for outcome in adjust_outcomes(learned, outcomes):
+                for outcome in outcomes:
                     tid = int(outcome.task_id)
                     if outcome.succeeded:
                         records.append(PredictionRecord(tid, outcome.result or (), version, outcome.score))

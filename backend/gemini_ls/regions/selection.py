@@ -46,7 +46,10 @@ def select(
     for det in answer.detections:
         if det.label not in labels or det.image_index != index:
             continue
-        if det.score is not None and det.score < settings.score_threshold:
+        # model_score_threshold, and the review loop's learned floor for the label Gemini answered
+        # (labelconfig.LabelTuning, part of the effective spec)
+        floor = max(settings.score_threshold, control.tuning.threshold(det.threshold_label))
+        if det.score is not None and det.score < floor:
             dropped[BELOW_SCORE] += 1
             continue
         reason = usable(det)

@@ -168,7 +168,8 @@ def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chu
     learner = build_review(pipeline.settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot).learner
     learned = LearnedState(examples=tuple(examples[: variant.settings.few_shot_examples]))
     learner.remember(learned)  # the batch finds its examples by model_version
-    version = pipeline.model_version(spec, learned)
+    spec = learned.applied(spec)  # the example set's tag: the same version a server would give
+    version = pipeline.model_version(spec)
     total = Tally()
     failed = 0
     latencies: list[float] = []

@@ -10,12 +10,14 @@
   were relabelled to the same B (and at least min_samples of them), A is answered as B. Weaker
   relabel patterns are only reported (`gemini-ls report`) as suggested hint changes.
 
-Both need at least `min_samples` scored regions of a label. The learned state is applied to the
-Label Studio regions right after prediction, and its digest becomes part of model_version
-("...-l<digest>"), so Label Studio shows which predictions came from which learned state and
-re-predicts when it changes. Fitting reads the ledger only when its revision changed, and at most
-once per REFIT_SECONDS per project (/setup comes before every batch; a busy project must neither
-re-read its whole history nor change model_version with every annotation).
+Both need at least `min_samples` scored regions of a label. The learned state becomes part of the
+effective project spec (`LearnedState.applied`): thresholds where regions are selected
+(regions/selection.py, beside model_score_threshold), synonyms where Gemini's labels are matched
+(gemini/labels.py). Its digest becomes part of model_version ("...-l<digest>"), so Label Studio
+shows which predictions came from which learned state and re-predicts when it changes.
+Fitting reads the ledger only when its revision changed, and at most once per REFIT_SECONDS per
+project (/setup comes before every batch; a busy project must neither re-read its whole history
+nor change model_version with every annotation).
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ from typing import Any
 
 import redis
 
-from ..predict import TaskOutcome
+from ..labelconfig import LabelTuning, ProjectSpec
 from ..settings import Settings
 from .fewshot import Example, ExampleSource, FewShotBook, candidate, examples_tag, rank
 from .ledger import Ledger, Sample
-from .match import LABEL_KEYS
 
 log = logging.getLogger("gemini_ls.review")
 
@@ -71,23 +72,23 @@ class LearnedState:
         return {"thresholds": dict(sorted(self.thresholds.items())), "synonyms": dict(sorted(self.synonyms.items())),
                 "examples": [e.key for e in self.examples]}
 
-    def apply(self, result: Iterable[Mapping[str, Any]]) -> list[dict]:
-        """Regions below their label's threshold dropped, learned synonyms applied."""
-        out: list[dict] = []
-        for region in result:
-            value = region.get("value")
-            key = next((k for k in LABEL_KEYS if isinstance(value, Mapping) and isinstance(value.get(k), list)), None)
-            if key is None or not value or not value[key]:
-                out.append(dict(region))
-                continue
-            label = value[key][0]
-            score = region.get("score")
-            if isinstance(score, (int, float)) and score < self.thresholds.get(label, 0.0):
-                continue
-            if label in self.synonyms:
-                region = {**region, "value": {**value, key: [self.synonyms[label], *value[key][1:]]}}
-            out.append(dict(region))
-        return out
+    def applied(self, spec: ProjectSpec) -> ProjectSpec:
+        """The effective spec: each control carries the thresholds and synonyms of its own labels
+        (`LabelTuning`, applied by regions/selection.py and gemini/labels.py), and the spec the tag
+        model_version ends with. A synonym whose target is no label of the control is left out (Label
+        Studio would refuse the region). Everything that predicts for a project starts from this spec,
+        so no path can predict under the learned version without the learned state, or the reverse."""
+        if self.empty:
+            return spec
+        controls = []
+        for control in spec.controls:
+            values = {label.value for label in control.labels}
+            tuning = LabelTuning(
+                thresholds=tuple(sorted((k, float(v)) for k, v in self.thresholds.items() if k in values)),
+                synonyms=tuple(sorted((a, b) for a, b in self.synonyms.items() if a in values and b in values)),
+            )
+            controls.append(replace(control, tuning=tuning))
+        return replace(spec, controls=tuple(controls), learned_tag=self.tag())
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
@@ -204,13 +205,6 @@ class Learner:
         """Make `state`'s examples findable by the model_version it gives (FewShotBook.attach)."""
         if self.book is not None and state.examples:
             self.book.remember(state.examples)
-
-
-def adjust_outcomes(state: LearnedState, outcomes: Sequence[TaskOutcome]) -> list[TaskOutcome]:
-    """TaskOutcomes with the learned state applied to their regions (failures untouched)."""
-    if state.empty:
-        return list(outcomes)
-    return [replace(o, result=tuple(state.apply(o.result))) if o.succeeded and o.result else o for o in outcomes]
 
 
 def project_id(body: Mapping[str, Any]) -> int | None:

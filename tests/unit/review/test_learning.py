@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+from gemini_ls.detections import ImageMeta, RequestKind
+from gemini_ls.gemini.kinds import KINDS
+from gemini_ls.labelconfig import parse_label_config
+from gemini_ls.plan import plan_requests
+from gemini_ls.regions import convert_for
 from gemini_ls.review.learning import SUPPRESS, LearnedState, Learner, fit, fit_threshold, project_id
 from gemini_ls.review.ledger import Contribution, MemoryLedger, Sample
 from gemini_ls.review.stats import Tally
@@ -37,14 +44,58 @@ def test_fit_parts_and_min_samples():
     assert fit(history, {}, ("synonyms",), 10).thresholds == {}
 
 
+LEARN_CONFIG = """<View><Image name="image" value="$image"/>
+<RectangleLabels name="box" toName="image"><Label value="Yellow"/><Label value="Red"/><Label value="Purple"/>
+<Label value="Magenta"/></RectangleLabels>
+<Choices name="scene" toName="image"><Choice value="A"/><Choice value="Purple"/><Choice value="Magenta"/></Choices></View>"""
+
+
+def _predicted(spec, items: list[dict], choices: list[str]) -> tuple[list, list]:
+    """Gemini's answer items through the pipeline's own pieces: the plans' label matcher, then the
+    region converters' selection (no Label Studio JSON post-processing anywhere)."""
+    plans = plan_requests(spec)
+    boxes = next(p for p in plans if p.kind is RequestKind.BOXES)
+    answer = KINDS[boxes.kind].parse(json.dumps(items), boxes, None, 1)
+    results = convert_for(boxes.controls[0], {"image": ImageMeta("image", 100, 100)}, answer).results
+    choice = next(p for p in plans if p.kind is RequestKind.CHOICE)
+    chosen = KINDS[choice.kind].parse(json.dumps(choices), choice, None, 1).choices
+    return [(r["value"]["rectanglelabels"][0], r["score"]) for r in results], list(chosen)
+
+
 def test_state_applies_to_regions_and_tags_model_version():
     state = LearnedState({"Yellow": SUPPRESS, "Red": 0.7}, {"Purple": "Magenta"})
     def r(label, score):
-        return {"type": "rectanglelabels", "score": score, "value": {"x": 1, "rectanglelabels": [label]}}
-    out = state.apply([r("Yellow", 0.99), r("Red", 0.5), r("Red", 0.9), r("Purple", 0.9), {"type": "choices", "value": {"choices": ["A"]}}])
-    assert [x["value"].get("rectanglelabels") for x in out] == [["Red"], ["Magenta"], None]
+        return {"label": label, "box_2d": [10, 10, 50, 50], "score": score}
+    items = [r("Yellow", 0.99), r("Red", 0.5), r("Red", 0.9), r("Purple", 0.9)]
+    spec = parse_label_config(LEARN_CONFIG)
+    regions, chosen = _predicted(state.applied(spec), items, ["A"])
+    assert regions == [("Red", 0.9), ("Magenta", 0.9)] and chosen == ["A"]
+    # a synonym is the matcher's: choices are answered as the wanted label too
+    assert _predicted(state.applied(spec), items, ["Purple"])[1] == ["Magenta"]
+    # the parsed spec carries nothing learned: everything kept, as Gemini said it
+    assert [label for label, _ in _predicted(spec, items, ["A"])[0]] == ["Yellow", "Red", "Red", "Purple"]
+    assert LearnedState().applied(spec) is spec and spec.learned_tag is None
+    assert state.applied(spec).learned_tag == state.tag()
     assert LearnedState().tag() is None and state.tag() == LearnedState(dict(state.thresholds), dict(state.synonyms)).tag()
     assert state.tag() != LearnedState({"Red": 0.7}).tag()
+
+
+def test_learned_threshold_is_the_answered_labels_and_beside_model_score_threshold():
+    # "Purple" answered and renamed "Magenta": Purple's floor applies, not Magenta's
+    state = LearnedState({"Purple": 0.8, "Magenta": 0.95}, {"Purple": "Magenta"})
+    items = [{"label": "Purple", "box_2d": [0, 0, 50, 50], "score": 0.9},
+             {"label": "Magenta", "box_2d": [50, 50, 90, 90], "score": 0.9}]
+    regions, _ = _predicted(state.applied(parse_label_config(LEARN_CONFIG)), items, [])
+    assert regions == [("Magenta", 0.9)]
+    # the higher of model_score_threshold and the learned floor decides
+    strict = parse_label_config(LEARN_CONFIG.replace('toName="image">', 'toName="image" model_score_threshold="0.95">', 1))
+    assert _predicted(state.applied(strict), items, [])[0] == []
+
+
+def test_a_synonym_to_a_label_the_control_lacks_is_left_out():
+    spec = LearnedState(synonyms={"Purple": "Cyan", "Red": "Magenta"}).applied(parse_label_config(LEARN_CONFIG))
+    box = next(c for c in spec.controls if c.name == "box")
+    assert box.tuning.synonyms == (("Red", "Magenta"),)
 
 
 def test_learner_refits_when_the_ledger_changes():
