@@ -50,6 +50,8 @@ def _say(msg: str) -> None:
 def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     from ..gemini.fewshot import FewShotWire
     from ..gemini.files import FilesManager
+    from ..jobs.batchhold import BatchHold
+    from ..jobs.context import make_claims
     from ..labelconfig import parse_label_config
     from ..labelstudio import LabelStudioApi, LabelStudioAuth, LabelStudioProject, PredictionWriter
     from ..pipeline import build_pipeline
@@ -68,8 +70,8 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         _say(f"gemini-ls prelabel: {exc}")
         return 2
     # one write policy with the other jobs: WRITEBACK_ATTEMPTS attempts, check-before-write
-    project = LabelStudioProject(api, args.project,
-                                 writer=PredictionWriter(api, chunk=args.chunk, attempts=settings.writeback_attempts))
+    writer = PredictionWriter(api, chunk=args.chunk, attempts=settings.writeback_attempts)
+    project = LabelStudioProject(api, args.project, writer=writer)
     pipeline = build_pipeline(settings)
     settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
     try:
@@ -84,7 +86,8 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         files = FilesManager(client, pipeline.cache, settings.with_(files_policy="always"), pipeline.metrics)
         wire = FewShotWire(files, settings, pipeline.metrics) if gateway.fewshot is not None else None
         job = BatchPrelabel(
-            predictor=pipeline.runner.predictor, files=files, client=client, store=store, project=project, spec=spec,
+            predictor=pipeline.runner.predictor, files=files, client=client, store=store, project=project,
+            hold=BatchHold(make_claims(settings), int(args.project), version, writer), spec=spec,
             model_version=version, fetch=pipeline.fetch, echo=_say, few_shot=pipeline.few_shot, fewshot_wire=wire,
             options=JobOptions(mode=args.source, sync_retry=not args.no_sync_retry, max_rounds=args.max_rounds,
                                chunk=args.chunk),
@@ -93,7 +96,8 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         pipeline.close()
     _say(f"{report.job}: {report.state}; {report.written} of {report.tasks} task(s) written, "
-         f"{len(report.failed)} failed, {report.sync_retried} retried synchronously, {report.seconds:.1f} s")
+         f"{len(report.failed)} failed, {report.elsewhere} left to another job or click, "
+         f"{report.sync_retried} retried synchronously, {report.seconds:.1f} s")
     _say(f"cost: {report.cost.describe()}")
     for reason, count in sorted(report.failures_by_reason().items()):
         _say(f"  failed ({reason}): {count}")

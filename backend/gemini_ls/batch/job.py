@@ -10,6 +10,12 @@ round submits one batch per model, and a task is written once all its requests a
 regions of a request whose batch ended first are kept in the store until the other batch ends, so a
 restart in between asks neither again.
 
+One job system with `gemini-ls prelabel` and a click (jobs/): a task is claimed (jobs/claims.py,
+owner `batch:{project}:{version}`) when it goes into a batch, the poller renews the claims while the
+batch runs, and the write-back is jobs/batchhold.py's: versions read from Label Studio at write
+time, claims turned `written` or released, exactly as an RQ chunk's. A task somebody else holds (a
+click, a chunk) is left to it and not sent; a click or a chunk meeting this job's claim does the same.
+
 Resumable: the job's state lives in a `JobStore` (Redis per project and model_version). A process
 killed after submitting finds the batch there (or, killed inside batches.create, by its display
 name) and polls it; it never submits the same tasks twice while a batch for them is alive.
@@ -39,7 +45,9 @@ from ..gemini.gateway import GeminiGateway
 from ..gemini.kinds import KINDS
 from ..gemini.models import resolve
 from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
+from ..jobs.batchhold import BatchHold
 from ..labelconfig import ProjectSpec
+from ..labelstudio import PredictionRecord
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
@@ -52,7 +60,6 @@ class ProjectIO(Protocol):
     """Label Studio as the job needs it (labelstudio/project.py `LabelStudioProject`)."""
 
     def tasks(self) -> Iterator[dict]: ...  # {"id", "data", "model_versions": set of versions it holds}
-    def write(self, predictions: list[dict]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class JobReport:
     cost: Cost
     sync_retried: int = 0
     seconds: float = 0.0
+    elsewhere: int = 0  # tasks another holder (a click, a `gemini-ls prelabel` chunk) predicts and writes
 
     def failures_by_reason(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -118,6 +126,7 @@ class BatchPrelabel:
         client: Any,
         store: JobStore,
         project: ProjectIO,
+        hold: BatchHold,
         spec: ProjectSpec,
         model_version: str,
         fetch: Fetch,
@@ -137,6 +146,7 @@ class BatchPrelabel:
         self.client = client
         self.store = store
         self.project = project
+        self.hold = hold  # the claims on the tasks, and the write-back (jobs/batchhold.py)
         self.spec = spec
         self.plans: tuple[PlannedRequest, ...] = plan_requests(spec, self.settings.routing)
         if few_shot is not None:
@@ -150,6 +160,8 @@ class BatchPrelabel:
         self.echo = echo
         self._sleep = sleep
         self._sync_retried = 0
+        self._elsewhere: dict[str, str] = {}  # task id -> the holder it is left to
+        self._renewed = 0.0
 
     # -- the job -----------------------------------------------------------------------------
 
@@ -184,7 +196,8 @@ class BatchPrelabel:
                     self._finish(record, wanted)
                 continue
             failed, written = self.store.failed(), self.store.written()
-            missing = [t for tid, t in wanted.items() if tid not in written and tid not in failed]
+            missing = [t for tid, t in wanted.items() if tid not in written and tid not in failed
+                       and tid not in self._elsewhere]
             if not missing:
                 break
             if rounds >= self.options.max_rounds:
@@ -192,8 +205,11 @@ class BatchPrelabel:
                     self.store.add_failed(task["id"], f"batch_unanswered: no batch answered it in {rounds} attempt(s)")
                 break
             rounds += 1
-            if not self._submit(missing) and not wait:
+            if not self._submit(missing, wanted) and not wait:
                 break
+        # somebody may try these again; cancelled: nothing of this job is coming for them any more
+        done = self.store.written()
+        self.hold.release(int(t) for t in (wanted if state == "cancelled" else self.store.failed()) if t not in done)
         return self.report(state, len(wanted), started)
 
     def report(self, state: str, tasks: int, started: float) -> JobReport:
@@ -202,6 +218,7 @@ class BatchPrelabel:
             job=self.store.job, model_version=self.version, state=state, tasks=tasks,
             written=len(self.store.written()), failed=self.store.failed(), batches=tuple(self.store.batches()),
             cost=cost, sync_retried=self._sync_retried, seconds=time.monotonic() - started,
+            elsewhere=len(self._elsewhere),
         )
 
     # -- submit ------------------------------------------------------------------------------
@@ -246,8 +263,31 @@ class BatchPrelabel:
             for start in range(0, len(tasks), window):
                 yield from pool.map(build, tasks[start : start + window])
 
-    def _submit(self, tasks: list[dict]) -> bool:
+    def _claim(self, tasks: list[dict], wanted: dict[str, dict]) -> list[dict]:
+        """The tasks this job may send: claimed now (or already, by an earlier run of it); the others
+        are left to their holder, never sent nor written by this job."""
+        taken = self.hold.take([int(t["id"]) for t in tasks])
+        for tid, holder in taken.elsewhere.items():
+            self._elsewhere[str(tid)] = holder
+            wanted.pop(str(tid), None)
+        if taken.elsewhere:
+            self.echo(f"{len(taken.elsewhere)} task(s) are held by another job or a click; left to them")
+        mine = set(taken.mine)
+        return [t for t in tasks if int(t["id"]) in mine]
+
+    def _renew(self, wanted: Mapping[str, dict]) -> None:
+        """While a batch runs: its tasks' claims, renewed now and then (the lease is long)."""
+        if time.monotonic() - self._renewed < 60:
+            return
+        self._renewed = time.monotonic()
+        written = self.store.written()
+        self.hold.renew(int(t) for t in wanted if t not in written)
+
+    def _submit(self, tasks: list[dict], wanted: dict[str, dict]) -> bool:
         """One batch per model of what `tasks` still miss (requests whose regions are kept are not asked again)."""
+        tasks = self._claim(tasks, wanted)
+        if not tasks:
+            return False
         everything = tuple(range(len(self.plans)))
         kept = self.store.parts_of(t["id"] for t in tasks) if len(self.by_model) > 1 else {}
         need = {str(t["id"]): tuple(i for i in everything if i not in kept.get(str(t["id"]), ())) for t in tasks}
@@ -305,6 +345,7 @@ class BatchPrelabel:
                 self.echo(f"{record.name}: {state}")
                 self.store.put_batch(BatchRecord(record.name, state if state not in gbatches.END_STATES else "RUNNING",
                                                  record.display_name, record.requests, record.source, record.model))
+            self._renew(wanted)
 
         job = gbatches.wait(self.client, record.name, initial=self.settings.batch_poll_seconds,
                             maximum=self.settings.batch_poll_max, on_poll=on_poll, sleep=self._sleep)
@@ -338,7 +379,7 @@ class BatchPrelabel:
             else:
                 self.metrics.batch_requests.labels("error").inc()
             tid, index = _split(result.key)
-            if tid not in wanted or tid in written:
+            if tid not in wanted or tid in written or tid in self._elsewhere:
                 continue  # not ours to write (anymore): never a second prediction
             got = partial.setdefault(tid, {})
             got[index] = result
@@ -415,11 +456,19 @@ class BatchPrelabel:
     def _flush(self, round_: _Round, *, final: bool = False) -> None:
         while round_.pending and (final or len(round_.pending) >= self.options.chunk):
             chunk, round_.pending = round_.pending[: self.options.chunk], round_.pending[self.options.chunk :]
-            self.project.write(chunk)
-            self.store.add_written(p["task"] for p in chunk)
+            done = self.hold.write([PredictionRecord.from_payload(p) for p in chunk])
+            report = done.report
+            self.store.add_written([*report.written, *report.already])
+            for tid, why in report.failed.items():
+                self.store.add_failed(tid, f"writeback: {why}")
+            for tid, holder in done.elsewhere.items():
+                self._elsewhere[str(tid)] = holder
+            self.metrics.writeback.labels("written").inc(len(report.written))
+            self.metrics.writeback.labels("already").inc(len(report.already))
+            self.metrics.writeback.labels("failed").inc(len(report.failed))
             if len(self.by_model) > 1:  # kept regions are dropped only once Label Studio holds the task's prediction
-                for p in chunk:
-                    self.store.drop_parts(p["task"], range(len(self.plans)))
+                for tid in (*report.written, *report.already):
+                    self.store.drop_parts(tid, range(len(self.plans)))
 
     def _retry(self, errors: dict[str, str], wanted: dict[str, dict]) -> None:
         if not self.options.sync_retry:

@@ -47,6 +47,7 @@ from ..labelstudio import CredentialStore, LabelStudioApi
 from ..metrics import Metrics
 from ..predict import Fetch, TaskOutcome
 from ..settings import Settings
+from .batchhold import is_batch_owner
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
 from .state import JobStore
@@ -304,7 +305,12 @@ class OneClick:
                 continue
             holder = held[tid]
             note = ("already written to Label Studio" if holder in (WRITTEN, DELIVERED)
-                    else "being predicted by a background job; it will be written to Label Studio")
+                    else f"held by the Batch API job {holder}; it writes it to Label Studio when its batch ends"
+                    if is_batch_owner(holder) else "being predicted by a background job; it will be written to Label Studio")
             out.append(TaskOutcome(tid, "late", reason="claimed", error=f"task {tid}: {note}"))
             self.metrics.tasks.labels("claimed").inc()
+        batch_held = sorted({str(h) for h in held.values() if is_batch_owner(h)})
+        if batch_held:
+            log.info("one-click: %d tasks of project %s are held by Batch API job(s) %s; left to them",
+                     sum(1 for h in held.values() if is_batch_owner(h)), project, ", ".join(batch_held))
         return out
