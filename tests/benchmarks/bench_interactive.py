@@ -29,7 +29,7 @@ from gemini_ls.interactive.context import parse_context
 from gemini_ls.interactive.crop import crop_frame
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.settings import Settings
-from tests.fixtures.backend import test_env
+from tests.fixtures.backend import backend_test_env
 from tests.helpers import data_uri, interactive_config
 
 OUT = Path(__file__).parent / "results" / "interactive.md"
@@ -65,7 +65,7 @@ def main() -> None:
     jpeg = encode_image(scene.image, "jpeg")
     uri = data_uri(jpeg, "image/jpeg")
     emu = EmulatorServer(port=0).start()
-    backend = build_backend(Settings.from_env(test_env(emu.url, DEFAULT_API_KEY)))
+    backend = build_backend(Settings.from_env(backend_test_env(emu.url, DEFAULT_API_KEY)))
     spec = parse_label_config(CONFIG, backend.settings.defaults)
     service = backend.interactive
     rows = []

@@ -76,3 +76,33 @@ def test_phrase_gives_only_the_matching_objects(stack):
         assert max(_iou(m, circle) for m in masks) >= 0.8
     (square,) = SCENE.matching("red", "square")  # red, but not a circle: left out
     assert all(_iou(m, square) == 0.0 for m in masks)
+
+
+@pytest.fixture
+def every_object(gemini_emulator):
+    """Issue 24 item 6: the model answers every click/box prompt with ALL objects of the label."""
+    gemini_emulator.add_fault("interactive_all", rate=1.0)
+    try:
+        yield gemini_emulator
+    finally:
+        gemini_emulator.clear_faults()
+
+
+@pytest.mark.parametrize("prompt", ["click", "box"])
+@pytest.mark.parametrize("which", [0, 1])
+def test_each_interaction_gets_its_own_object_when_the_model_answers_all(stack, every_object, prompt, which):
+    circles = SCENE.matching("red", "circle")
+    target, other = circles[which], circles[1 - which]
+    x0, y0, x1, y1 = target.box
+    x, y = target.centre
+    drawn = ({"type": "keypointlabels", "from_name": "kp", "to_name": "image", "original_width": W, "original_height": H,
+              "is_positive": True, "value": {"x": x / W * 100, "y": y / H * 100, "width": 0.6, "keypointlabels": ["Red"]}}
+             if prompt == "click" else
+             {"type": "rectanglelabels", "from_name": "box", "to_name": "image", "original_width": W, "original_height": H,
+              "value": {"x": (x0 - 5) / W * 100, "y": (y0 - 5) / H * 100, "width": (x1 - x0 + 10) / W * 100,
+                        "height": (y1 - y0 + 10) / H * 100, "rotation": 0, "rectanglelabels": ["Red"]}})
+    before = every_object.counters()["faults"].get("interactive_all", 0)
+    (region,) = _ask(stack, [drawn])  # exactly one region although three red objects were answered
+    assert every_object.counters()["faults"].get("interactive_all", 0) == before + 1
+    mask = brush_mask(region)
+    assert label_of(region) == "Red" and _iou(mask, target) >= 0.8 and _iou(mask, other) == 0.0

@@ -26,6 +26,8 @@ FAULTS: dict[str, str] = {
     "mask_bool_list": "masks as lists of booleans",
     "empty_candidates": "200 with an empty candidates list",
     "safety_block": "200 with promptFeedback.blockReason SAFETY and no candidates",
+    "interactive_all": "answer a click or box prompt with EVERY object of the asked label (largest first), "
+                       "not only the one under the points or in the box",
     "processing": "newly uploaded files stay PROCESSING (`seconds` until ACTIVE; default forever)",
 }
 ERROR_FAULTS = ("drop", "429", "500", "503")

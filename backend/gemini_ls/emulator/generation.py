@@ -82,7 +82,7 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     task = understanding.read_task(parsed.system_text, parsed.user_text)
     request_key = hashlib.sha256(raw).hexdigest()
     mask = families.mask_encoder(family)
-    items = interactive.items_for(task, parsed.user_text, seen, mask) if task.kind in _SPATIAL else None
+    items = interactive.items_for(task, parsed.user_text, seen, mask, every="interactive_all" in names) if task.kind in _SPATIAL else None
     items = items if items is not None else answers.build_items(task, seen, mask)
     if items is None:
         text = answers.plain_text(task, seen)

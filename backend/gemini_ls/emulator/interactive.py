@@ -9,6 +9,10 @@ write the same):
 - 'every object matching this description: "<phrase>"': the objects whose colour and shape the
   phrase names, each labelled with the first target line that fits it.
 Anything else returns None and the generic answer applies.
+
+`every` (the "interactive_all" fault): a click or box prompt is answered with every object of the
+asked label (plus the one under the points, if another), largest first, the way a model may ignore
+"exactly ONE entry"; the backend must pick the annotator's object itself (interactive/choose.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import re
 
 from .answers import MaskEncoder, object_items
-from .understanding import Task, describe, target_lines
+from .understanding import Target, Task, describe, target_lines
 from .vision import SeenImage, SeenObject
 
 _POINT = re.compile(r"^\s*-\s*(on|not on) the object:\s*\[\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\]", re.MULTILINE)
@@ -71,7 +75,13 @@ def _in_box(text: str, seen: SeenImage) -> list[SeenObject]:
     return [best] if best is not None and best_cover >= MIN_BOX_COVER else []
 
 
-def items_for(task: Task, user_text: str, images: list[SeenImage], mask: MaskEncoder | None) -> list | None:
+def _every(chosen: list[SeenObject], seen: SeenImage, target: Target) -> list[SeenObject]:
+    same = [obj for obj in seen.objects if obj in chosen or target.matches(obj.colour, obj.shape)]
+    return sorted(same, key=lambda obj: -obj.area)
+
+
+def items_for(task: Task, user_text: str, images: list[SeenImage], mask: MaskEncoder | None, *,
+              every: bool = False) -> list | None:
     """Answer items for an interactive prompt, or None when the prompt is not one."""
     if not images:
         return None
@@ -94,4 +104,7 @@ def items_for(task: Task, user_text: str, images: list[SeenImage], mask: MaskEnc
                 picked.append((0, obj, fits.label if fits else default))
         return object_items(task.kind, picked[: task.limit] if task.limit else picked, images, mask)
     label = _label(user_text, default)
+    if every:
+        target = next((t for t in targets if t.label == label), describe(label, None))
+        chosen = _every(chosen, seen, target)
     return object_items(task.kind, [(0, obj, label) for obj in chosen], images, mask)

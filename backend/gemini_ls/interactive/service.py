@@ -21,6 +21,7 @@ interaction pays for the download and decode.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -37,10 +38,12 @@ from ..labelconfig import ControlSpec, LabelSpec, ProjectSpec
 from ..plan import PlannedRequest, union_labels
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome, image_refs
 from ..settings import Settings
+from .choose import Choice, choose, percent_box, percent_point
 from .context import ContextError, Interaction, parse_context
 from .crop import crop_frame, crop_image, decode_oriented
 from .prompts import box_instruction, click_instruction, phrase_instruction
 
+log = logging.getLogger(__name__)
 OUTPUT_TAGS = ("BrushLabels", "PolygonLabels", "RectangleLabels")
 _MASK_TAGS = ("BrushLabels", "PolygonLabels")
 CACHE_IMAGES = 8  # prepared (downscaled) images kept, a few hundred kB each
@@ -103,8 +106,9 @@ class InteractiveService:
             gemini = time.monotonic() - asked
             if frame is not None:
                 answer = frame.to_image(answer)
+            chosen = None
             if interaction.kind != "phrase":
-                answer = _one_object(answer, plan.labels[0].value)
+                answer, chosen = _one_object(answer, interaction, plan.labels[0].value, outputs[0].settings.mask_threshold)
             metas = {image_name: ImageMeta(image_name, source.prepared.width, source.prepared.height)}
             results: list[dict] = []
             for control in outputs:
@@ -115,6 +119,7 @@ class InteractiveService:
             scores = [r["score"] for r in results if isinstance(r.get("score"), (int, float))]
             outcome = TaskOutcome(
                 task_id, "ok" if results else "empty", result=tuple(results),
+                error=chosen.message if chosen is not None and not results else None,
                 score=round(sum(scores) / len(scores), 4) if scores else None, seconds=time.monotonic() - started,
             )
         except TaskFailure as exc:
@@ -223,7 +228,14 @@ def _label_spec(outputs: list[ControlSpec], label: str | None) -> LabelSpec:
     return LabelSpec(label or "object")
 
 
-def _one_object(answer: ParsedAnswer, label: str) -> ParsedAnswer:
-    """A click or box asks for ONE object: Gemini's first (best) one, with the annotator's label."""
-    kept = [d for d in answer.detections if d.box is not None][:1]
-    return replace(answer, detections=tuple(replace(d, label=label) for d in kept), derived={})
+def _one_object(answer: ParsedAnswer, interaction: Interaction, label: str, threshold: int) -> tuple[ParsedAnswer, Choice]:
+    """A click or box asks for ONE object: the entry under the annotator's points or in their box
+    (choose.py; a model may answer several), with the annotator's label."""
+    points = [percent_point(c.x, c.y, c.positive) for c in interaction.clicks]
+    drawn = interaction.box
+    box = percent_box(drawn.x, drawn.y, drawn.width, drawn.height) if drawn is not None else None
+    choice = choose(answer.detections, points, box, threshold=threshold)
+    if choice.message is not None and answer.detections:
+        log.info("interactive %s: %s (%d entries answered)", interaction.kind, choice.message, len(answer.detections))
+    kept = () if choice.index is None else (replace(answer.detections[choice.index], label=label),)
+    return replace(answer, detections=kept, derived={}), choice
