@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..batch.store import RedisJobStore as BatchStore
+from ..batch.store import _record as batch_record  # the store's own parsing, so the two never disagree
+from ..batch.store import _usage_from as usage_from
 from ..batch.store import parse_job_id
 from ..gemini.pricing import cost_by_model
 from ..jobs.state import JobInfo
@@ -118,35 +119,52 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def batch_view(settings: Settings, job: str, client: Any, *, detail: bool = False) -> JobView | None:
+_BATCH_READS = 7  # commands per batch job in `_batch_jobs`' pipeline, in `_batch_view`'s order
+
+
+def _queue_batch_reads(pipe: Any, key: str) -> None:
+    """batch/store.py's keys (its docstring), read only: BatchStore() itself registers its job id
+    (SADD), which a page must not do, and would take one round trip per read."""
+    pipe.hlen(key + "meta")  # one entry per task submitted
+    pipe.scard(key + "written")
+    pipe.hgetall(key + "failed")
+    pipe.hgetall(key + "batches")
+    pipe.hgetall(key + "usage")
+    pipe.exists(key + "cancelled")
+    pipe.get(key + "submitting")
+
+
+def _batch_view(settings: Settings, job: str, replies: list[Any], *, detail: bool) -> JobView | None:
     parsed = parse_job_id(job)
     if parsed is None:
         return None
-    store = BatchStore(settings.redis_url or "", settings.redis_prefix, *parsed, client=client)
-    pipe_prefix = f"{settings.redis_prefix}{job}:"
-    written, failed_count = store.counts()
-    total = max(int(client.hlen(pipe_prefix + "meta")), written + failed_count)  # meta: one entry per task submitted
-    failed = store.failed()
-    batches = store.batches()
-    usage = store.usage()
+    meta, written, failed, raw_batches, raw_usage, cancelled, submitting = replies
+    batches = [batch_record(name, value) for name, value in sorted(raw_batches.items())]
+    usage = usage_from(raw_usage)
     cost = cost_by_model(usage, settings.price_overrides, settings.batch_discount)
-    tokens = sum(t.prompt + t.output + t.thoughts for t in usage.values())
-    if store.cancelled():
+    if cancelled:
         state = "cancelled"
-    elif any(b.active for b in batches) or store.submitting():
+    elif any(b.active for b in batches) or submitting:
         state = "waiting for the Batch API"
     else:
-        state = "failed" if failed_count and not written else "done"
-    models = tuple(sorted({b.model for b in batches if b.model} | set(usage)))
+        state = "failed" if failed and not written else "done"
     shown = dict(sorted(failed.items())[:FAILURES_SHOWN]) if detail else {}
-    return JobView(id=job, kind="batch", project=parsed[0], model_version=parsed[1], state=state, total=total,
-                   done=written, failed=failed_count, skipped=0, created=None, rate_per_min=None, eta_seconds=None,
-                   models=models, tokens=tokens, cost_usd=cost.batch_usd, failed_by_reason=_reasons(failed),
-                   failures=shown, can_cancel=state == "waiting for the Batch API")
+    return JobView(id=job, kind="batch", project=parsed[0], model_version=parsed[1], state=state,
+                   total=max(int(meta), int(written) + len(failed)), done=int(written), failed=len(failed), skipped=0,
+                   created=None, rate_per_min=None, eta_seconds=None,
+                   models=tuple(sorted({b.model for b in batches if b.model} | set(usage))),
+                   tokens=sum(t.prompt + t.output + t.thoughts for t in usage.values()), cost_usd=cost.batch_usd,
+                   failed_by_reason=_reasons(failed), failures=shown, can_cancel=state == "waiting for the Batch API")
 
 
-def _batch_jobs(settings: Settings, client: Any) -> list[JobView]:
-    views = (batch_view(settings, job, client) for job in BatchStore.jobs(settings.redis_url or "", settings.redis_prefix, client=client))
+def _batch_jobs(settings: Settings, client: Any, ids: list[str] | None = None, *, detail: bool = False) -> list[JobView]:
+    prefix = settings.redis_prefix
+    ids = sorted(client.smembers(f"{prefix}batch:jobs")) if ids is None else ids
+    pipe = client.pipeline(transaction=False)
+    for job in ids:
+        _queue_batch_reads(pipe, f"{prefix}{job}:")
+    replies = pipe.execute() if ids else []
+    views = (_batch_view(settings, job, replies[_BATCH_READS * i : _BATCH_READS * (i + 1)], detail=detail) for i, job in enumerate(ids))
     return [v for v in views if v is not None]
 
 
@@ -181,7 +199,8 @@ class JobSource:
         if parse_job_id(job_id) is not None:
             if not self._known_batch(job_id):
                 return None
-            return batch_view(self.settings, job_id, self.text_client, detail=True)
+            found = _batch_jobs(self.settings, self.text_client, [job_id], detail=True)
+            return found[0] if found else None
         from ..jobs.state import RedisJobStore
 
         info = RedisJobStore(self.client, self.settings.redis_prefix).get(job_id)
