@@ -107,3 +107,55 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         browser.close()
         worker.stop()
         backend.stop()
+
+
+def _gemini_calls(emu) -> int:
+    return emu.counters()["requests"].get("generateContent", 0)
+
+
+def test_cancel_on_the_page_stops_a_real_prelabel_job(label_studio, emulator_factory, cors_images, redis_url, redis_prefix):
+    """One worker, chunks of 10 at 2 concurrent 1 s requests: Cancel after the first chunk; the
+    running chunk finishes, no other chunk starts, and the Gemini calls stop."""
+    if not find_chromium() or not find_chromedriver():
+        pytest.fail("Chromium or chromedriver not found: apt-get install chromium chromium-driver", pytrace=False)
+    ls = label_studio
+    emu = emulator_factory(latency=1.0)
+    pid, _ = url_project(ls, cors_images, None, "e2e jobs page cancel", TASKS)
+    env = job_env(emu, ls, redis_url, redis_prefix, GEMINI_CONCURRENCY="2")
+    backend = start_backend_process("page-cancel", backend_env(emu.url, ls, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+                                                               BASIC_AUTH_USER=USER, BASIC_AUTH_PASS=PASSWORD, SERVE_WORKER="false"))
+    worker = gemini_ls("page-cancel-worker", ["worker"], env)
+    browser = Chromium(width=1400, height=800)
+    try:
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        browser.driver.execute_cdp_cmd("Network.enable", {})
+        browser.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+        browser.driver.get(backend.url + "/")
+        out = run_cli(["prelabel", "--project", str(pid), "--no-wait"], env)
+        assert out.returncode == 0, out.stderr
+        job_id = out.stdout.strip().splitlines()[-1]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and ((row := _row(browser, job_id)) is None or row["value"] < 10):
+            time.sleep(0.2)
+        assert row is not None and 10 <= row["value"] < TASKS, row
+        browser.driver.execute_script(
+            "document.querySelector('tr[data-id=\"' + CSS.escape(arguments[0]) + '\"] button').click()", job_id)
+        browser.wait_for(f"document.querySelector('tr[data-id=\"{job_id}\"] .state').textContent === 'cancelled'", timeout=30)
+        # the chunk that was running finishes (at most 10 tasks, about 5 s); then nothing moves
+        last, still_since = -1, time.monotonic()
+        end = time.monotonic() + 60
+        while time.monotonic() < end and time.monotonic() - still_since < 4:
+            calls = _gemini_calls(emu)
+            if calls != last:
+                last, still_since = calls, time.monotonic()
+            time.sleep(0.5)
+        time.sleep(3)
+        assert _gemini_calls(emu) == last, "Gemini was called after the cancelled job settled"
+        row = _row(browser, job_id)
+        assert row["state"] == "cancelled" and row["value"] <= 30 and last <= 30, (row, last)
+        assert len(ls.tasks(pid)) == TASKS  # Label Studio still holds every task; only the predictions stopped
+        print(f"cancelled at {row['counts']}; {last} Gemini calls")
+    finally:
+        browser.close()
+        worker.stop()
+        backend.stop()

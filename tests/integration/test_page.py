@@ -151,3 +151,28 @@ def test_without_redis_the_page_says_jobs_are_not_shared(emu):
         assert "No REDIS_URL" in client.get("/", headers=HTML).get_data(as_text=True)
     finally:
         app.extensions["gemini_ls"].runner.shutdown()
+
+
+def test_cancel_of_a_prelabel_job_takes_its_queued_chunks_off_the_rq_queue(app_for, redis_url, redis_prefix):
+    from rq.job import Job
+
+    from gemini_ls.jobs.queue import RQJobQueue
+
+    settings = Settings(redis_url=redis_url, redis_prefix=redis_prefix)
+    store = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix)
+    info = JobInfo(id="job-to-cancel", project=3, model_version="v", total=4, created=time.time())
+    store.create(info, "<View/>")
+    queue = RQJobQueue(settings, redis.Redis.from_url(redis_url))
+    rq_ids = queue.submit(info.id, [[{"id": 1}, {"id": 2}], [{"id": 3}, {"id": 4}]])  # no worker: both stay queued
+    store.set_chunks(info.id, 2, rq_ids)
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    assert client.get(f"/api/jobs/{info.id}", headers=_auth()).get_json()["state"] == "queued"
+    client.get("/", headers={**HTML, **_auth()})
+    token = client.get_cookie(COOKIE).value
+    assert client.post(f"/api/jobs/{info.id}/cancel", headers={**_auth(), "X-CSRF-Token": token}).status_code == 200
+    assert queue.queue.count == 0
+    assert [Job.fetch(r, connection=queue.client).get_status() for r in rq_ids] == ["canceled", "canceled"]
+    job = client.get(f"/api/jobs/{info.id}", headers=_auth()).get_json()
+    assert job["state"] == "cancelled" and not job["can_cancel"]
+    assert [j["state"] for j in client.get("/api/jobs", headers=_auth()).get_json() if j["id"] == info.id] == ["cancelled"]
+    assert client.post("/api/jobs/no-such-job/cancel", headers={**_auth(), "X-CSRF-Token": token}).status_code == 404

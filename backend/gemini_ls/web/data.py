@@ -71,22 +71,25 @@ def _pace(done: int, total: int, created: float | None, running: bool, now: floa
     return per_second * 60, max(total - done, 0) / per_second
 
 
-def prelabel_view(info: JobInfo, *, now: float, detail: bool = False) -> JobView:
-    """A jobs/state job (counts only; the task sets are read in detail views only)."""
+def prelabel_view(info: JobInfo, *, now: float, detail: bool = False, cancelled: bool = False) -> JobView:
+    """A jobs/state job read in full (the detail view)."""
     return _prelabel(info.id, info.project, info.model_version, info.total, info.created, len(info.done),
-                     dict(info.failed), len(info.elsewhere), now=now, detail=detail)
+                     dict(info.failed), len(info.elsewhere), now=now, detail=detail, cancelled=cancelled)
 
 
 def _prelabel(job_id: str, project: Any, version: str, total: int, created: float, done: int,
-              failed: Mapping[Any, str], skipped: int, *, now: float, detail: bool, failed_count: int | None = None) -> JobView:
-    n_failed = len(failed) if failed_count is None else failed_count
+              failed: Mapping[Any, str], skipped: int, *, now: float, detail: bool, cancelled: bool = False) -> JobView:
+    n_failed = len(failed)
     finished = done + n_failed + skipped >= total
     state = ("failed" if n_failed else "done") if finished else ("queued" if done + n_failed + skipped == 0 else "running")
-    rate, eta = _pace(done + n_failed + skipped, total, created, not finished, now)
+    if cancelled and not finished:
+        state = "cancelled"
+    rate, eta = _pace(done + n_failed + skipped, total, created, state == "running", now)
     shown = dict(sorted(((str(k), v) for k, v in failed.items()), key=lambda kv: kv[0])[:FAILURES_SHOWN]) if detail else {}
     return JobView(id=job_id, kind="prelabel", project=str(project), model_version=version, state=state, total=total,
                    done=done, failed=n_failed, skipped=skipped, created=created, rate_per_min=rate, eta_seconds=eta,
-                   models=(), tokens=None, cost_usd=None, failed_by_reason=_reasons(failed), failures=shown)
+                   models=(), tokens=None, cost_usd=None, failed_by_reason=_reasons(failed), failures=shown,
+                   can_cancel=state in ("queued", "running"))
 
 
 def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[JobView]:
@@ -111,7 +114,8 @@ def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[Job
         m = {_s(k): _s(v) for k, v in meta.items()}
         reasons = {n: _s(v) for n, v in enumerate(failed)}
         out.append(_prelabel(job_id, m.get("project", "?"), m.get("model_version", ""), int(m.get("total", 0)),
-                             float(m.get("created", 0)), int(done), reasons, int(elsewhere), now=now, detail=False))
+                             float(m.get("created", 0)), int(done), reasons, int(elsewhere), now=now, detail=False,
+                             cancelled=m.get("cancelled") == "1"))
     return out
 
 
@@ -204,13 +208,28 @@ class JobSource:
         from ..jobs.state import RedisJobStore
 
         info = RedisJobStore(self.client, self.settings.redis_prefix).get(job_id)
-        return prelabel_view(info, now=time.time() if now is None else now, detail=True) if info is not None else None
+        if info is None:
+            return None
+        cancelled = self.client.hget(f"{self.settings.redis_prefix}job:{job_id}", "cancelled") == b"1"
+        return prelabel_view(info, now=time.time() if now is None else now, detail=True, cancelled=cancelled)
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel a Batch API job exactly as `gemini-ls jobs cancel ID` does (the flag, so nothing is
-        resubmitted, and every active batch at Google). The RQ-run prelabel jobs have no cancel yet
-        (docs/page.md)."""
-        if self.client is None or parse_job_id(job_id) is None or not self._known_batch(job_id):
+        """Cancel a job. A prelabel job: marked cancelled and its chunks no worker has started taken
+        off the RQ queue (a running chunk finishes, at most JOB_CHUNK tasks). A Batch API job: exactly
+        as `gemini-ls jobs cancel ID` (the flag, so nothing is resubmitted, and its active batches at
+        Google). False for an unknown job."""
+        if self.client is None:
+            return False
+        if parse_job_id(job_id) is None:
+            from ..jobs.queue import RQJobQueue
+            from ..jobs.state import RedisJobStore
+
+            store = RedisJobStore(self.client, self.settings.redis_prefix)
+            if not store.cancel(job_id):
+                return False
+            RQJobQueue(self.settings, self.client).cancel(store.rq_ids(job_id))
+            return True
+        if not self._known_batch(job_id):
             return False
         import argparse
 

@@ -73,7 +73,7 @@ def register(app: Flask, source: JobSource, *, actions_allowed: bool, health: Ca
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         if not ok:
-            return _error(404, "no cancellable job by that id (only Batch API jobs can be cancelled yet)")
+            return _error(404, "no job by that id")
         if request.form.get(security.FIELD):  # the page's form without script: back to the page
             return redirect("/", code=303)
         return jsonify({"status": "ok", "cancelled": job_id})
