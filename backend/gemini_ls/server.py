@@ -288,5 +288,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         return Response(_metrics_text(backend), mimetype=CONTENT_TYPE_LATEST)
 
     # GET / is the jobs page for a browser and this health JSON for everything else (web/views.py)
-    web_views.register(app, JobSource.from_settings(settings), actions_allowed=bool(settings.basic_auth_user), health=health)
+    web_views.register(app, JobSource.from_settings(settings), backend.review.ledger if backend.review is not None else None,
+                       actions_allowed=bool(settings.basic_auth_user), health=health)
     return app

@@ -5,6 +5,7 @@ loopback, the real Flask app (test client: no HTTP socket, so this is the server
 Run:  .venv/bin/python -m tests.benchmarks.bench_page [--jobs 100] [--projects 50] [--tasks 500] [--runs 200]
 Writes tests/benchmarks/results/page.md (then run tests.benchmarks.assemble).
 
+The projects: each reviewed under 3 model versions, 10 labels (the webhook-fed review ledger).
 The jobs: half `gemini-ls prelabel` jobs (jobs/state.py; 60% done, 4% failed), half Batch API jobs
 (batch/store.py; 3 batch records, token usage, 60% written, 2% failed). The Redis cost is read from
 INFO commandstats before and after the page's requests: commands per page load, and the write
@@ -26,6 +27,8 @@ from gemini_ls.batch.store import BatchRecord
 from gemini_ls.batch.store import RedisJobStore as BatchStore
 from gemini_ls.gemini.pricing import Tokens
 from gemini_ls.jobs.state import JobInfo, RedisJobStore
+from gemini_ls.review.ledger import Contribution, RedisLedger
+from gemini_ls.review.stats import LabelStats, Tally
 from gemini_ls.server import create_app
 from gemini_ls.settings import Settings
 from tests.fixtures.redis import LocalRedis
@@ -58,6 +61,17 @@ def fill(url: str, jobs: int, projects: int, tasks: int) -> None:
         batch.add_usage("gemini-2.5-flash", Tokens(prompt=tasks * 1500, output=tasks * 200, requests=tasks))
 
 
+def fill_reviews(url: str, projects: int, labels: int = 10, versions: int = 3) -> None:
+    """The review ledger as the webhook leaves it: every project reviewed under `versions` model versions."""
+    ledger = RedisLedger.from_url(url, PREFIX)
+    n = 0
+    for project in range(projects):
+        for v in range(versions):
+            tally = Tally({f"label {k}": LabelStats(accepted=20 + k, adjusted=3, deleted=5 - v, missed=2) for k in range(labels)}, 40)
+            n += 1
+            ledger.replace(n, Contribution(n, project, n, f"v{v}", tally, updated_at=time.time() + v))
+
+
 def writes(stats: dict) -> int:
     return sum(v["calls"] for k, v in stats.items() if k.removeprefix("cmdstat_").split("|")[0] in WRITES)
 
@@ -86,6 +100,7 @@ def main() -> None:
     server = LocalRedis().start()
     try:
         fill(server.url, args.jobs, args.projects, args.tasks)
+        fill_reviews(server.url, args.projects)
         app = create_app(Settings(api_key="bench-key", base_url="http://127.0.0.1:9", redis_url=server.url, redis_prefix=PREFIX))
         client = app.test_client()
         jobs = client.get("/api/jobs").get_json()
@@ -93,7 +108,8 @@ def main() -> None:
         admin = redis.Redis.from_url(server.url)
         rows = []
         for label, path, headers in (("GET /api/jobs (JSON)", "/api/jobs", {}),
-                                     ("GET / (the page, HTML)", "/", {"Accept": "text/html"})):
+                                     ("GET / (the page, HTML: jobs and the project panels)", "/", {"Accept": "text/html"}),
+                                     ("GET /api/projects/7/report (JSON)", "/api/projects/7/report", {})):
             measure(client, path, headers, 5)  # warm-up: templates, clients
             before = admin.info("commandstats")
             times = sorted(measure(client, path, headers, args.runs))
@@ -115,8 +131,9 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.0f} | {r[5]} |" for r in rows]
-    lines += ["", "Reading it: the commands go in 4 round trips per load (the prelabel job ids, one pipeline of their "
-              "counts, the batch job ids, one pipeline of theirs), never a task set; 0 writes, so an open page (one load per "
+    lines += ["", "Reading it: the jobs take 4 round trips per load (the prelabel job ids, one pipeline of their "
+              "counts, the batch job ids, one pipeline of theirs), never a task set; the project panels 3 (the reviewed projects, their versions, their totals: RedisLedger.by_version)"
+              "; 0 writes, so an open page (one load per "
               "2 s) adds only reads the workers never wait on. The max is a single outlier (garbage collection, shared CPUs)."]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

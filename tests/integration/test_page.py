@@ -15,6 +15,8 @@ from gemini_ls.batch.store import RedisJobStore as BatchStore
 from gemini_ls.emulator.server import DEFAULT_API_KEY
 from gemini_ls.gemini.pricing import Tokens
 from gemini_ls.jobs.state import JobInfo, RedisJobStore
+from gemini_ls.review.ledger import Contribution, RedisLedger
+from gemini_ls.review.stats import LabelStats, Tally
 from gemini_ls.server import create_app
 from gemini_ls.settings import Settings
 from gemini_ls.web.security import COOKIE
@@ -176,3 +178,27 @@ def test_cancel_of_a_prelabel_job_takes_its_queued_chunks_off_the_rq_queue(app_f
     assert job["state"] == "cancelled" and not job["can_cancel"]
     assert [j["state"] for j in client.get("/api/jobs", headers=_auth()).get_json() if j["id"] == info.id] == ["cancelled"]
     assert client.post("/api/jobs/no-such-job/cancel", headers={**_auth(), "X-CSRF-Token": token}).status_code == 404
+
+
+def _review(redis_url: str, prefix: str) -> None:
+    """The review ledger as the webhook fills it: project 9, two versions; in v2 the XSS label is
+    deleted less often than in v1."""
+    ledger = RedisLedger.from_url(redis_url, prefix)
+    tallies = {"gemini-ls-v1": Tally({XSS: LabelStats(accepted=1, deleted=3), "car": LabelStats(accepted=4, adjusted=1, missed=2)}, 4),
+               "gemini-ls-v2": Tally({XSS: LabelStats(accepted=3, deleted=1), "car": LabelStats(accepted=5)}, 4)}
+    for n, (version, t) in enumerate(tallies.items()):
+        ledger.replace(100 + n, Contribution(100 + n, 9, 200 + n, version, t, updated_at=time.time() + n))
+
+
+def test_project_report_json_and_panel_from_the_review_ledger(app_for, redis_url, redis_prefix):
+    _review(redis_url, redis_prefix)
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    report = client.get("/api/projects/9/report", headers=_auth()).get_json()
+    assert report["project"] == 9 and report["versions"] == ["gemini-ls-v1", "gemini-ls-v2"]
+    assert report["model_versions"]["gemini-ls-v2"]["labels"][XSS]["deleted"] == 1
+    assert report["deletion_rate_trend"][XSS] == [0.75, 0.25]
+    assert client.get("/api/projects/10/report", headers=_auth()).status_code == 404
+    assert client.get("/api/projects/9/report").status_code == 401
+    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "Project 9" in html and XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "75% → 25%" in html

@@ -9,8 +9,10 @@ from typing import Any
 import redis
 from flask import Blueprint, Flask, jsonify, redirect, render_template, request
 
+from ..review.ledger import Ledger
 from . import security
 from .data import STATES, JobSource
+from .reports import project_report, project_views
 
 REFRESH_MS = 2000  # the page polls /api/jobs this often while it is open
 
@@ -21,8 +23,13 @@ def wants_page() -> bool:
     return best == "text/html" and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]
 
 
-def register(app: Flask, source: JobSource, *, actions_allowed: bool, health: Callable[[], Any]) -> None:
-    """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only."""
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any]) -> None:
+    """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
+    `ledger`: the review loop's (None: no review loop, no project panels)."""
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
     @bp.after_request
@@ -39,11 +46,12 @@ def register(app: Flask, source: JobSource, *, actions_allowed: bool, health: Ca
         token = security.token_for(request)
         try:
             jobs, problem = source.list_jobs(), None
+            projects = project_views(ledger) if ledger is not None else []
         except (redis.RedisError, OSError) as exc:
-            jobs, problem = [], f"Redis did not answer ({type(exc).__name__}); the page retries"
+            jobs, projects, problem = [], [], f"Redis did not answer ({type(exc).__name__}); the page retries"
         response = app.make_response(render_template(
-            "page.html", jobs=jobs, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
-            shared=source.client is not None, refresh_ms=REFRESH_MS))
+            "page.html", jobs=jobs, projects=projects, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
+            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent))
         security.set_token(response, token, secure=request.is_secure)
         return response
 
@@ -61,6 +69,14 @@ def register(app: Flask, source: JobSource, *, actions_allowed: bool, health: Ca
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         return jsonify(job.to_json()) if job is not None else _error(404, "no such job")
+
+    @bp.get("/api/projects/<int:project>/report")
+    def api_project_report(project: int):
+        try:
+            body = project_report(ledger, project) if ledger is not None else None
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+        return jsonify(body) if body is not None else _error(404, "no reviewed annotation of this project in the review ledger")
 
     @bp.post("/api/jobs/<path:job_id>/cancel")
     def api_cancel(job_id: str):
