@@ -1,7 +1,8 @@
 """The jobs page (docs/page.md) in headless Chromium against the real Label Studio, a real Redis, a
 `gemini-ls worker` and a real `gemini-ls prelabel` job: the progress bar moves and ends at the task
 count Label Studio holds; a failure reason that is markup shows as text; axe-core finds no serious or
-critical accessibility violation. Screenshots go to artifacts/e2e/ (docs/images/ with
+critical accessibility violation; the project panel (review ledger) shows a label that is markup as
+text. Screenshots go to artifacts/e2e/ (docs/images/ with
 UPDATE_DOCS_SCREENSHOT=1)."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 import redis
 
 from gemini_ls.jobs.state import JobInfo, RedisJobStore
+from gemini_ls.review.ledger import Contribution, RedisLedger
+from gemini_ls.review.stats import LabelStats, Tally
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT
 
 from .axe import RUN_JS, axe_source
@@ -28,6 +31,7 @@ XSS = "<img src=x onerror=alert(1)>"
 USER, PASSWORD = "lead", "e2e-Pa55word"
 TASKS = 60
 DOCS_IMAGE = ROOT / "docs" / "images" / "page-jobs.png"
+DOCS_PROJECT_IMAGE = ROOT / "docs" / "images" / "page-project.png"
 
 ROW_JS = """const row = document.querySelector('tr[data-id="' + CSS.escape(arguments[0]) + '"]');
 if (!row) return null;
@@ -44,7 +48,7 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
     if not find_chromium() or not find_chromedriver():
         pytest.fail("Chromium or chromedriver not found: apt-get install chromium chromium-driver", pytrace=False)
     ls = label_studio
-    emu = emulator_factory(latency=0.4)
+    emu = emulator_factory(latency=0.8)
     pid, _ = url_project(ls, cors_images, None, "e2e jobs page", TASKS)
     env = job_env(emu, ls, redis_url, redis_prefix, GEMINI_CONCURRENCY="2")
     backend = start_backend_process("page", backend_env(emu.url, ls, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
@@ -91,9 +95,19 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         cell = browser.evaluate("document.querySelector('tr[data-id=\"xss-job\"] .failures').textContent")
         assert cell == f"{XSS}: 1", cell
         assert browser.evaluate("document.querySelectorAll('#jobs img').length") == 0
-        browser.driver.refresh()  # and in the server-rendered HTML, before the script runs again
+        # the project panel: a label called <img ...> in the review ledger, as the webhook fills it, two versions
+        ledger = RedisLedger.from_url(redis_url, redis_prefix)
+        for n, (version, deleted) in enumerate((("gemini-ls-v1", 4), ("gemini-ls-v2", 1))):
+            tally = Tally({XSS: LabelStats(accepted=6, adjusted=2, deleted=deleted, missed=1),
+                           "red square": LabelStats(accepted=9, adjusted=1, deleted=deleted - 1)}, 10)
+            ledger.replace(900 + n, Contribution(900 + n, pid, 900 + n, version, tally, updated_at=time.time() + n))
+        browser.driver.refresh()  # server-rendered HTML, before the script runs again
         assert browser.evaluate("document.querySelectorAll('img').length") == 0
         assert XSS in browser.evaluate("document.querySelector('tr[data-id=\"xss-job\"] .failures').textContent")
+        labels = browser.evaluate(f"Array.from(document.querySelectorAll('#project-{pid} ~ table th[scope=row]')).map(e => e.textContent)")
+        assert labels == [XSS, "red square", "all"], labels
+        browser.driver.execute_script(f"document.getElementById('project-{pid}').scrollIntoView()")
+        project_shot = browser.screenshot(ARTIFACTS / "page-project.png")
 
         browser.driver.execute_script(axe_source())
         browser.driver.set_script_timeout(60)
@@ -102,6 +116,7 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
             DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shot, DOCS_IMAGE)
+            shutil.copyfile(project_shot, DOCS_PROJECT_IMAGE)
         print(f"progress values seen: {seen}")
     finally:
         browser.close()
