@@ -6,6 +6,9 @@ trend of each label's deletion rate over the model versions."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +17,7 @@ from ..review.report import deletion_rate, render_json, rows
 from ..review.stats import LabelStats, Tally
 
 PROJECTS_SHOWN = 50  # projects on the page (newest ids first); the JSON takes any id
+PANELS_TTL = 10.0  # seconds the page's project panels are reused: reviews change in minutes, a page loads in ms
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,26 @@ def project_report(ledger: Ledger, project: int) -> dict[str, Any] | None:
     body["versions"] = list(by_version)  # oldest first
     body["deletion_rate_trend"] = {label: list(_trend(by_version, label)) for label in labels}
     return body
+
+
+class CachedPanels:
+    """The page's project panels, read from the ledger at most once per PANELS_TTL per process:
+    reading 50 projects x their versions costs tens of ms of reply parsing, reviews change slowly,
+    and the live part of the page (the jobs) does not go through here."""
+
+    def __init__(self, ledger: Ledger, ttl: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ledger = ledger
+        self._ttl = PANELS_TTL if ttl is None else ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._at = float("-inf")
+        self._views: list[ProjectView] = []
+
+    def views(self) -> list[ProjectView]:
+        with self._lock:
+            if self._clock() - self._at < self._ttl:
+                return self._views
+        fresh = project_views(self._ledger)  # outside the lock: a slow Redis holds no other request
+        with self._lock:
+            self._views, self._at = fresh, self._clock()
+        return fresh

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, jsonify, redirect, render_template, request
 from ..review.ledger import Ledger
 from . import security
 from .data import STATES, JobSource
-from .reports import project_report, project_views
+from .reports import CachedPanels, project_report
 
 REFRESH_MS = 2000  # the page polls /api/jobs this often while it is open
 
@@ -30,6 +30,7 @@ def percent(value: float | None) -> str:
 def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any]) -> None:
     """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
     `ledger`: the review loop's (None: no review loop, no project panels)."""
+    panels = CachedPanels(ledger) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
     @bp.after_request
@@ -46,7 +47,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
         token = security.token_for(request)
         try:
             jobs, problem = source.list_jobs(), None
-            projects = project_views(ledger) if ledger is not None else []
+            projects = panels.views() if panels is not None else []
         except (redis.RedisError, OSError) as exc:
             jobs, projects, problem = [], [], f"Redis did not answer ({type(exc).__name__}); the page retries"
         response = app.make_response(render_template(
