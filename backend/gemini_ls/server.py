@@ -1,4 +1,5 @@
-"""The Label Studio ML backend HTTP protocol: /health, /setup, /predict, /webhook, /metrics.
+"""The Label Studio ML backend HTTP protocol: /health, /setup, /predict, /webhook, /metrics (and the
+jobs page at / with its JSON under /api/, web/).
 
 Speaks what Label Studio 1.23 sends and expects (see docs/operations.md). Every error is JSON with a
 message and the right status, never an HTML traceback; the Gemini API key is never echoed.
@@ -26,6 +27,8 @@ from .plan import plan_requests, request_budget_problem
 from .predict import TaskOutcome
 from .review.learning import project_id
 from .settings import Settings
+from .web import views as web_views
+from .web.data import JobSource
 
 log = logging.getLogger("gemini_ls.server")
 
@@ -197,7 +200,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             _check_basic_auth(settings)
 
     @app.get("/health")
-    @app.get("/")
     def health():
         # Gemini not configured: still 200 (Label Studio checks only 2xx + JSON, the compose and image
         # healthchecks only 200, and connecting the backend is where a user reads this), but the status
@@ -287,4 +289,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     def metrics():
         return Response(_metrics_text(backend), mimetype=CONTENT_TYPE_LATEST)
 
+    # GET / is the jobs page for a browser and this health JSON for everything else (web/views.py)
+    web_views.register(app, JobSource.from_settings(settings), backend.review.ledger if backend.review is not None else None,
+                       actions_allowed=bool(settings.basic_auth_user), health=health)
     return app

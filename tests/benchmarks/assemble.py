@@ -18,6 +18,7 @@ ORDER = [
     ("jobs.md", "Issue 13: job workers scaling and the one-click 1,000-task time"),
     ("batch.md", "Issue 15: Batch API vs synchronous pre-labelling, peak RSS in JSONL mode"),
     ("fewshot.md", "Issue 14: few-shot examples, K=0 vs K=3 (tokens, uploads, label swaps)"),
+    ("page.md", "Issue 25: the jobs page's data for 100 jobs and 50 projects, and its Redis cost"),
 ]
 
 HEADER = """# Benchmarks

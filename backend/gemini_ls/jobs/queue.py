@@ -138,6 +138,24 @@ class RQJobQueue:
             self.queue.failed_job_registry.remove(rid, delete_job=False)
         return len(failed)
 
+    def cancel(self, rq_ids: Sequence[str]) -> int:
+        """Cancel the job's chunks no worker has started (the jobs page's Cancel): they leave the
+        queue; a chunk already running finishes its tasks (at most JOB_CHUNK)."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        waiting = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+        cancelled = 0
+        for rid in rq_ids:
+            try:
+                job = Job.fetch(rid, connection=self.client)
+            except NoSuchJobError:
+                continue
+            if job.get_status() in waiting:
+                job.cancel()
+                cancelled += 1
+        return cancelled
+
 
 class LocalJobQueue:
     kind = "in-process"

@@ -222,6 +222,14 @@ class RedisJobStore:
         ids = [x.decode() for x in self._r.zrevrange(f"{self._p}jobs", 0, limit - 1)]
         return [j for j in (self.get(i) for i in ids) if j is not None]
 
+    def cancel(self, job_id: str) -> bool:
+        """Mark the job cancelled (field `cancelled` of its hash; its queued chunks are cancelled
+        by RQJobQueue.cancel). False for an unknown job."""
+        if not self._r.exists(self._k(job_id)):
+            return False
+        self._r.hset(self._k(job_id), "cancelled", 1)
+        return True
+
 
 def dumps(info: JobInfo) -> str:
     return json.dumps(info.summary(), sort_keys=True)

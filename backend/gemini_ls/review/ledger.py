@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,6 +92,7 @@ class Ledger(Protocol):
     def projects(self) -> list[int]: ...
     def contributions(self, project: int) -> list[Contribution]: ...
     def revision(self, project: int) -> int: ...
+    def by_version(self, projects: Sequence[int]) -> dict[int, dict[str, Tally]]: ...
 
 
 class MemoryLedger:
@@ -142,6 +143,11 @@ class MemoryLedger:
     def revision(self, project: int) -> int:
         with self._lock:
             return self._rev.get(project, 0)
+
+    def by_version(self, projects: Sequence[int]) -> dict[int, dict[str, Tally]]:
+        """project -> model_version (oldest first) -> totals, for the projects that have any."""
+        out = {p: {v: self.totals(p, v) for v in reversed(self.versions(p))} for p in projects}
+        return {p: t for p, t in out.items() if t}
 
 
 def _hash_of(t: Tally, sign: int) -> dict[str, float]:
@@ -243,6 +249,21 @@ class RedisLedger:
 
     def revision(self, project: int) -> int:
         return int(self._r.get(self._k("rev", project)) or 0)
+
+    def by_version(self, projects: Sequence[int]) -> dict[int, dict[str, Tally]]:
+        """As MemoryLedger.by_version, in two round trips whatever the number of projects (the jobs page)."""
+        pipe = self._r.pipeline(transaction=False)
+        for p in projects:
+            pipe.zrevrange(self._k("versions", p), 0, -1)
+        versions = {p: [v.decode() if isinstance(v, bytes) else v for v in reversed(vs)] for p, vs in zip(projects, pipe.execute())}
+        pairs = [(p, v) for p, vs in versions.items() for v in vs]
+        pipe = self._r.pipeline(transaction=False)
+        for p, v in pairs:
+            pipe.hgetall(self._k("agg", p, v))
+        out: dict[int, dict[str, Tally]] = {}
+        for (p, v), raw in zip(pairs, pipe.execute() if pairs else []):
+            out.setdefault(p, {})[v] = _tally_of(raw)
+        return out
 
 
 def make_ledger(redis_url: str | None, prefix: str, profile: Profile | None = None) -> Ledger:

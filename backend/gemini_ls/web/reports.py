@@ -1,0 +1,89 @@
+"""The review loop's numbers per project for the page and GET /api/projects/<id>/report: read from
+the webhook-fed ledger (review/ledger.py) the learner already uses, so nothing asks Label Studio on
+a page load. The JSON is `gemini-ls report --json`'s (review/report.py `render_json`), plus the
+trend of each label's deletion rate over the model versions."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..review.ledger import Ledger
+from ..review.report import deletion_rate, render_json, rows
+from ..review.stats import LabelStats, Tally
+
+PROJECTS_SHOWN = 50  # projects on the page (newest ids first); the JSON takes any id
+PANELS_TTL = 10.0  # seconds the page's project panels are reused: reviews change in minutes, a page loads in ms
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    label: str
+    predicted: int
+    kept: int  # accepted as predicted
+    adjusted: int
+    deleted: int
+    missed: int
+    trend: tuple[float | None, ...]  # deletion rate per model_version, oldest first
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    project: int
+    versions: tuple[str, ...]  # oldest first
+    annotations: int  # of the newest version
+    rows: tuple[LabelRow, ...]  # the newest version's labels, then "all"
+
+
+def _trend(by_version: dict[str, Tally], label: str) -> tuple[float | None, ...]:
+    return tuple(deletion_rate(t.total() if label == "all" else t.labels.get(label, LabelStats())) for t in by_version.values())
+
+
+def project_view(project: int, by_version: dict[str, Tally]) -> ProjectView:
+    newest = list(by_version.values())[-1]
+    table = tuple(LabelRow(label, s.predicted, s.accepted, s.adjusted, s.deleted, s.missed, _trend(by_version, label))
+                  for label, s in rows(newest))
+    return ProjectView(project, tuple(by_version), newest.annotations, table)
+
+
+def project_views(ledger: Ledger, limit: int = PROJECTS_SHOWN) -> list[ProjectView]:
+    found = ledger.by_version(sorted(ledger.projects(), reverse=True)[:limit])
+    return [project_view(p, t) for p, t in sorted(found.items(), reverse=True)]
+
+
+def project_report(ledger: Ledger, project: int) -> dict[str, Any] | None:
+    by_version = ledger.by_version([project]).get(project)
+    if not by_version:
+        return None
+    body = json.loads(render_json(by_version, project))
+    labels = sorted({label for t in by_version.values() for label in t.labels} | {"all"})
+    body["versions"] = list(by_version)  # oldest first
+    body["deletion_rate_trend"] = {label: list(_trend(by_version, label)) for label in labels}
+    return body
+
+
+class CachedPanels:
+    """The page's project panels, read from the ledger at most once per PANELS_TTL per process:
+    reading 50 projects x their versions costs tens of ms of reply parsing, reviews change slowly,
+    and the live part of the page (the jobs) does not go through here."""
+
+    def __init__(self, ledger: Ledger, ttl: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ledger = ledger
+        self._ttl = PANELS_TTL if ttl is None else ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._at = float("-inf")
+        self._views: list[ProjectView] = []
+
+    def views(self) -> list[ProjectView]:
+        with self._lock:
+            if self._clock() - self._at < self._ttl:
+                return self._views
+        fresh = project_views(self._ledger)  # outside the lock: a slow Redis holds no other request
+        with self._lock:
+            self._views, self._at = fresh, self._clock()
+        return fresh

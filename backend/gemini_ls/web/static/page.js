@@ -1,0 +1,84 @@
+// Live updates of the jobs table: polls /api/jobs and rebuilds the rows with textContent only, so
+// label names, job ids and error texts (user content) are never parsed as HTML.
+"use strict";
+(function () {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
+  const csrf = meta("csrf-token");
+  const every = parseInt(meta("refresh-ms"), 10) || 2000;
+  const actions = meta("actions") === "on";
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function lines(cell, items) {
+    items.forEach((t, i) => { if (i) cell.appendChild(el("br")); cell.appendChild(document.createTextNode(t)); });
+  }
+
+  function row(j) {
+    const tr = el("tr");
+    tr.dataset.id = j.id;
+    const id = el("td", null, "id");
+    lines(id, [j.id]);
+    id.appendChild(el("br"));
+    id.appendChild(el("small", j.model_version));
+    tr.appendChild(id);
+    tr.appendChild(el("td", j.kind));
+    tr.appendChild(el("td", j.project));
+    tr.appendChild(el("td", j.state, "state"));
+    const p = el("td", null, "progress");
+    const bar = el("progress");
+    bar.max = j.total || 1;
+    bar.value = j.done + j.failed + j.skipped;
+    bar.setAttribute("aria-label", "progress of " + j.id);
+    p.appendChild(bar);
+    p.appendChild(el("span", `${j.done} done / ${j.failed} failed / ${j.skipped} skipped / ${j.total} total`, "counts"));
+    tr.appendChild(p);
+    tr.appendChild(el("td", j.rate_per_min === null ? "-" : `${j.rate_per_min.toFixed(1)}/min, ETA ${Math.round(j.eta_seconds)} s`));
+    tr.appendChild(el("td", j.models.length ? j.models.join(", ") : "-"));
+    const cost = el("td");
+    lines(cost, [j.cost_usd === null ? "-" : "$" + j.cost_usd.toFixed(4)]);
+    if (j.tokens !== null) { cost.appendChild(el("br")); cost.appendChild(el("small", `${j.tokens} tokens`)); }
+    tr.appendChild(cost);
+    const f = el("td", null, "failures");
+    lines(f, Object.entries(j.failed_by_reason).map(([r, n]) => `${r}: ${n}`));
+    tr.appendChild(f);
+    const a = el("td");
+    if (actions && j.can_cancel) {
+      const b = el("button", "Cancel");
+      b.type = "button";
+      b.addEventListener("click", () => cancel(j.id, b));
+      a.appendChild(b);
+    }
+    tr.appendChild(a);
+    return tr;
+  }
+
+  async function cancel(id, button) {
+    button.disabled = true;
+    const r = await fetch(`/api/jobs/${encodeURIComponent(id)}/cancel`, {
+      method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
+    document.getElementById("status").textContent = r.ok ? `cancelled ${id}` : `cancel failed (${r.status})`;
+    refresh();
+  }
+
+  async function refresh() {
+    const status = document.getElementById("status");
+    try {
+      const r = await fetch("/api/jobs", { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const jobs = await r.json();
+      const body = document.querySelector("#jobs tbody");
+      body.replaceChildren(...jobs.map(row));
+      status.textContent = `${jobs.length} job(s), updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) {
+      status.textContent = `update failed: ${e.message}; retrying`;
+    }
+  }
+
+  refresh();
+  setInterval(refresh, every);
+})();

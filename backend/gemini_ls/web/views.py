@@ -1,0 +1,98 @@
+"""The page and its JSON (docs/page.md): GET / (for a browser), /api/jobs, /api/jobs/<id>, and the
+cancel action. Registered on the server's Flask app by server.py, behind its basic auth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from flask import Blueprint, Flask, jsonify, redirect, render_template, request
+
+from ..review.ledger import Ledger
+from . import security
+from .data import STATES, JobSource
+from .reports import CachedPanels, project_report
+
+REFRESH_MS = 2000  # the page polls /api/jobs this often while it is open
+
+
+def wants_page() -> bool:
+    """A browser (text/html preferred) gets the page at /; Label Studio and curl (*/*) the health JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html" and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any]) -> None:
+    """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
+    `ledger`: the review loop's (None: no review loop, no project panels)."""
+    panels = CachedPanels(ledger) if ledger is not None else None
+    bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
+
+    @bp.after_request
+    def _headers(response):
+        return security.harden(response)
+
+    def _error(status: int, message: str):
+        return jsonify({"status": "error", "error": message}), status
+
+    @bp.get("/")
+    def index():
+        if not wants_page():
+            return health()
+        token = security.token_for(request)
+        try:
+            jobs, problem = source.list_jobs(), None
+            projects = panels.views() if panels is not None else []
+        except (redis.RedisError, OSError) as exc:
+            jobs, projects, problem = [], [], f"Redis did not answer ({type(exc).__name__}); the page retries"
+        response = app.make_response(render_template(
+            "page.html", jobs=jobs, projects=projects, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
+            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent))
+        security.set_token(response, token, secure=request.is_secure)
+        return response
+
+    @bp.get("/api/jobs")
+    def api_jobs():
+        try:
+            return jsonify([j.to_json() for j in source.list_jobs()])
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+
+    @bp.get("/api/jobs/<path:job_id>")
+    def api_job(job_id: str):
+        try:
+            job = source.get_job(job_id)
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+        return jsonify(job.to_json()) if job is not None else _error(404, "no such job")
+
+    @bp.get("/api/projects/<int:project>/report")
+    def api_project_report(project: int):
+        try:
+            body = project_report(ledger, project) if ledger is not None else None
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+        return jsonify(body) if body is not None else _error(404, "no reviewed annotation of this project in the review ledger")
+
+    @bp.post("/api/jobs/<path:job_id>/cancel")
+    def api_cancel(job_id: str):
+        if not actions_allowed:
+            return _error(403, "read-only: actions need BASIC_AUTH_USER/BASIC_AUTH_PASS (docs/page.md)")
+        if not security.csrf_ok(request):
+            return _error(403, "missing or wrong CSRF token: reload the page")
+        try:
+            ok = source.cancel(job_id)
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+        if not ok:
+            return _error(404, "no job by that id")
+        if request.form.get(security.FIELD):  # the page's form without script: back to the page
+            return redirect("/", code=303)
+        return jsonify({"status": "ok", "cancelled": job_id})
+
+    app.register_blueprint(bp)
