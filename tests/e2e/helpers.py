@@ -304,11 +304,31 @@ class Chromium:
         except TimeoutException:
             raise TimeoutException(f"timed out after {timeout} s on {self.driver.current_url} waiting for {expression!r}") from None
 
-    def set_cookies(self, url: str, cookies: dict[str, str]) -> None:
-        # WebDriver sets cookies for the page's own origin only: open a page of that origin first.
-        self.driver.get(url.rstrip("/") + "/favicon.ico")
-        for name, value in cookies.items():
-            self.driver.add_cookie({"name": name, "value": value, "path": "/"})
+    def login_label_studio(self, url: str, email: str, password: str, timeout: float = 60) -> None:
+        """Log in through Label Studio's own form, as a user does. Injecting a session cookie made by
+        `requests` was flaky on CI (one run in ~30 landed on /user/login/ with the cookie in place),
+        and the form is what a user goes through anyway."""
+        login = url.rstrip("/") + "/user/login/"
+        deadline = time.monotonic() + timeout
+        while True:
+            self.driver.get(login)
+            self.wait_for("!!document.querySelector('input[name=email]') || !location.pathname.startsWith('/user/login')")
+            if "/user/login" not in self.driver.current_url:
+                return  # already logged in
+            self.driver.execute_script(
+                "const f = document.querySelector('input[name=email]').form;"
+                "f.querySelector('input[name=email]').value = arguments[0];"
+                "f.querySelector('input[name=password]').value = arguments[1];"
+                "f.submit();",
+                email,
+                password,
+            )
+            try:
+                WebDriverWait(self.driver, 20, poll_frequency=0.25).until(lambda d: "/user/login" not in d.current_url)
+                return
+            except TimeoutException:
+                if time.monotonic() > deadline:
+                    raise TimeoutException(f"login to {url} as {email} did not leave the login page") from None
 
     def navigate(self, url: str) -> None:
         self.driver.get(url)  # returns once the document is loaded (page load strategy "normal")

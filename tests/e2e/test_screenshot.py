@@ -50,10 +50,9 @@ def test_labeling_page_shows_predicted_regions(label_studio, gemini_emulator, co
     finally:
         backend.stop()  # the page only needs what Label Studio stored
 
-    session = ls.login_session()
     shots = []
     with Chromium(width=1600, height=1000, log_path=ARTIFACTS / "chromedriver.log") as b:
-        b.set_cookies(ls.url, dict(session.cookies.items()))
+        b.login_label_studio(ls.url, ls.email, ls.password)
         for t in sorted(project.good(), key=lambda t: t.source != "upload"):
             pred = preds[t.task_id]
             regions = [r for r in pred["result"] if r["type"] != "choices"]
