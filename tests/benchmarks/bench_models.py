@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gemini_ls.emulator.scenes import COLOURS, encode_image, make_scene
 from gemini_ls.emulator.server import DEFAULT_API_KEY, EmulatorServer
-from tests.fixtures.backend import start_backend, test_env
+from tests.fixtures.backend import backend_test_env, start_backend
 from tests.helpers import brush_control, brush_ious, config, data_uri, polygon_control, polygon_ious, rect_control, rect_ious
 
 OUT = Path(__file__).parent / "results" / "models.md"
@@ -63,7 +63,7 @@ def main() -> None:
     try:
         for title, env in ROUTINGS:
             emu.reset()
-            backend = start_backend({**test_env(emu.url, DEFAULT_API_KEY), **env})
+            backend = start_backend({**backend_test_env(emu.url, DEFAULT_API_KEY), **env})
             try:
                 ious: dict[str, list[float]] = {"rect": [], "brush": [], "poly": []}
                 for i, (scene, uri) in enumerate(scenes):
