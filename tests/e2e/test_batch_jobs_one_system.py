@@ -47,7 +47,7 @@ def test_batch_job_click_and_prelabel_over_the_same_tasks_ask_gemini_once_per_ta
     try:
         def batch_recorded() -> bool:
             assert batch.poll() is None, log.read_text()[-3000:]
-            return any(r.hlen(k) for k in r.scan_iter(f"{redis_prefix}batch:{pid}:*:batches"))
+            return any(r.hlen(k) for k in r.scan_iter(f"{redis_prefix}job:batch:{pid}:*:batches"))
 
         wait_until(batch_recorded, timeout=120, interval=0.1, what="the batch job's batch recorded")
         holders = [r.get(k) for k in r.scan_iter(f"{redis_prefix}claim:{pid}:*")]

@@ -50,7 +50,7 @@ from ..settings import Settings
 from .batchhold import is_batch_owner
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
-from .state import JobStore
+from .records import JobStore
 
 if TYPE_CHECKING:
     from .queue import JobQueue
@@ -93,7 +93,7 @@ class Handoff:
                first: Sequence[Mapping[str, Any]], running: Sequence[Mapping[str, Any]]) -> str:
         """`first`: tasks not started, whose claims go to the job right away (so a second click
         leaves them to it); `running`: tasks this process finishes, the job waits for them."""
-        from .state import JobInfo, new_job_id
+        from .records import JobInfo, new_job_id
 
         info = JobInfo(id=new_job_id(), project=project, model_version=version, total=len(first) + len(running),
                        created=time.time(), ls_url=ls_url, handed_by=owner)
