@@ -2,10 +2,11 @@
 the one job store (state.py), what still runs for it is stopped, and its claims are released, so a
 later click or `gemini-ls prelabel` takes its tasks at once instead of waiting for a lease to lapse.
 
-    prelabel  its chunks no worker has started leave the RQ queue; the claims the job holds (its
-              queued remainder `job:{id}:queued` and every chunk attempt `job:{id}:...`) are
-              released: a chunk still running renews before it writes (work.py), finds them lost
-              and writes none of them
+    prelabel  its chunks no worker has started leave the RQ queue; the claims of its tasks waiting on
+              the queue (a click's remainder, `job:{id}:queued`) are released. A chunk already
+              running keeps its claims and finishes its tasks (at most JOB_CHUNK): released, they
+              could be written twice, by it and by the click that took them (its write checks
+              Label Studio, but not against a click still computing)
     batch     its Batch API jobs that have not ended are cancelled at Google; the claims of its
               owner `batch:{project}:{version}` on the tasks it sent are released (a running
               `prelabel --batch` sees the flag at its next poll and stops: nothing is resubmitted)
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 from ..settings import Settings
 from .batchhold import batch_owner
-from .claims import Claims, scope_of
+from .claims import Claims, queued_owner, scope_of
 from .records import BATCH
 from .state import RedisJobStore
 
@@ -74,14 +75,11 @@ def cancel_job(store: RedisJobStore, claims: Claims, job_id: str, *, queue: Call
     chunks = queue() if rq_ids else None
     stopped = chunks.cancel(rq_ids) if chunks is not None else 0
     tasks = [t for t in (chunks.task_ids(rq_ids) if chunks is not None else []) if t not in info.done]
-    prefix = f"job:{job_id}:"
-    by_owner: dict[str, list[int]] = {}
-    for tid, holder in (claims.holders(scope, tasks) if tasks else {}).items():
-        if holder is not None and holder.startswith(prefix):
-            by_owner.setdefault(holder, []).append(tid)
-    for owner, ids in by_owner.items():
-        claims.release(scope, ids, owner)
-    released = sum(len(ids) for ids in by_owner.values())
+    owner = queued_owner(job_id)
+    held = [t for t, h in claims.holders(scope, tasks).items() if h == owner] if tasks else []
+    if held:
+        claims.release(scope, held, owner)
+    released = len(held)
     log.info("job %s cancelled: %d chunk(s) off the queue, %d claim(s) released", job_id, stopped, released)
     return CancelReport(job_id, info.kind, chunks=stopped, released=released)
 
