@@ -52,7 +52,7 @@ def batch_emulator(emulator_factory):
 
 
 def _sync_predictions(emu, tasks: tuple[dict, ...], config: str) -> tuple[str, dict[int, dict]]:
-    """What synchronous mode answers for these tasks: the BatchRunner of /predict, in this process."""
+    """What synchronous mode answers for these tasks: the SelectionRunner of /predict, in this process."""
     settings = Settings(api_key=EMULATOR_KEY, base_url=emu.url, fetch_allowlist=("127.0.0.1",), max_retries=2)
     backend = build_backend(settings)
     try:

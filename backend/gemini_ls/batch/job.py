@@ -36,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..batchrunner import ExampleAttacher
 from ..detections import ImageMeta
 from ..gemini import batches as gbatches
 from ..gemini.errors import GeminiError
@@ -53,6 +52,7 @@ from ..labelstudio import PredictionRecord
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
+from ..selectionrunner import ExampleAttacher
 
 log = logging.getLogger("gemini_ls.batch")
 

@@ -42,10 +42,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from ..batchrunner import BatchRunner
 from ..labelstudio import CredentialStore, LabelStudioApi
 from ..metrics import Metrics
 from ..predict import Fetch, TaskOutcome
+from ..selectionrunner import SelectionRunner
 from ..settings import Settings
 from .batchhold import is_batch_owner
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
@@ -117,9 +117,9 @@ class Handoff:
 
 
 class OneClick:
-    """Runs a /predict batch through the BatchRunner with claims and background write-back."""
+    """Runs a /predict selection through the SelectionRunner with claims and background write-back."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, runner: BatchRunner, claims: Claims,
+    def __init__(self, settings: Settings, metrics: Metrics, runner: SelectionRunner, claims: Claims,
                  credentials: CredentialStore, handoff: Handoff | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
