@@ -84,10 +84,18 @@ def cancel_job(store: RedisJobStore, claims: Claims, job_id: str, *, queue: Call
     return CancelReport(job_id, info.kind, chunks=stopped, released=released)
 
 
+@dataclass(frozen=True)
+class _ClientBatches:
+    client: Any  # the genai.Client itself: its HTTP client closes once the Client is collected
+
+    def cancel(self, *, name: str) -> Any:
+        return self.client.batches.cancel(name=name)
+
+
 def batches_api(settings: Settings) -> BatchApi:
     from ..gemini.client import make_client
 
-    return make_client(settings).batches
+    return _ClientBatches(make_client(settings))
 
 
 def cancel(settings: Settings, store: RedisJobStore, job_id: str) -> CancelReport | None:
