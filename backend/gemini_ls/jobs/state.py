@@ -134,7 +134,25 @@ class RedisJobStore:
         pipe.hsetnx(self._k(job_id), "total", 0)
         pipe.zadd(f"{self._p}jobs", {job_id: now}, nx=True)
         pipe.execute()
+        self._adopt_legacy_batch(job_id)
         return self.batch_state(job_id)
+
+    _LEGACY_PARTS = {"batches": "batches", "submitting": "submitting", "meta": "meta", "parts": "parts",
+                     "written": "done", "failed": "failed", "usage": "usage"}
+
+    def _adopt_legacy_batch(self, job_id: str) -> None:
+        """A batch job kept by a release before the one store (`{prefix}batch:{p}:{v}:*`, a set
+        `batch:jobs`) is moved under its record once, so an upgrade in the middle of a batch resumes it."""
+        old = f"{self._p}{job_id}:"
+        if not self._r.exists(old + "batches") or self._r.exists(self._k(job_id, "batches")):
+            return
+        for part, new in self._LEGACY_PARTS.items():
+            if self._r.exists(old + part):
+                self._r.rename(old + part, self._k(job_id, new))
+        if self._r.exists(old + "cancelled"):
+            self._r.hset(self._k(job_id), "cancelled", 1)
+            self._r.delete(old + "cancelled")
+        self._r.srem(f"{self._p}batch:jobs", job_id)
 
     def batch_state(self, job_id: str) -> RedisBatchState:
         """A batch job's data, read or written without registering the job (a page, a cancel)."""

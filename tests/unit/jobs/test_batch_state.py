@@ -67,3 +67,22 @@ def test_store_keeps_what_a_restart_needs(store, redis_url, redis_prefix):
         assert info is not None and info.kind == "batch" and info.cancelled and info.state == "cancelled"
         assert info.done == {7, 9} and info.failed == {11: "image_not_found: gone"}
         assert "batch:3:v1" in jobs.ids()
+
+
+def test_a_batch_job_kept_before_the_one_store_is_adopted_under_its_record(redis_url, redis_prefix):
+    """An upgrade in the middle of a batch: the old keys (`batch:{p}:{v}:*`) move under `job:batch:...`."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    old = f"{redis_prefix}batch:4:v9:"
+    r.hset(old + "batches", "batches/x", '{"state": "RUNNING", "display_name": "d", "requests": 2, "source": "inline"}')
+    r.sadd(old + "written", "1")
+    r.hset(old + "failed", "2", "parse: no JSON")
+    r.hset(old + "meta", "3", '{"img": [4, 5]}')
+    r.set(old + "cancelled", 1)
+    r.sadd(f"{redis_prefix}batch:jobs", "batch:4:v9")
+    store = RedisJobStore(r, redis_prefix)
+    state = store.batch(4, "v9")
+    assert [b.name for b in state.batches() if b.active] == ["batches/x"]
+    assert state.written() == {"1"} and state.failed() == {"2": "parse: no JSON"} and state.meta(3) == {"img": (4, 5)}
+    assert state.cancelled() and not r.exists(old + "batches") and not r.sismember(f"{redis_prefix}batch:jobs", "batch:4:v9")
+    info = store.get("batch:4:v9")
+    assert info is not None and info.done == {1} and info.kind == "batch"
