@@ -139,8 +139,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.0f} | {r[5]} |" for r in rows]
-    lines += ["", "Reading it: the jobs take 4 round trips per load (the prelabel job ids, one pipeline of their "
-              "counts, the batch job ids, one pipeline of theirs), never a task set; the project panels 3 (the reviewed projects, their versions, their totals: RedisLedger.by_version)"
+    lines += ["", "Reading it: the jobs take 2 round trips per load (the job ids of the one job store, one pipeline "
+              "of their counts: 4 commands a prelabel job, 7 a batch job), never a task set; the project panels 3 (the reviewed projects, their versions, their totals: RedisLedger.by_version)"
               "; 0 writes, so an open page (one load per "
               "2 s) adds only reads the workers never wait on. Read cold, the 50 projects x 3 versions x 10 labels are ~12,000 hash fields parsed by redis-py's pure-Python parser: over the "
               "50 ms target, hence the panels' 10 s reuse per process (reviews change in minutes). The max and p95 tails are "

@@ -197,24 +197,25 @@ class RedisJobStore:
             return None
         return _info(job_id, {_s(k): _s(v) for k, v in meta.items()}, done, failed, elsewhere, batches, usage, submitting)
 
-    _COUNT_READS = 7  # commands per job in `counts`' pipeline
-
     def counts(self, job_ids: Sequence[str]) -> list[JobCounts]:
         """The jobs as counts (SCARD/HLEN instead of the task sets), in one round trip: what a list
-        shows, cheap enough for a page open on 100 jobs. Unknown ids are left out."""
+        shows, cheap enough for a page open on 100 jobs. Unknown ids are left out. A batch job's own
+        keys are read only for batch ids (`batch:...`)."""
         pipe = self._r.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self._k(job_id))
             pipe.scard(self._k(job_id, "done"))
             pipe.hvals(self._k(job_id, "failed"))
             pipe.hlen(self._k(job_id, "elsewhere"))
-            pipe.hgetall(self._k(job_id, "batches"))
-            pipe.hgetall(self._k(job_id, "usage"))
-            pipe.exists(self._k(job_id, "submitting"))
-        raw = pipe.execute() if job_ids else []
+            if job_id.startswith(f"{BATCH}:"):
+                pipe.hgetall(self._k(job_id, "batches"))
+                pipe.hgetall(self._k(job_id, "usage"))
+                pipe.exists(self._k(job_id, "submitting"))
+        replies = iter(pipe.execute() if job_ids else [])
         out = []
-        for i, job_id in enumerate(job_ids):
-            meta, done, failed, elsewhere, batches, usage, submitting = raw[self._COUNT_READS * i : self._COUNT_READS * (i + 1)]
+        for job_id in job_ids:
+            meta, done, failed, elsewhere = (next(replies) for _ in range(4))
+            batches, usage, submitting = (next(replies) for _ in range(3)) if job_id.startswith(f"{BATCH}:") else ({}, {}, 0)
             if not meta:
                 continue
             m = {_s(k): _s(v) for k, v in meta.items()}
