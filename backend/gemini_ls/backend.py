@@ -19,7 +19,6 @@ import redis
 
 from . import redisconn
 from .batch.metrics import BatchJobsMetrics
-from .batchrunner import BatchRunner
 from .gemini.cache import FileCache
 from .gemini.gateway import GeminiGateway
 from .gemini.rategate import RateGate
@@ -39,6 +38,7 @@ from .redisconn import REQUEST
 from .review.learning import LearnedState, Learner
 from .review.loop import build_review
 from .review.webhook import ReviewService
+from .selectionrunner import SelectionRunner
 from .settings import NO_GEMINI_MESSAGE, Settings
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Backend:
     credentials: CredentialStore
     fetcher: ImageFetcher
     gateway: GeminiGateway | None  # None: Gemini is not configured (no key, no GEMINI_EMULATOR=embedded)
-    runner: BatchRunner
+    runner: SelectionRunner
     cache: FileCache
     emulator: EmulatorServer | None
     review: ReviewService | None
@@ -182,9 +182,9 @@ class Backend:
     def review_metrics(self) -> bytes:
         return self.review.metrics_text() if self.review is not None else b""
 
-    def predict_batch(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
-                      project: Any = None, label_config: str | None = None) -> list[TaskOutcome]:
-        """A /predict batch: through the one-click write-back when it is wired, else the plain runner.
+    def predict_selection(self, tasks: Sequence[Mapping[str, Any]], spec: ProjectSpec, version: str, *, deadline: float,
+                          project: Any = None, label_config: str | None = None) -> list[TaskOutcome]:
+        """A /predict selection: through the one-click write-back when it is wired, else the plain runner.
         `spec` is the effective one: what is written back and what is answered carry the learned state."""
         if self.oneclick is None:
             return self.runner.run(tasks, spec, version, self.fetch, deadline=deadline)

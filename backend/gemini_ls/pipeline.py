@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .batchrunner import BatchRunner, OutcomeStore
 from .detections import ParsedAnswer
 from .gemini.cache import FileCache, make_file_cache
 from .gemini.client import make_client
@@ -38,6 +37,7 @@ from .plan import PlannedRequest
 from .predict import Predictor
 from .provider import CallHealth, ProviderError
 from .review.fewshot import FewShotBook, make_usage
+from .selectionrunner import OutcomeStore, SelectionRunner
 from .settings import NO_GEMINI_MESSAGE, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Pipeline:
     credentials: CredentialStore
     fetcher: ImageFetcher
     gateway: GeminiGateway | None  # None: Gemini is not configured (the server only, allow_unconfigured)
-    runner: BatchRunner
+    runner: SelectionRunner
     cache: FileCache
     rate_gate: RateGate  # the process's shared 429 cool-down (and GEMINI_RPM / GEMINI_TPM), for /health
     emulator: EmulatorServer | None = None
@@ -135,7 +135,7 @@ def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None, *,
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway if gateway is not None else UnconfiguredProvider())
-    runner = BatchRunner(predictor, settings, metrics, outcomes=outcomes)
+    runner = SelectionRunner(predictor, settings, metrics, outcomes=outcomes)
     book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
     runner.few_shot = book
     return Pipeline(settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher, gateway=gateway,

@@ -3,8 +3,8 @@
 Nothing here knows Gemini: requests go through a `VisionProvider` (provider.py).
 
 `Predictor` does one task and never raises: every failure becomes a `TaskOutcome` with a reason
-word (for metrics) and a message (for the log and Label Studio). A /predict batch of them runs in
-batchrunner.py.
+word (for metrics) and a message (for the log and Label Studio). A /predict selection of them runs in
+selectionrunner.py.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ class Predictor:
             return TaskOutcome(
                 task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started, upstream=exc.upstream
             )
-        except Exception as exc:  # a bug must cost one task, never the batch or the process
+        except Exception as exc:  # a bug must cost one task, never the selection or the process
             log.exception("task %s: unexpected error", task_id)
             return TaskOutcome(
                 task_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}", reason="internal",

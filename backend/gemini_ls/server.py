@@ -93,7 +93,7 @@ def _optional_str(body: dict, field: str) -> str | None:
 
 
 class SpecCache:
-    """Parsed label configs by their text: /setup arrives before every batch and must be cheap."""
+    """Parsed label configs by their text: /setup arrives before every selection and must be cheap."""
 
     def __init__(self, settings: Settings, size: int = 64) -> None:
         self._settings = settings
@@ -253,7 +253,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         if backend.not_configured is not None:
             return _not_configured(tasks, version, backend.not_configured, interactive=interactive)
         # What the annotator drew is answered by interactive/; nothing drawn yet ({}) is the whole
-        # task; a batch goes through the one-click write-back (jobs/) when it is wired. What the
+        # task; a selection goes through the one-click write-back (jobs/) when it is wired. What the
         # review loop learned (in the effective `spec`) applies to both. Not to what the annotator
         # drew, on purpose: there they name the label and point at the object themselves, and the
         # learned thresholds and synonyms, fitted to which pre-annotations annotators deleted or
@@ -264,7 +264,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         elif interactive:
             outcomes = backend.runner.run(tasks, spec, version, backend.fetch, deadline=deadline)
         else:
-            outcomes = backend.predict_batch(tasks, spec, version, deadline=deadline, project=body.get("project"),
+            outcomes = backend.predict_selection(tasks, spec, version, deadline=deadline, project=body.get("project"),
                                              label_config=body.get("label_config"))
         backend.metrics.predict_seconds.observe(time.monotonic() - started)
         if interactive and not outcomes[0].succeeded:

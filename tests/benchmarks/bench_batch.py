@@ -9,7 +9,7 @@ generateContent, so tokens are the synchronous ones), task images served over HT
 
 1. Tokens, cost and wall time per 1,000 tasks (the e2e label config: Rectangle + Brush + Polygon +
    Choices, two Gemini requests per task):
-   - synchronous: the /predict BatchRunner (GEMINI_CONCURRENCY=8, GEMINI_FILES=auto) over the same
+   - synchronous: the /predict SelectionRunner (GEMINI_CONCURRENCY=8, GEMINI_FILES=auto) over the same
      tasks, in this process; time to have every prediction (no Label Studio write: that is issue 13);
    - batch: `gemini-ls prelabel --project ID --batch` as a subprocess, end to end (read tasks, build
      and submit, poll, read results, write every prediction to Label Studio); the emulator's batch
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "(Rectangle + Brush + Polygon + Choices: 2 Gemini requests per task), the default model routing (masks to "
         "gemini-2.5-flash-lite, the rest to gemini-3.6-flash: one batch per model), each model's tokens priced at its "
         "synchronous rate from gemini/pricing.py, 50 % of that in batch (output includes thinking). Synchronous = the /predict "
-        "BatchRunner in-process (GEMINI_CONCURRENCY=8), predictions computed, not written; batch = "
+        "SelectionRunner in-process (GEMINI_CONCURRENCY=8), predictions computed, not written; batch = "
         "`gemini-ls prelabel --batch` end to end, including reading the tasks from and writing every prediction to "
         "Label Studio. Tokens are the emulator's usage metadata; the emulator's batch answers at once, so batch wall "
         "time is our overhead plus the emulator's work, not Google's turnaround (target 24 h).",

@@ -7,7 +7,7 @@ Writes tests/benchmarks/results/page.md (then run tests.benchmarks.assemble).
 
 The projects: each reviewed under 3 model versions, 10 labels (the webhook-fed review ledger).
 The jobs: half `gemini-ls prelabel` jobs (jobs/state.py; 60% done, 4% failed), half Batch API jobs
-(batch/store.py; 3 batch records, token usage, 60% written, 2% failed). The Redis cost is read from
+(jobs/state.py, kind batch; 3 batch records, token usage, 60% written, 2% failed). The Redis cost is read from
 INFO commandstats before and after the page's requests: commands per page load, and the write
 commands among them (must be 0: an open page only reads).
 """
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import redis
 
-from gemini_ls.batch.store import BatchRecord
-from gemini_ls.batch.store import RedisJobStore as BatchStore
 from gemini_ls.gemini.pricing import Tokens
-from gemini_ls.jobs.state import JobInfo, RedisJobStore
+from gemini_ls.jobs.records import BatchRecord, JobInfo
+from gemini_ls.jobs.state import RedisJobStore
 from gemini_ls.review.ledger import Contribution, RedisLedger
 from gemini_ls.review.stats import LabelStats, Tally
 from gemini_ls.server import create_app
@@ -49,10 +48,11 @@ def fill(url: str, jobs: int, projects: int, tasks: int) -> None:
         store.mark_done(info.id, range(int(tasks * 0.6)))
         store.mark_failed(info.id, {t: f"upstream: HTTP 503 on task {t}" for t in range(tasks - tasks // 25, tasks)})
     for n in range(jobs - jobs // 2):
-        batch = BatchStore(url, PREFIX, n % projects, f"bv{n}")
+        batch = store.batch(n % projects, f"bv{n}")
+        batch.set_total(tasks)
         pipe = client.pipeline()
         for t in range(tasks):
-            pipe.hset(f"{PREFIX}{batch.job}:meta", str(t), '{"img": [640, 480]}')
+            pipe.hset(f"{PREFIX}job:{batch.job}:meta", str(t), '{"img": [640, 480]}')
         pipe.execute()
         batch.add_written(range(int(tasks * 0.6)))
         for t in range(tasks // 50):
@@ -139,8 +139,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.0f} | {r[5]} |" for r in rows]
-    lines += ["", "Reading it: the jobs take 4 round trips per load (the prelabel job ids, one pipeline of their "
-              "counts, the batch job ids, one pipeline of theirs), never a task set; the project panels 3 (the reviewed projects, their versions, their totals: RedisLedger.by_version)"
+    lines += ["", "Reading it: the jobs take 2 round trips per load (the job ids of the one job store, one pipeline "
+              "of their counts: 4 commands a prelabel job, 7 a batch job), never a task set; the project panels 3 (the reviewed projects, their versions, their totals: RedisLedger.by_version)"
               "; 0 writes, so an open page (one load per "
               "2 s) adds only reads the workers never wait on. Read cold, the 50 projects x 3 versions x 10 labels are ~12,000 hash fields parsed by redis-py's pure-Python parser: over the "
               "50 ms target, hence the panels' 10 s reuse per process (reviews change in minutes). The max and p95 tails are "

@@ -52,7 +52,7 @@ def batch_emulator(emulator_factory):
 
 
 def _sync_predictions(emu, tasks: tuple[dict, ...], config: str) -> tuple[str, dict[int, dict]]:
-    """What synchronous mode answers for these tasks: the BatchRunner of /predict, in this process."""
+    """What synchronous mode answers for these tasks: the SelectionRunner of /predict, in this process."""
     settings = Settings(api_key=EMULATOR_KEY, base_url=emu.url, fetch_allowlist=("127.0.0.1",), max_retries=2)
     backend = build_backend(settings)
     try:
@@ -124,7 +124,7 @@ def test_killed_after_submit_resumes_without_resubmitting(label_studio, cors_ima
     proc = spawn_prelabel(env, project.id, "--source", "file", log=log)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        key = f"{redis_prefix}batch:{project.id}:{_version(LABEL_CONFIG)}:batches"
+        key = f"{redis_prefix}job:batch:{project.id}:{_version(LABEL_CONFIG)}:batches"
         deadline = time.monotonic() + 120
         while r.hlen(key) < 2:  # both models' batches recorded
             assert proc.poll() is None, log.read_text()[-3000:]
@@ -161,7 +161,7 @@ def test_killed_inside_the_second_batches_create_adopts_that_batch(label_studio,
     log = ARTIFACTS / "prelabel-kill-create.log"
     proc = spawn_prelabel(env, project.id, log=log)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    prefix = f"{redis_prefix}batch:{project.id}:{_version(LABEL_CONFIG)}:"
+    prefix = f"{redis_prefix}job:batch:{project.id}:{_version(LABEL_CONFIG)}:"
     try:
         deadline = time.monotonic() + 120
         while (r.hlen(prefix + "batches") < 1 or not r.get(prefix + "submitting")
@@ -198,7 +198,7 @@ def test_one_models_batch_expired_asks_only_that_models_requests_again(label_stu
     assert all(not preds for preds in predictions_by_task(label_studio, project.id).values())  # half a task is not written
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        kept = r.hlen(f"{redis_prefix}batch:{project.id}:{_version(LABEL_CONFIG)}:parts")
+        kept = r.hlen(f"{redis_prefix}job:batch:{project.id}:{_version(LABEL_CONFIG)}:parts")
     finally:
         r.close()
     assert kept == 40  # the choices' regions wait for the masks

@@ -15,7 +15,8 @@ import time
 import pytest
 import redis
 
-from gemini_ls.jobs.state import JobInfo, RedisJobStore
+from gemini_ls.jobs.records import JobInfo
+from gemini_ls.jobs.state import RedisJobStore
 from gemini_ls.review.ledger import Contribution, RedisLedger
 from gemini_ls.review.stats import LabelStats, Tally
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT

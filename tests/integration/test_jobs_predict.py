@@ -89,9 +89,9 @@ def test_metrics_scrapes_reuse_one_job_queue_client(backend_factory, emu, redis_
     queue = backend.backend.job_queue
     assert queue is not None
     r = redis.Redis.from_url(redis_url)
-    from gemini_ls.batch.store import RedisJobStore
+    from gemini_ls.jobs.state import RedisJobStore
 
-    RedisJobStore(redis_url, redis_prefix, 7, "v1").add_written([1, 2])  # a Batch API job: read per scrape too
+    RedisJobStore(r, redis_prefix).batch(7, "v1").add_written([1, 2])  # a Batch API job: read per scrape too
     assert backend.get("/metrics").status_code == 200  # the first scrape may open the pool's connection
     before = r.info("stats")["total_connections_received"]
     for _ in range(20):

@@ -1,5 +1,5 @@
 """The jobs page and its JSON (web/, docs/page.md) on the real Flask app, a real redis-server and
-the emulator: what the two job stores hold is what /api/jobs and the page say; user content is
+the emulator: what the one job store holds is what /api/jobs and the page say; user content is
 escaped; the headers, basic auth, read-only mode and the CSRF check hold."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import time
 import pytest
 import redis
 
-from gemini_ls.batch.store import BatchRecord
-from gemini_ls.batch.store import RedisJobStore as BatchStore
 from gemini_ls.emulator.server import DEFAULT_API_KEY
 from gemini_ls.gemini.pricing import Tokens
-from gemini_ls.jobs.state import JobInfo, RedisJobStore
+from gemini_ls.jobs.records import BatchRecord, JobInfo
+from gemini_ls.jobs.state import RedisJobStore
 from gemini_ls.review.ledger import Contribution, RedisLedger
 from gemini_ls.review.stats import LabelStats, Tally
 from gemini_ls.server import create_app
@@ -39,7 +38,8 @@ def _fill(redis_url: str, prefix: str) -> tuple[str, str]:
     store.mark_done(info.id, [1, 2, 3])
     store.mark_failed(info.id, {4: f"bad_label: {XSS}"})
     store.mark_elsewhere(info.id, {5: "click"})
-    batch = BatchStore(redis_url, prefix, 8, "gemini-ls-v2")
+    batch = store.batch(8, "gemini-ls-v2")
+    batch.set_total(5)
     for task in (11, 12, 13, 14, 15):
         batch.put_meta(task, {"img": (10, 10)})
     batch.add_written([11, 12])
@@ -48,6 +48,12 @@ def _fill(redis_url: str, prefix: str) -> tuple[str, str]:
     batch.set_submitting("gemini-ls-8-next")
     batch.add_usage("gemini-2.5-flash", Tokens(prompt=100_000, output=10_000, requests=3))
     return info.id, batch.job
+
+
+def _batch_cancelled(redis_url: str, prefix: str) -> bool:
+    info = RedisJobStore(redis.Redis.from_url(redis_url), prefix).get("batch:8:gemini-ls-v2")
+    assert info is not None
+    return info.cancelled
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ def app_for(emu, redis_url, redis_prefix):
         app.extensions["gemini_ls"].runner.shutdown()
 
 
-def test_api_jobs_lists_both_stores_with_counts_state_and_cost(app_for, redis_url, redis_prefix):
+def test_api_jobs_lists_both_kinds_with_counts_state_and_cost(app_for, redis_url, redis_prefix):
     prelabel_id, batch_id = _fill(redis_url, redis_prefix)
     client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
     jobs = {j["id"]: j for j in client.get("/api/jobs", headers=_auth()).get_json()}
@@ -80,7 +86,8 @@ def test_api_jobs_lists_both_stores_with_counts_state_and_cost(app_for, redis_ur
     assert client.get(f"/api/jobs/{batch_id}", headers=_auth()).get_json()["failures"] == {"13": f"parse: {XSS}"}
     # an unknown batch id is a 404 and is NOT registered by being asked about
     assert client.get("/api/jobs/batch:99:nope", headers=_auth()).status_code == 404
-    assert not redis.Redis.from_url(redis_url).sismember(f"{redis_prefix}batch:jobs", "batch:99:nope")
+    r = redis.Redis.from_url(redis_url)
+    assert r.zscore(f"{redis_prefix}jobs", "batch:99:nope") is None and not r.exists(f"{redis_prefix}job:batch:99:nope")
     assert client.get("/api/jobs/nope", headers=_auth()).status_code == 404
 
 
@@ -126,7 +133,7 @@ def test_cancel_needs_the_csrf_token_and_cancels_the_batch_job(app_for, redis_ur
     assert client.get(f"/api/jobs/{batch_id}", headers=_auth()).get_json()["state"] == "waiting for the Batch API"
     ok = client.post(url, headers={**_auth(), "X-CSRF-Token": cookie.value})
     assert ok.status_code == 200, ok.get_data(as_text=True)
-    assert BatchStore(redis_url, redis_prefix, 8, "gemini-ls-v2").cancelled()
+    assert _batch_cancelled(redis_url, redis_prefix)
     assert client.get(f"/api/jobs/{batch_id}", headers=_auth()).get_json()["state"] == "cancelled"
     # the page's form without script: the token as a field, back to the page
     again = client.post(url, data={"csrf_token": cookie.value}, headers=_auth())
@@ -142,7 +149,7 @@ def test_without_basic_auth_the_page_is_read_only(app_for, redis_url, redis_pref
     assert client_cookie is not None
     refused = client.post(f"/api/jobs/{batch_id}/cancel", headers={"X-CSRF-Token": client_cookie.value})
     assert refused.status_code == 403 and "read-only" in refused.get_json()["error"]
-    assert not BatchStore(redis_url, redis_prefix, 8, "gemini-ls-v2").cancelled()
+    assert not _batch_cancelled(redis_url, redis_prefix)
 
 
 def test_without_redis_the_page_says_jobs_are_not_shared(emu):

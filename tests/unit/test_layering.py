@@ -33,7 +33,7 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def test_predict_imports_nothing_from_gemini():
-    for name in ("predict.py", "batchrunner.py"):
+    for name in ("predict.py", "selectionrunner.py"):
         imports = _imported_modules(PACKAGE / name)
         assert not {m for m in imports if m.startswith(("gemini_ls.gemini", "google"))}, (name, sorted(imports))
 

@@ -1,8 +1,10 @@
-"""`gemini-ls prelabel --project ID --batch` and `gemini-ls jobs [ID] | jobs cancel ID`.
+"""`gemini-ls prelabel --project ID --batch` (`gemini-ls jobs` lists, shows and cancels it with every
+other job: jobs/prelabel.py, jobs/cancel.py).
 
 Label Studio URL and key come from the server's env (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY) or
 --url / --api-key. The job's state is in Redis (REDIS_URL): run the same command again after a
-crash, or with --no-wait now and again later, and it picks up where it was.
+crash, or with --no-wait now and again later, and it picks up where it was: the job is a record
+of the one job store (jobs/state.py), id `batch:PROJECT:VERSION`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..settings import Settings
 
 if TYPE_CHECKING:
-    from .store import JobStore
+    from ..jobs.records import BatchState
 
 
 def add_batch_options(pre: Any) -> None:
@@ -26,17 +28,6 @@ def add_batch_options(pre: Any) -> None:
     pre.add_argument("--no-sync-retry", action="store_true", help="--batch: report requests the batch failed instead of retrying them")
     pre.add_argument("--max-rounds", type=int, default=3, help="--batch: batches to try for what is still missing (default 3)")
     pre.add_argument("--chunk", type=int, default=100, help="--batch: predictions per write to Label Studio (default 100)")
-
-
-def is_batch_job(words: list[str]) -> bool:
-    """`gemini-ls jobs` words that name a batch job: `cancel ...`, batch:PROJECT:VERSION, batches/..."""
-    return bool(words) and (words[0] == "cancel" or words[-1].startswith(("batch:", "batches/")))
-
-
-def main(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "prelabel":
-        return prelabel(args, settings)
-    return jobs(args, settings)
 
 
 _STARTED = time.monotonic()
@@ -71,7 +62,7 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     # one write policy with the other jobs: WRITEBACK_ATTEMPTS attempts, check-before-write
     writer = PredictionWriter(api, chunk=args.chunk, attempts=settings.writeback_attempts)
-    project = LabelStudioProject(api, args.project, writer=writer)
+    project = LabelStudioProject(api, args.project)
     pipeline = build_pipeline(settings)
     settings = pipeline.settings  # with the emulator's URL and key when it stands in for Gemini
     try:
@@ -108,70 +99,13 @@ def prelabel(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
-def _store(settings: Settings, project: int | str, version: str) -> JobStore:
-    from .store import MemoryJobStore, RedisJobStore
+def _store(settings: Settings, project: int | str, version: str) -> BatchState:
+    from ..jobs.context import make_store
+    from ..jobs.memstore import MemoryBatchState
+    from ..jobs.state import RedisJobStore
 
-    if settings.redis_url:
-        return RedisJobStore(settings.redis_url, settings.redis_prefix, project, version)
+    store = make_store(settings)
+    if isinstance(store, RedisJobStore):
+        return store.batch(project, version)
     _say("REDIS_URL is not set: this job's state lives in this process only; a restart starts it afresh")
-    return MemoryJobStore(project, version)
-
-
-def jobs(args: argparse.Namespace, settings: Settings) -> int:
-    from .store import RedisJobStore, parse_job_id
-
-    words = list(args.words)
-    if not settings.redis_url:
-        _say("gemini-ls jobs: batch jobs are kept in Redis; set REDIS_URL")
-        return 2
-    if not words:
-        for job in RedisJobStore.jobs(settings.redis_url, settings.redis_prefix):
-            _show(settings, job)
-        return 0
-    cancel = words[0] == "cancel"
-    if cancel:
-        words = words[1:]
-    if len(words) != 1:
-        _say("usage: gemini-ls jobs [ID] | gemini-ls jobs cancel ID")
-        return 2
-    ident = words[0]
-    parsed = parse_job_id(ident)
-    if parsed is None and not ident.startswith("batches/"):
-        _say(f"gemini-ls jobs: {ident!r} is neither a job id (batch:PROJECT:VERSION) nor a batch name (batches/...)")
-        return 2
-    if not cancel:
-        if parsed is None:
-            _say("gemini-ls jobs: show takes a job id (batch:PROJECT:VERSION)")
-            return 2
-        _show(settings, ident)
-        return 0
-    from ..gemini.client import make_client
-
-    client = make_client(settings)
-    if parsed is None:
-        client.batches.cancel(name=ident)
-        _say(f"cancelled {ident}")
-        return 0
-    store = RedisJobStore(settings.redis_url, settings.redis_prefix, *parsed)
-    store.cancel()
-    for record in store.batches():
-        if record.active:
-            client.batches.cancel(name=record.name)
-            _say(f"cancelled {record.name}")
-    _say(f"{ident}: cancelled; `gemini-ls prelabel` will not resubmit it")
-    return 0
-
-
-def _show(settings: Settings, job: str) -> None:
-    from ..gemini.pricing import cost_by_model
-    from .store import RedisJobStore, parse_job_id
-
-    parsed = parse_job_id(job)
-    if parsed is None or not settings.redis_url:
-        return
-    store = RedisJobStore(settings.redis_url, settings.redis_prefix, *parsed)
-    state = "cancelled" if store.cancelled() else "running" if any(b.active for b in store.batches()) else "idle"
-    cost = cost_by_model(store.usage(), settings.price_overrides, settings.batch_discount)
-    print(f"{job}  {state}  written {len(store.written())}  failed {len(store.failed())}  {cost.describe()}")
-    for record in store.batches():
-        print(f"  {record.name}  {record.state}  {record.model or '?'}  {record.requests} request(s) {record.source}")
+    return MemoryBatchState(project, version)

@@ -16,7 +16,8 @@ batch runs, and the write-back is jobs/batchhold.py's: versions read from Label 
 time, claims turned `written` or released, exactly as an RQ chunk's. A task somebody else holds (a
 click, a chunk) is left to it and not sent; a click or a chunk meeting this job's claim does the same.
 
-Resumable: the job's state lives in a `JobStore` (Redis per project and model_version). A process
+Resumable: the job is a record of the one job store (jobs/state.py, kind "batch", id
+`batch:{project}:{version}`), its batch data kept under it (`BatchState`). A process
 killed after submitting finds the batch there (or, killed inside batches.create, by its display
 name) and polls it; it never submits the same tasks twice while a batch for them is alive.
 Exactly once: tasks that already hold a prediction of this model_version, or that this job wrote,
@@ -35,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..batchrunner import ExampleAttacher
 from ..detections import ImageMeta
 from ..gemini import batches as gbatches
 from ..gemini.errors import GeminiError
@@ -46,12 +46,13 @@ from ..gemini.kinds import KINDS
 from ..gemini.models import resolve
 from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
 from ..jobs.batchhold import BatchHold
+from ..jobs.records import BatchRecord, BatchState
 from ..labelconfig import ProjectSpec
 from ..labelstudio import PredictionRecord
 from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
-from .store import BatchRecord, JobStore
+from ..selectionrunner import ExampleAttacher
 
 log = logging.getLogger("gemini_ls.batch")
 
@@ -124,7 +125,7 @@ class BatchPrelabel:
         predictor: Predictor,
         files: FilesManager,
         client: Any,
-        store: JobStore,
+        store: BatchState,
         project: ProjectIO,
         hold: BatchHold,
         spec: ProjectSpec,
@@ -178,6 +179,7 @@ class BatchPrelabel:
             if tid in written or (not force and self.version in task.get("model_versions", ())):
                 continue
             wanted[tid] = task
+        self.store.set_total(len(wanted.keys() | written))
         self.echo(f"{self.store.job}: {len(wanted)} task(s) to pre-label")
         state = "done"
         rounds = 0
@@ -270,6 +272,7 @@ class BatchPrelabel:
         for tid, holder in taken.elsewhere.items():
             self._elsewhere[str(tid)] = holder
             wanted.pop(str(tid), None)
+        self.store.add_elsewhere(taken.elsewhere)
         if taken.elsewhere:
             self.echo(f"{len(taken.elsewhere)} task(s) are held by another job or a click; left to them")
         mine = set(taken.mine)
@@ -463,6 +466,7 @@ class BatchPrelabel:
                 self.store.add_failed(tid, f"writeback: {why}")
             for tid, holder in done.elsewhere.items():
                 self._elsewhere[str(tid)] = holder
+            self.store.add_elsewhere(done.elsewhere)
             self.metrics.writeback.labels("written").inc(len(report.written))
             self.metrics.writeback.labels("already").inc(len(report.already))
             self.metrics.writeback.labels("failed").inc(len(report.failed))

@@ -1,21 +1,21 @@
 """/metrics for Batch API jobs: whichever process ran them (`gemini-ls prelabel --batch` is its own
-process), their token sums, estimated cost and task counts are read from the job store in Redis at
-scrape time, so the server's /metrics shows every job. One label value per job id
+process), their token sums, estimated cost and task counts are read from the one job store in Redis
+(jobs/state.py) at scrape time, so the server's /metrics shows every job. One label value per job id
 (`batch:PROJECT:MODEL_VERSION`): bounded by projects x versions, never by tasks."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from .. import redisconn
 from ..gemini.pricing import Tokens, cost_by_model
-from ..redisconn import REQUEST_TEXT
+from ..jobs.records import BATCH
+from ..jobs.state import RedisJobStore
 from ..settings import Settings
-from .store import RedisJobStore, parse_job_id, store_client
 
 log = logging.getLogger("gemini_ls.batch")
 
@@ -23,12 +23,13 @@ log = logging.getLogger("gemini_ls.batch")
 class BatchJobsCollector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._client: Any = None  # one Redis client for every scrape, made at the first
+        self._store: RedisJobStore | None = None  # one Redis client for every scrape, made at the first
 
-    def _redis(self) -> Any:
-        if self._client is None:
-            self._client = store_client(self.settings.redis_url or "", REQUEST_TEXT)  # a scrape must not hang on Redis
-        return self._client
+    def _jobs(self) -> RedisJobStore:
+        if self._store is None:  # `request`: a scrape must not hang on Redis
+            client = redisconn.client(self.settings.redis_url or "", redisconn.REQUEST)
+            self._store = RedisJobStore(client, self.settings.redis_prefix)
+        return self._store
 
     def collect(self):
         s = self.settings
@@ -40,22 +41,17 @@ class BatchJobsCollector:
         tasks = GaugeMetricFamily("gemini_ls_batch_job_tasks", "Tasks of a Batch API job by outcome", labels=["job", "outcome"])
         prices = s.price_overrides
         try:
-            client = self._redis()
-            for job in RedisJobStore.jobs(s.redis_url, s.redis_prefix, client=client):
-                parsed = parse_job_id(job)
-                if parsed is None:
-                    continue
-                store = RedisJobStore(s.redis_url, s.redis_prefix, *parsed, client=client)
-                usage = sum(store.usage().values(), Tokens())
+            store = self._jobs()
+            for job in store.counts([i for i in store.ids() if i.startswith(f"{BATCH}:")]):
+                usage = sum(job.usage.values(), Tokens())
                 for direction, n in (("input", usage.prompt), ("output", usage.output), ("thoughts", usage.thoughts)):
-                    tokens.add_metric([job, direction], n)
-                c = cost_by_model(store.usage(), prices, s.batch_discount)
+                    tokens.add_metric([job.id, direction], n)
+                c = cost_by_model(job.usage, prices, s.batch_discount)
                 if c.batch_usd is not None and c.sync_usd is not None:
-                    cost.add_metric([job, "batch"], c.batch_usd)
-                    cost.add_metric([job, "sync"], c.sync_usd)
-                written, failed = store.counts()
-                tasks.add_metric([job, "written"], written)
-                tasks.add_metric([job, "failed"], failed)
+                    cost.add_metric([job.id, "batch"], c.batch_usd)
+                    cost.add_metric([job.id, "sync"], c.sync_usd)
+                tasks.add_metric([job.id, "written"], job.done)
+                tasks.add_metric([job.id, "failed"], len(job.failed))
         except (redis.RedisError, OSError) as exc:  # /metrics must answer even when Redis does not
             log.info("batch job metrics unavailable: %s", type(exc).__name__)
             return

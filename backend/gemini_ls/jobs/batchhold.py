@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 
 from ..labelstudio import PredictionRecord, PredictionWriter, WriteReport
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, scope_of
+from .records import batch_job_id
 
 BATCH_LEASE_SECONDS = 49 * 3600.0  # a Batch API batch ends (EXPIRED at the latest) within 48 h
 BATCH_OWNER_PREFIX = "batch:"
 
 
 def batch_owner(project: int | str, model_version: str) -> str:
-    """The claim owner of a batch job: its job id (batch/store.py `job_id`)."""
-    return f"{BATCH_OWNER_PREFIX}{project}:{model_version}"
+    """The claim owner of a batch job: its job id (records.py)."""
+    return batch_job_id(project, model_version)
 
 
 def is_batch_owner(holder: str | None) -> bool:

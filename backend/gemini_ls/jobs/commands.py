@@ -12,19 +12,14 @@ from ..settings import Settings
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     from ..batch import cli as batch_cli
-    from .prelabel import UsageError, run_jobs, run_prelabel
+    from .jobcmd import run_jobs
+    from .prelabel import UsageError, run_prelabel
 
     try:
         if args.command == "prelabel":
             return batch_cli.prelabel(args, settings) if args.batch else run_prelabel(args, settings)
         if args.command == "jobs":
-            if batch_cli.is_batch_job(list(args.words)):
-                return batch_cli.jobs(args, settings)
-            args.id = args.words[0] if args.words else None
-            code = run_jobs(args, settings)
-            if not args.words and settings.redis_url:  # the list shows Batch API jobs too
-                code = batch_cli.jobs(args, settings) or code
-            return code
+            return run_jobs(args, settings)
         from .worker import run_worker
 
         return run_worker(settings, burst=args.burst)

@@ -11,7 +11,9 @@ from ..labelstudio import CredentialStore, LabelStudioApi
 from ..redisconn import JOB
 from ..settings import Settings
 from .claims import Claims, MemoryClaims, RedisClaims
-from .state import JobStore, MemoryJobStore, RedisJobStore
+from .memstore import MemoryJobStore
+from .records import JobStore
+from .state import RedisJobStore
 from .work import ChunkExecutor
 
 

@@ -1,6 +1,6 @@
 """The background write-back of a click's late tasks, and the short leases on the tasks it holds.
 
-`BackgroundWriter` batches the tasks a /predict answered without (they finished after
+`BackgroundWriter` groups the tasks a /predict answered without (they finished after
 PREDICT_TIMEOUT, or past PREDICT_ANSWER_MAX) into chunks and posts them to Label Studio through its
 API; `Leases` keeps this process's claims on them alive while it does, so they lapse soon after the
 process dies and a job can take them over (the module docstring of oneclick.py has the whole story).
@@ -81,7 +81,7 @@ class LateTask:
 
 
 class BackgroundWriter:
-    """Threads that batch finished late tasks into chunks and write them (one set per process).
+    """Threads that group finished late tasks into chunks and write them (one set per process).
 
     Two writers: while one waits for Label Studio (the check, then the POST), the other fills its
     next chunk; claims keep them from ever writing the same task."""
@@ -113,22 +113,22 @@ class BackgroundWriter:
 
     def _loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            chunk = [self._queue.get()]
             end = time.monotonic() + self._flush_seconds
-            while len(batch) < self.settings.writeback_chunk:
+            while len(chunk) < self.settings.writeback_chunk:
                 try:
-                    batch.append(self._queue.get(timeout=max(0.0, end - time.monotonic())))
+                    chunk.append(self._queue.get(timeout=max(0.0, end - time.monotonic())))
                 except queue.Empty:
                     break
             try:
-                self._write(batch)
+                self._write(chunk)
             except Exception:  # the writer thread must survive anything
                 log.exception("write-back: unexpected error")
             if self.leases is not None:
-                for item in batch:
+                for item in chunk:
                     self.leases.drop(item.scope, item.owner, [int(item.outcome.task_id)])
             with self._lock:
-                self._pending -= len(batch)
+                self._pending -= len(chunk)
 
     def quiet_for(self, seconds: float) -> None:
         """Label Studio is storing a /predict answer now: on SQLite our imports would fight it for
@@ -136,13 +136,13 @@ class BackgroundWriter:
         with self._lock:
             self._quiet_until = max(self._quiet_until, time.monotonic() + min(30.0, seconds))
 
-    def _write(self, batch: list[LateTask]) -> None:
+    def _write(self, chunk: list[LateTask]) -> None:
         with self._lock:
             hold = self._quiet_until - time.monotonic()
         if hold > 0:
             time.sleep(hold)
         by_project: dict[int, list[LateTask]] = {}
-        for item in batch:
+        for item in chunk:
             by_project.setdefault(item.project, []).append(item)
         api = self._api_for()
         for project, items in by_project.items():

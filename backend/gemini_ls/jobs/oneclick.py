@@ -42,15 +42,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from ..batchrunner import BatchRunner
 from ..labelstudio import CredentialStore, LabelStudioApi
 from ..metrics import Metrics
 from ..predict import Fetch, TaskOutcome
+from ..selectionrunner import SelectionRunner
 from ..settings import Settings
 from .batchhold import is_batch_owner
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
-from .state import JobStore
+from .records import JobStore
 
 if TYPE_CHECKING:
     from .queue import JobQueue
@@ -93,7 +93,7 @@ class Handoff:
                first: Sequence[Mapping[str, Any]], running: Sequence[Mapping[str, Any]]) -> str:
         """`first`: tasks not started, whose claims go to the job right away (so a second click
         leaves them to it); `running`: tasks this process finishes, the job waits for them."""
-        from .state import JobInfo, new_job_id
+        from .records import JobInfo, new_job_id
 
         info = JobInfo(id=new_job_id(), project=project, model_version=version, total=len(first) + len(running),
                        created=time.time(), ls_url=ls_url, handed_by=owner)
@@ -117,9 +117,9 @@ class Handoff:
 
 
 class OneClick:
-    """Runs a /predict batch through the BatchRunner with claims and background write-back."""
+    """Runs a /predict selection through the SelectionRunner with claims and background write-back."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, runner: BatchRunner, claims: Claims,
+    def __init__(self, settings: Settings, metrics: Metrics, runner: SelectionRunner, claims: Claims,
                  credentials: CredentialStore, handoff: Handoff | None = None) -> None:
         self.settings = settings
         self.metrics = metrics

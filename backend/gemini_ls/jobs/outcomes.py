@@ -1,6 +1,6 @@
 """Finished /predict outcomes in Redis, shared by every gunicorn worker and replica.
 
-The BatchRunner keeps a finished task for a while (a late one until asked for, a delivered one past
+The SelectionRunner keeps a finished task for a while (a late one until asked for, a delivered one past
 Label Studio's 100 s wait): with REDIS_URL that store lives here, so a repeated "Retrieve
 predictions" that lands on another worker or replica is served, never recomputed. Keys:
 `{prefix}outcome:{model_version}:{task key}` (JSON of the TaskOutcome, with a TTL). Redis errors are

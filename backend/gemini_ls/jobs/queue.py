@@ -156,6 +156,13 @@ class RQJobQueue:
                 cancelled += 1
         return cancelled
 
+    def task_ids(self, rq_ids: Sequence[str]) -> list[int]:
+        """The task ids the job's chunks carry (their meta), for releasing its claims on cancel."""
+        from rq.job import Job
+
+        jobs = Job.fetch_many(list(rq_ids), connection=self.client)
+        return sorted({int(t) for job in jobs if job is not None for t in job.meta.get("tasks", ()) if t is not None})
+
 
 class LocalJobQueue:
     kind = "in-process"

@@ -23,7 +23,7 @@ from ..labelconfig import parse_label_config
 from ..labelstudio import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 from ..review.learning import LearnedState, Learner
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
-from .state import JobStore
+from .records import JobStore
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline

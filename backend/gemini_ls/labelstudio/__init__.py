@@ -9,7 +9,7 @@
 | `tasks.py` | paged task listing, the versions a task holds, which tasks hold a version |
 | `predictions.py` | reading, import, `PredictionWriter` (chunks, check-before-write, retries) |
 | `annotations.py` | one annotation; a project's annotated tasks |
-| `project.py` | `LabelStudioProject`: a project as a Batch API job reads and writes it |
+| `project.py` | `LabelStudioProject`: a project as a Batch API job reads it |
 | `errors.py` | `LabelStudioApiError` (`status`, `transient`), `LabelStudioAuthError` (`reason`) |
 
 It imports nothing of gemini_ls but `urls.py`: the image fetcher (images/) uses its credentials.

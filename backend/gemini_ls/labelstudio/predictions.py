@@ -12,8 +12,7 @@ out may still have landed, and a process killed after writing leaves no other tr
 timeouts and connection errors are retried with the backoff of retry.py; a 400 on a chunk is
 retried task by task, so one prediction Label Studio refuses never costs the others. Nothing is
 lost silently: every task ends in `written`, `already` or `failed` (with the reason) of the
-returned `WriteReport`. `write_all` is the same for a caller that stops on the first failure (the
-Batch API job, which is resumable).
+returned `WriteReport`.
 """
 
 from __future__ import annotations
@@ -100,15 +99,6 @@ class PredictionWriter:
         fresh = set(checked)
         for chunk in chunks(list(records), self.chunk):
             report = report.merge(self._write_chunk(project, list(chunk), fresh))
-        return report
-
-    def write_all(self, project: int, records: Iterable[PredictionRecord]) -> WriteReport:
-        """`write`, raising LabelStudioApiError when any task could not be written (the others are)."""
-        report = self.write(project, records)
-        if report.failed:
-            tid, why = next(iter(sorted(report.failed.items())))
-            raise LabelStudioApiError(f"{len(report.failed)} prediction(s) not written to project {project} "
-                                      f"after {self.attempts} attempts; task {tid}: {why}")
         return report
 
     def _write_chunk(self, project: int, records: list[PredictionRecord], checked: Set[int] = frozenset()) -> WriteReport:

@@ -1,11 +1,10 @@
-"""Every job the backend knows, as one typed list: the single place the page, its JSON and the CLI
-read jobs from (docs/page.md).
+"""Every job the backend knows, as one typed list: what the page and its JSON show (docs/page.md).
 
-Two stores hold jobs today: jobs/state.py (`gemini-ls prelabel` and the remainders of a
-"Retrieve predictions" click, run by the RQ workers) and batch/store.py (Batch API jobs). This
-adapter stays thin on purpose: batch jobs are being merged into the jobs/ store, after which
-`_batch_jobs` goes away. It only READS, with counts (SCARD/HLEN) instead of the task sets, in one
-pipeline per store, so an open page costs the workers nothing and 100 jobs stay cheap.
+One store holds every job (jobs/state.py: `gemini-ls prelabel`, the remainders of a "Retrieve
+predictions" click, Batch API jobs); this adapter only maps its records onto the page's words. A
+list is read through the store's `overview` (counts, SCARD/HLEN, instead of the task sets, in one
+pipeline), so an open page costs the workers nothing and 100 jobs stay cheap; Cancel is
+jobs/cancel.py's, the same as `gemini-ls jobs cancel`.
 """
 
 from __future__ import annotations
@@ -15,22 +14,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..batch.store import _record as batch_record  # the store's own parsing, so the two never disagree
-from ..batch.store import _usage_from as usage_from
-from ..batch.store import parse_job_id
 from ..gemini.pricing import cost_by_model
-from ..jobs.state import JobInfo
+from ..jobs.records import BATCH, WAITING, JobCounts, counts_of
+from ..jobs.state import RedisJobStore
 from ..settings import Settings
 
-# The states the page shows (docs/page.md); the stores' own words map onto them here.
-STATES = ("queued", "running", "waiting for the Batch API", "done", "cancelled", "failed")
+# The states the page shows (docs/page.md); the store's own words map onto them here.
+STATES = ("queued", "running", WAITING, "done", "cancelled", "failed")
 FAILURES_SHOWN = 50  # a job's failures listed in its detail: the first ones, the count says the rest
 
 
 @dataclass(frozen=True)
 class JobView:
     id: str
-    kind: str  # "prelabel" (jobs/: `gemini-ls prelabel` and click remainders) | "batch" (Batch API)
+    kind: str  # "prelabel" (`gemini-ls prelabel` and click remainders, on RQ) | "batch" (Batch API)
     project: str
     model_version: str
     state: str  # one of STATES
@@ -56,14 +53,6 @@ class JobView:
         return out
 
 
-def _reasons(failed: Mapping[Any, str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for why in failed.values():
-        key = why.split(":", 1)[0]
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def _pace(done: int, total: int, created: float | None, running: bool, now: float) -> tuple[float | None, float | None]:
     if created is None or not running or done <= 0 or now <= created:
         return None, None
@@ -71,105 +60,31 @@ def _pace(done: int, total: int, created: float | None, running: bool, now: floa
     return per_second * 60, max(total - done, 0) / per_second
 
 
-def prelabel_view(info: JobInfo, *, now: float, detail: bool = False, cancelled: bool = False) -> JobView:
-    """A jobs/state job read in full (the detail view)."""
-    return _prelabel(info.id, info.project, info.model_version, info.total, info.created, len(info.done),
-                     dict(info.failed), len(info.elsewhere), now=now, detail=detail, cancelled=cancelled)
+def _state(job: JobCounts) -> str:
+    state = job.state
+    if state == "running" and job.done + len(job.failed) + job.elsewhere == 0 and job.kind != BATCH:
+        return "queued"
+    return "done" if state == "finished" else state
 
 
-def _prelabel(job_id: str, project: Any, version: str, total: int, created: float, done: int,
-              failed: Mapping[Any, str], skipped: int, *, now: float, detail: bool, cancelled: bool = False) -> JobView:
-    n_failed = len(failed)
-    finished = done + n_failed + skipped >= total
-    state = ("failed" if n_failed else "done") if finished else ("queued" if done + n_failed + skipped == 0 else "running")
-    if cancelled and not finished:
-        state = "cancelled"
-    rate, eta = _pace(done + n_failed + skipped, total, created, state == "running", now)
-    shown = dict(sorted(((str(k), v) for k, v in failed.items()), key=lambda kv: kv[0])[:FAILURES_SHOWN]) if detail else {}
-    return JobView(id=job_id, kind="prelabel", project=str(project), model_version=version, state=state, total=total,
-                   done=done, failed=n_failed, skipped=skipped, created=created, rate_per_min=rate, eta_seconds=eta,
-                   models=(), tokens=None, cost_usd=None, failed_by_reason=_reasons(failed), failures=shown,
-                   can_cancel=state in ("queued", "running"))
-
-
-def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[JobView]:
-    """jobs/state.py's keys (its docstring): the hash plus SCARD/HLEN of the sets, in one round trip,
-    and the failure reasons (short hash values) for the per-reason counts."""
-    ids = [x.decode() if isinstance(x, bytes) else x for x in client.zrevrange(f"{prefix}jobs", 0, limit - 1)]
-    if not ids:
-        return []
-    pipe = client.pipeline(transaction=False)
-    for job_id in ids:
-        k = f"{prefix}job:{job_id}"
-        pipe.hgetall(k)
-        pipe.scard(k + ":done")
-        pipe.hvals(k + ":failed")
-        pipe.hlen(k + ":elsewhere")
-    raw = pipe.execute()
-    out = []
-    for i, job_id in enumerate(ids):
-        meta, done, failed, elsewhere = raw[4 * i : 4 * i + 4]
-        if not meta:
-            continue
-        m = {_s(k): _s(v) for k, v in meta.items()}
-        reasons = {n: _s(v) for n, v in enumerate(failed)}
-        out.append(_prelabel(job_id, m.get("project", "?"), m.get("model_version", ""), int(m.get("total", 0)),
-                             float(m.get("created", 0)), int(done), reasons, int(elsewhere), now=now, detail=False,
-                             cancelled=m.get("cancelled") == "1"))
-    return out
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-_BATCH_READS = 7  # commands per batch job in `_batch_jobs`' pipeline, in `_batch_view`'s order
-
-
-def _queue_batch_reads(pipe: Any, key: str) -> None:
-    """batch/store.py's keys (its docstring), read only: BatchStore() itself registers its job id
-    (SADD), which a page must not do, and would take one round trip per read."""
-    pipe.hlen(key + "meta")  # one entry per task submitted
-    pipe.scard(key + "written")
-    pipe.hgetall(key + "failed")
-    pipe.hgetall(key + "batches")
-    pipe.hgetall(key + "usage")
-    pipe.exists(key + "cancelled")
-    pipe.get(key + "submitting")
-
-
-def _batch_view(settings: Settings, job: str, replies: list[Any], *, detail: bool) -> JobView | None:
-    parsed = parse_job_id(job)
-    if parsed is None:
-        return None
-    meta, written, failed, raw_batches, raw_usage, cancelled, submitting = replies
-    batches = [batch_record(name, value) for name, value in sorted(raw_batches.items())]
-    usage = usage_from(raw_usage)
-    cost = cost_by_model(usage, settings.price_overrides, settings.batch_discount)
-    if cancelled:
-        state = "cancelled"
-    elif any(b.active for b in batches) or submitting:
-        state = "waiting for the Batch API"
-    else:
-        state = "failed" if failed and not written else "done"
-    shown = dict(sorted(failed.items())[:FAILURES_SHOWN]) if detail else {}
-    return JobView(id=job, kind="batch", project=parsed[0], model_version=parsed[1], state=state,
-                   total=max(int(meta), int(written) + len(failed)), done=int(written), failed=len(failed), skipped=0,
-                   created=None, rate_per_min=None, eta_seconds=None,
-                   models=tuple(sorted({b.model for b in batches if b.model} | set(usage))),
-                   tokens=sum(t.prompt + t.output + t.thoughts for t in usage.values()), cost_usd=cost.batch_usd,
-                   failed_by_reason=_reasons(failed), failures=shown, can_cancel=state == "waiting for the Batch API")
-
-
-def _batch_jobs(settings: Settings, client: Any, ids: list[str] | None = None, *, detail: bool = False) -> list[JobView]:
-    prefix = settings.redis_prefix
-    ids = sorted(client.smembers(f"{prefix}batch:jobs")) if ids is None else ids
-    pipe = client.pipeline(transaction=False)
-    for job in ids:
-        _queue_batch_reads(pipe, f"{prefix}{job}:")
-    replies = pipe.execute() if ids else []
-    views = (_batch_view(settings, job, replies[_BATCH_READS * i : _BATCH_READS * (i + 1)], detail=detail) for i, job in enumerate(ids))
-    return [v for v in views if v is not None]
+def job_view(settings: Settings, job: JobCounts, *, now: float, detail: bool = False) -> JobView:
+    """One record of the store as the page shows it (`detail`: with its first failures listed)."""
+    state = _state(job)
+    progressed = job.done + len(job.failed) + job.elsewhere
+    rate, eta = _pace(progressed, job.total, job.created or None, state == "running", now)
+    shown = dict(sorted(job.failed.items())[:FAILURES_SHOWN]) if detail else {}
+    tokens: int | None = None
+    cost: float | None = None
+    models: tuple[str, ...] = ()
+    if job.kind == BATCH:
+        tokens = sum(t.prompt + t.output + t.thoughts for t in job.usage.values())
+        cost = cost_by_model(job.usage, settings.price_overrides, settings.batch_discount).batch_usd
+        models = tuple(sorted({b.model for b in job.batches if b.model} | set(job.usage)))
+    return JobView(id=job.id, kind=job.kind, project=job.project, model_version=job.model_version, state=state,
+                   total=job.total, done=job.done, failed=len(job.failed), skipped=job.elsewhere,
+                   created=job.created or None, rate_per_min=rate, eta_seconds=eta, models=models, tokens=tokens,
+                   cost_usd=cost, failed_by_reason=job.failed_by_reason(), failures=shown,
+                   can_cancel=state in ("queued", "running", WAITING))
 
 
 @dataclass(frozen=True)
@@ -179,8 +94,7 @@ class JobSource:
     in its pool and are answered on the next Retrieve predictions)."""
 
     settings: Settings
-    client: Any = None  # bytes replies (jobs/state) ...
-    text_client: Any = None  # ... and str replies (batch/store): each store's own decoding
+    client: Any = None  # the `request` profile's client (redisconn.py): a page never waits on Redis
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobSource:
@@ -188,56 +102,31 @@ class JobSource:
             return cls(settings)
         from .. import redisconn
 
-        return cls(settings, redisconn.client(settings.redis_url, redisconn.REQUEST),
-                   redisconn.client(settings.redis_url, redisconn.REQUEST_TEXT))
+        return cls(settings, redisconn.client(settings.redis_url, redisconn.REQUEST))
+
+    def _store(self) -> RedisJobStore:
+        return RedisJobStore(self.client, self.settings.redis_prefix)
 
     def list_jobs(self, limit: int = 100, now: float | None = None) -> list[JobView]:
         if self.client is None:
             return []
         now = time.time() if now is None else now
-        return _prelabel_jobs(self.client, self.settings.redis_prefix, limit, now) + _batch_jobs(self.settings, self.text_client)
+        return [job_view(self.settings, j, now=now) for j in self._store().overview(limit)]
 
     def get_job(self, job_id: str, now: float | None = None) -> JobView | None:
         if self.client is None:
             return None
-        if parse_job_id(job_id) is not None:
-            if not self._known_batch(job_id):
-                return None
-            found = _batch_jobs(self.settings, self.text_client, [job_id], detail=True)
-            return found[0] if found else None
-        from ..jobs.state import RedisJobStore
-
-        info = RedisJobStore(self.client, self.settings.redis_prefix).get(job_id)
+        info = self._store().get(job_id)  # reads only: asking about an id never registers it
         if info is None:
             return None
-        cancelled = self.client.hget(f"{self.settings.redis_prefix}job:{job_id}", "cancelled") == b"1"
-        return prelabel_view(info, now=time.time() if now is None else now, detail=True, cancelled=cancelled)
+        return job_view(self.settings, counts_of(info), now=time.time() if now is None else now, detail=True)
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel a job. A prelabel job: marked cancelled and its chunks no worker has started taken
-        off the RQ queue (a running chunk finishes, at most JOB_CHUNK tasks). A Batch API job: exactly
-        as `gemini-ls jobs cancel ID` (the flag, so nothing is resubmitted, and its active batches at
-        Google). False for an unknown job."""
+        """Cancel a job of any kind, exactly as `gemini-ls jobs cancel ID` (jobs/cancel.py): marked
+        cancelled, its queued chunks off the RQ queue or its running Batch API jobs cancelled, its
+        claims released. False for an unknown job."""
         if self.client is None:
             return False
-        if parse_job_id(job_id) is None:
-            from ..jobs.queue import RQJobQueue
-            from ..jobs.state import RedisJobStore
+        from ..jobs.cancel import cancel
 
-            store = RedisJobStore(self.client, self.settings.redis_prefix)
-            if not store.cancel(job_id):
-                return False
-            RQJobQueue(self.settings, self.client).cancel(store.rq_ids(job_id))
-            return True
-        if not self._known_batch(job_id):
-            return False
-        import argparse
-
-        from ..batch import cli as batch_cli
-
-        return batch_cli.jobs(argparse.Namespace(words=["cancel", job_id]), self.settings) == 0
-
-    def _known_batch(self, job_id: str) -> bool:
-        # checked before a store is built: BatchStore() registers its job id (SADD), and a page
-        # must not add the ids it is asked about
-        return bool(self.text_client.sismember(f"{self.settings.redis_prefix}batch:jobs", job_id))
+        return cancel(self.settings, self._store(), job_id) is not None

@@ -8,9 +8,11 @@ import pytest
 import redis
 
 from gemini_ls.jobs.claims import DELIVERED, WRITTEN, MemoryClaims, RedisClaims, queued_owner, scope_of
+from gemini_ls.jobs.memstore import MemoryJobStore
 from gemini_ls.jobs.oneclick import project_id
 from gemini_ls.jobs.prelabel import UsageError, parse_task_ids
-from gemini_ls.jobs.state import JobInfo, MemoryJobStore, RedisJobStore
+from gemini_ls.jobs.records import JobInfo
+from gemini_ls.jobs.state import RedisJobStore
 
 
 def _memory_or_redis(request, memory, on_redis):

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gemini_ls.jobs.claims import MemoryClaims, queued_owner, scope_of
+from gemini_ls.jobs.memstore import MemoryJobStore
 from gemini_ls.jobs.oneclick import HANDOFF_ROUNDS, Handoff, handoff_chunk
-from gemini_ls.jobs.state import MemoryJobStore
 from gemini_ls.settings import Settings
 
 

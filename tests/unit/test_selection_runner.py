@@ -1,4 +1,4 @@
-"""BatchRunner's contract: answer at the deadline, keep what missed it until asked for, never
+"""SelectionRunner's contract: answer at the deadline, keep what missed it until asked for, never
 compute a task twice while it runs, keep delivered outcomes only briefly, retry failures afresh.
 
 The predictor here is a counting stand-in (the runner only calls `predict_task`); the real pipeline
@@ -8,10 +8,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gemini_ls.batchrunner import BatchRunner
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.metrics import Metrics
 from gemini_ls.predict import TaskOutcome
+from gemini_ls.selectionrunner import SelectionRunner
 from gemini_ls.settings import Settings
 
 SPEC = parse_label_config('<View><Image name="image" value="$image"/>'
@@ -40,7 +40,7 @@ def _tasks(*ids):
 
 def _runner(predictor, **kw):
     settings = Settings.from_env({"GEMINI_CONCURRENCY": "4", "PREDICT_TIMEOUT": "30"})
-    return BatchRunner(predictor, settings, Metrics(), **kw)
+    return SelectionRunner(predictor, settings, Metrics(), **kw)
 
 
 def _run(runner, tasks, seconds):

@@ -1,4 +1,4 @@
-"""`BatchRunner` runs a /predict batch with bounded concurrency and a deadline.
+"""`SelectionRunner` runs a /predict selection with bounded concurrency and a deadline.
 
 What is not done by the deadline is answered without a `result` (Label Studio stores nothing, so a
 later "Retrieve predictions" fills it), keeps running, and is served from memory when Label Studio
@@ -42,8 +42,8 @@ class ExampleAttacher(Protocol):
     def attach(self, plans: Sequence[PlannedRequest], spec: ProjectSpec, model_version: str) -> tuple[PlannedRequest, ...]: ...
 
 
-class BatchRunner:
-    """Runs batches on one bounded pool shared by every /predict of the process."""
+class SelectionRunner:
+    """Runs selections on one bounded pool shared by every /predict of the process."""
 
     def __init__(
         self, predictor: Predictor, settings: Settings, metrics: Metrics, *,
@@ -56,7 +56,7 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self._done: OrderedDict[str, tuple[float, TaskOutcome]] = OrderedDict()
-        # running tasks whose batch answered without them -> who takes them when done (None: kept
+        # running tasks whose selection answered without them -> who takes them when done (None: kept
         # here for the next request)
         self._late: dict[str, Callable[[TaskOutcome], None] | None] = {}
         self._keep_seconds = keep_seconds
@@ -79,8 +79,8 @@ class BatchRunner:
         """Pool thread, when a task is done: it leaves the in-flight table in the same step in which
         it is kept for a later request (no gap in which a new request would compute it again).
 
-        A task whose batch already answered without it is kept up to `keep_seconds`, until asked
-        for; any other only `delivered_seconds`, longer than Label Studio's 100 s wait, so a batch
+        A task whose selection already answered without it is kept up to `keep_seconds`, until asked
+        for; any other only `delivered_seconds`, longer than Label Studio's 100 s wait, so a selection
         Label Studio gave up on (it then stores nothing and asks again) is not computed twice.
         Failures are not kept: they are retried afresh.
         """
@@ -94,7 +94,7 @@ class BatchRunner:
             outcome: TaskOutcome = fut.result()
             if handler is None and outcome.succeeded:
                 self._keep(key, outcome, self._keep_seconds if late else self._delivered_seconds)
-        if handler is not None:  # its batch handed it on (background write-back): not kept for a re-run
+        if handler is not None:  # its selection handed it on (background write-back): not kept for a re-run
             try:
                 handler(outcome)
             except Exception:
@@ -158,7 +158,7 @@ class BatchRunner:
                     task_budget = self.settings.predict_timeout
 
                     def job(task=task, budget=task_budget) -> TaskOutcome:
-                        # A task's own clock starts when it starts: one that misses the batch's deadline
+                        # A task's own clock starts when it starts: one that misses the selection's deadline
                         # still finishes and is served from memory on the next request.
                         return self.predictor.predict_task(
                             task, spec, plans, fetch, deadline=time.monotonic() + budget, uses_by_ref=uses_by_ref
@@ -209,7 +209,7 @@ class BatchRunner:
                 log.warning("task %s failed (%s): %s", outcome.task_id, outcome.reason, outcome.error)
             elif outcome.status == "late":
                 late_ids.append(outcome.task_id)
-        if late_ids:  # one line per batch, not one per task: a big batch can leave hundreds behind
+        if late_ids:  # one line per selection, not one per task: a big selection can leave hundreds behind
             shown = ", ".join(f"task {i}" for i in late_ids[:20]) + (f" and {len(late_ids) - 20} more" if len(late_ids) > 20 else "")
             log.warning(
                 "%d of %d tasks not finished within PREDICT_TIMEOUT=%gs, still running (served when asked again): %s",
