@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -30,7 +31,7 @@ from .choices import ChoicesHandler
 from .ellipse import EllipseHandler
 from .handler import Conversion, RegionHandler
 from .keypoint import KeyPointHandler
-from .perregion import with_region_parts
+from .perregion import answers_by_region, with_region_parts
 from .polygon import PolygonHandler
 from .rectangle import RectangleHandler
 from .reverse import merge
@@ -105,6 +106,7 @@ def answer_from_results(results: Sequence[Any], controls: Sequence[ControlSpec],
     by_labels = {c.labels_from: REGISTRY[c.tag] for c in controls if c.labels_from is not None}
     names |= set(by_labels)
     per_task = any(c.kind.per_task for c in controls)
+    answers = answers_by_region(results, controls)  # the per-region controls' answers, by region id
     pieces = []
     for r in results:
         if not isinstance(r, Mapping) or r.get("from_name") not in names or not isinstance(r.get("value"), Mapping):
@@ -118,8 +120,13 @@ def answer_from_results(results: Sequence[Any], controls: Sequence[ControlSpec],
             continue
         from_labels = by_labels.get(str(r.get("from_name"))) if r.get("type") == "labels" else None
         handler = from_labels or _reverse_handler(r.get("type"))
-        if handler is not None:
-            pieces.append(handler.reverse(r, index))
+        if handler is None:
+            continue
+        piece = handler.reverse(r, index)
+        mine = answers.get(str(r.get("id")))
+        if mine and piece.detections:
+            piece = replace(piece, detections=tuple(replace(d, attributes=mine) for d in piece.detections))
+        pieces.append(piece)
     return merge(pieces)
 
 

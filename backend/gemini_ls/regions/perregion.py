@@ -11,7 +11,7 @@ label (whenTagName / whenLabelValue).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..detections import AttributeValue
@@ -59,3 +59,32 @@ def with_region_parts(control: ControlSpec, conversion: Conversion) -> Conversio
                 continue
             out.append(_companion(region, spec.name, spec.result_type, {**geometry, spec.value_key: attribute_value(spec, answer)}))
     return Conversion(tuple(out), conversion.dropped)
+
+
+def _answer_of(spec: AttributeSpec, value: Mapping[str, Any]) -> AttributeValue | None:
+    """A per-region result's value read back as the answer it stands for (None: empty or malformed)."""
+    raw = value.get(spec.value_key)
+    if spec.tag == "TextArea":
+        lines = [raw] if isinstance(raw, str) else [v for v in raw or () if isinstance(v, str)] if isinstance(raw, list) else []
+        text = "\n".join(lines).strip()
+        return text or None
+    if spec.tag == "Choices":
+        picked = tuple(c for c in raw or () if isinstance(c, str)) if isinstance(raw, list) else ()
+        return picked or None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    return int(raw) if spec.tag == "Rating" else raw
+
+
+def answers_by_region(results: Sequence[Any], controls: Sequence[ControlSpec]) -> dict[str, tuple[tuple[str, AttributeValue], ...]]:
+    """The per-region controls' answers in an annotation, by region id (for few-shot examples)."""
+    specs = {spec.name: spec for control in controls for spec in control.attributes}
+    out: dict[str, list[tuple[str, AttributeValue]]] = {}
+    for r in results:
+        if not isinstance(r, Mapping) or not isinstance(r.get("id"), str) or not isinstance(r.get("value"), Mapping):
+            continue
+        spec = specs.get(str(r.get("from_name")))
+        answer = _answer_of(spec, r["value"]) if spec is not None else None
+        if spec is not None and answer is not None:
+            out.setdefault(r["id"], []).append((spec.name, answer))
+    return {rid: tuple(answers) for rid, answers in out.items()}

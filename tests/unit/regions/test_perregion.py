@@ -103,3 +103,30 @@ def test_labelled_regions_read_back_from_their_labels_result():
     assert [d.label for d in answer.detections] == ["Text", "Handwriting", "Text"]
     box = answer.detections[0].box
     assert box is not None and round(box.ymin) == 100 and round(box.xmax) == 400
+
+
+def test_the_review_loop_compares_a_split_region_as_one_labelled_region():
+    from gemini_ls.review.match import regions_of
+
+    results, _ = _results("Rectangle")
+    shapes = [r for r in regions_of(results) if r.kind == "rectanglelabels"]
+    assert [r.label for r in shapes] == ["Text", "Handwriting", "Text"]
+    assert all(r.control == "shape" for r in shapes)
+    assert not [r for r in regions_of(results) if r.kind == "labels"]
+
+
+def test_an_annotation_reads_back_with_its_per_region_answers_for_few_shot_examples():
+    from gemini_ls.gemini.fewshot import render_answer
+
+    results, config = _results("Rectangle")
+    spec = parse_label_config(config)
+    answer = answer_from_results(results, spec.controls, ("image",))
+    first, second, _third = answer.detections
+    assert dict(first.attributes) == {"transcription": "Hello world", "words": 2, "quality": 4}
+    assert dict(second.attributes) == {"transcription": "Dear John", "legible": ("Faded",)}
+    (plan,) = plan_requests(spec)
+    items = json.loads(render_answer(plan.kind, answer) or "[]")
+    assert items[1]["attributes"] == {"transcription": "Dear John", "legible": ["Faded"]}
+    # and what an example shows parses back to the same answers
+    again = KINDS[plan.kind].parse(json.dumps(items), plan, "STOP", 1)
+    assert [d.attributes for d in again.detections] == [d.attributes for d in answer.detections]
