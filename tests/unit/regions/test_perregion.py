@@ -130,3 +130,34 @@ def test_an_annotation_reads_back_with_its_per_region_answers_for_few_shot_examp
     # and what an example shows parses back to the same answers
     again = KINDS[plan.kind].parse(json.dumps(items), plan, "STOP", 1)
     assert [d.attributes for d in again.detections] == [d.attributes for d in answer.detections]
+
+
+def test_malformed_attributes_cost_only_themselves():
+    from gemini_ls.gemini.attribute_values import MAX_TEXT
+
+    items = [
+        {"box_2d": [100, 100, 200, 400], "label": "Text", "attributes": ["not", "an", "object"]},
+        {"box_2d": [300, 100, 400, 400], "label": "Handwriting",
+         "attributes": {"transcription": {"nested": 1}, "legible": {"x": "Legible"}, "words": "many", "quality": True}},
+        {"box_2d": [500, 100, 600, 400], "label": "Text", "attributes": {"transcription": "x" * (3 * MAX_TEXT), "words": "7"}},
+        {"box_2d": [700, 100, 800, 400], "label": "Handwriting", "attributes": {"legible": "legible", "words": -1, "quality": 0}},
+    ]
+    results, config = _results("Rectangle", items)
+    assert LabelInterface(config).validate_prediction({"result": results}, return_errors=True) == []
+    first, second, third, fourth = _by_id(results).values()
+    assert set(first) == set(second) == {"shape", "label"}  # the regions stay, without answers
+    assert len(third["transcription"]["value"]["text"][0]) == MAX_TEXT and third["words"]["value"]["number"] == 7
+    assert set(fourth) == {"shape", "label", "legible"} and fourth["legible"]["value"]["choices"] == ["Legible"]
+
+
+def test_per_region_controls_follow_their_own_image():
+    config = (
+        '<View><Image name="a" value="$a"/><Image name="b" value="$b"/>'
+        '<RectangleLabels name="ra" toName="a"><Label value="Text"/></RectangleLabels>'
+        '<RectangleLabels name="rb" toName="b"><Label value="Text"/></RectangleLabels>'
+        '<TextArea name="ta" toName="a" perRegion="true"/></View>'
+    )
+    spec = parse_label_config(config)
+    assert {c.name: [a.name for a in c.attributes] for c in spec.controls} == {"ra": ["ta"], "rb": []}
+    plans = {p.image_names: p for p in plan_requests(spec)}
+    assert [a.name for a, _ in plans[("a",)].attributes] == ["ta"] and plans[("b",)].attributes == ()
