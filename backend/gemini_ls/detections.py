@@ -14,6 +14,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
+AttributeValue = str | tuple[str, ...] | float | int
+
 NORM = 1000.0  # Gemini normalises every coordinate to 0..1000 of the image it was sent.
 
 
@@ -169,6 +171,12 @@ class Detection:
     # the project label Gemini's text matched before a learned synonym renamed it to `label` (None:
     # as `label`); the learned score threshold is the answered label's (regions/selection.py)
     answered: str | None = None
+    # per-region controls' answers for this region (control name, value): str for a TextArea, a tuple
+    # of option values for Choices, a float for Number, an int for Rating; only valid values
+    attributes: tuple[tuple[str, AttributeValue], ...] = ()
+
+    def attribute(self, name: str) -> AttributeValue | None:
+        return next((value for key, value in self.attributes if key == name), None)
 
     @property
     def threshold_label(self) -> str:

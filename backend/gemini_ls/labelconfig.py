@@ -9,7 +9,9 @@ falls back to an environment default (see `Defaults`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
 
@@ -20,14 +22,34 @@ class LabelConfigError(ValueError):
     """The label config cannot drive predictions (empty, invalid XML, no image, no image control)."""
 
 
-# Label Studio tag name -> (result type, what Gemini must produce)
+# The control-tag table. Label Studio tag name -> (result type, what Gemini must produce).
+# The bare shape tools (Rectangle, Polygon, ...) draw the regions of a `<Labels>` on the same image:
+# each region is a shape result plus a `labels` result sharing its id (SHAPE_TAGS, see
+# `_shape_controls`), the form of Label Studio's own OCR template and examples.
 CONTROL_KINDS: dict[str, tuple[str, RequestKind]] = {
     "RectangleLabels": ("rectanglelabels", RequestKind.BOXES),
     "BrushLabels": ("brushlabels", RequestKind.MASKS),
     "PolygonLabels": ("polygonlabels", RequestKind.MASKS),
     "KeyPointLabels": ("keypointlabels", RequestKind.POINTS),
+    "EllipseLabels": ("ellipselabels", RequestKind.BOXES),
+    "Rectangle": ("rectangle", RequestKind.BOXES),
+    "Polygon": ("polygon", RequestKind.MASKS),
+    "Brush": ("brush", RequestKind.MASKS),
+    "KeyPoint": ("keypoint", RequestKind.POINTS),
+    "Ellipse": ("ellipse", RequestKind.BOXES),
     "Choices": ("choices", RequestKind.CHOICE),
     "TextArea": ("textarea", RequestKind.TEXT),
+}
+SHAPE_TAGS = ("Rectangle", "Polygon", "Ellipse", "KeyPoint", "Brush")
+LABELS_TAG = "Labels"
+
+# Per-region controls (perRegion="true"): tag -> (result type, the key of its value). Asked in the
+# same request as the regions they describe, one answer per region (`AttributeSpec`).
+ATTRIBUTE_KINDS: dict[str, tuple[str, str]] = {
+    "TextArea": ("textarea", "text"),
+    "Choices": ("choices", "choices"),
+    "Number": ("number", "number"),
+    "Rating": ("rating", "rating"),
 }
 
 
@@ -86,6 +108,50 @@ class LabelTuning:
 
 
 @dataclass(frozen=True)
+class AttributeSpec:
+    """A per-region control (`perRegion="true"`): one value per region of the controls on its image,
+    answered in the same JSON item as the region's box and label (under "attributes", by `name`).
+
+    `when_tag` / `when_labels` are Label Studio's whenTagName / whenLabelValue: the attribute belongs
+    only to regions of that labels control / with one of those labels (the editor shows it for them
+    only), so Gemini is asked for it only there. `display_mode` (displayMode) only moves the control
+    in the editor; the result is the same either way."""
+
+    name: str
+    tag: str  # TextArea | Choices | Number | Rating
+    question: str | None = None  # model_prompt, else the placeholder / hint text
+    options: tuple[LabelSpec, ...] = ()  # Choices
+    multiple: bool = False  # Choices: choice="multiple"
+    minimum: float | None = None  # Number: min; Rating: 1
+    maximum: float | None = None  # Number: max; Rating: maxRating (default 5)
+    when_tag: str | None = None
+    when_labels: tuple[str, ...] = ()
+    display_mode: str | None = None
+
+    @property
+    def result_type(self) -> str:
+        return ATTRIBUTE_KINDS[self.tag][0]
+
+    @property
+    def value_key(self) -> str:
+        return ATTRIBUTE_KINDS[self.tag][1]
+
+    def applies(self, control: ControlSpec, label: str) -> bool:
+        """Whether a region of `control` labelled `label` carries this attribute."""
+        if self.when_tag and self.when_tag not in (control.name, control.labels_from):
+            return False
+        return not self.when_labels or label in self.when_labels
+
+    def labels_for(self, control: ControlSpec) -> tuple[str, ...] | None:
+        """The labels of `control` this attribute is asked for: None for all, () for none."""
+        if self.when_tag and self.when_tag not in (control.name, control.labels_from):
+            return ()
+        if not self.when_labels:
+            return None
+        return tuple(label.value for label in control.labels if label.value in self.when_labels)
+
+
+@dataclass(frozen=True)
 class ControlSpec:
     name: str
     tag: str  # e.g. "RectangleLabels"
@@ -97,6 +163,10 @@ class ControlSpec:
     multiple: bool = False  # Choices: choice="multiple"
     smart: bool = False  # smart="true" / smartOnly="true": an interactive prompting tool
     tuning: LabelTuning = LabelTuning()  # learned by the review loop; empty as parsed
+    # a bare shape tool (SHAPE_TAGS): the `<Labels>` control whose labels its regions carry, as a
+    # `labels` result sharing the region's id
+    labels_from: str | None = None
+    attributes: tuple[AttributeSpec, ...] = ()  # the per-region controls its regions carry
 
 
 @dataclass(frozen=True)
@@ -156,6 +226,132 @@ def _settings(attr: dict, defaults: Defaults) -> ControlSettings:
     )
 
 
+def _labels(control: Any) -> tuple[LabelSpec, ...]:
+    labels_attrs = getattr(control, "labels_attrs", None) or {}
+    return tuple(
+        LabelSpec(value=value, hint=(tag.attr.get("hint") or None) if tag is not None else None)
+        for value, tag in ((v, labels_attrs.get(v)) for v in (getattr(control, "labels", None) or []))
+    )
+
+
+def _loose_float(attr: dict, key: str) -> float | None:
+    """An optional bound (Number's min/max): what Label Studio's editor would not enforce either is ignored."""
+    try:
+        value = float(attr[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _per_region(control: Any) -> bool:
+    return str((control.attr or {}).get("perRegion", "")).lower() == "true"
+
+
+def _attributes(
+    interface: LabelInterface, image_names: set[str]
+) -> tuple[dict[str, tuple[AttributeSpec, tuple[str, ...]]], set[str], list[str]]:
+    """The per-region controls: (usable ones by name with their images, names of all, why some are not)."""
+    found: dict[str, tuple[AttributeSpec, tuple[str, ...]]] = {}
+    names: set[str] = set()
+    ignored: list[str] = []
+    for control in interface.controls:
+        if not _per_region(control):
+            continue
+        names.add(control.name)
+        attr = control.attr or {}
+        to_names = tuple(n for n in (control.to_name or []) if n in image_names)
+        if control.tag not in ATTRIBUTE_KINDS:
+            ignored.append(f"{control.name} (<{control.tag}>): not a per-region control this backend fills "
+                           f"(supported per region: {', '.join(ATTRIBUTE_KINDS)})")
+            continue
+        if not to_names:
+            ignored.append(f"{control.name} (<{control.tag}>): not bound to an <Image> (toName={control.to_name})")
+            continue
+        options = _labels(control)
+        if control.tag == "Choices" and not options:
+            ignored.append(f"{control.name} (<{control.tag}>): has no labels or choices")
+            continue
+        rating = control.tag == "Rating"
+        found[control.name] = (
+            AttributeSpec(
+                name=control.name,
+                tag=control.tag,
+                question=_text(attr, "model_prompt") or _text(attr, "placeholder") or _text(attr, "hint"),
+                options=options,
+                multiple=attr.get("choice") == "multiple",
+                minimum=1.0 if rating else _loose_float(attr, "min"),
+                maximum=(_loose_float(attr, "maxRating") or 5.0) if rating else _loose_float(attr, "max"),
+                when_tag=_text(attr, "whenTagName"),
+                when_labels=tuple(v.strip() for v in str(attr.get("whenLabelValue") or "").split(",") if v.strip()),
+                display_mode=_text(attr, "displayMode"),
+            ),
+            to_names,
+        )
+    return found, names, ignored
+
+
+def _shape_drawers(interface: LabelInterface, image_names: set[str]) -> dict[tuple[str, str], str]:
+    """(a <Labels>' name, an image) -> the shape tool that draws its regions there: the first one in
+    the config bound to that image. One shape per region: the OCR template offers a Rectangle and a
+    Polygon for the same labels, and a text line predicted as both would be two regions."""
+    shapes = [c for c in interface.controls if c.tag in SHAPE_TAGS and not _per_region(c)]
+    drawers: dict[tuple[str, str], str] = {}
+    for control in interface.controls:
+        if control.tag != LABELS_TAG or _per_region(control) or not _labels(control):
+            continue
+        for image in (n for n in (control.to_name or []) if n in image_names):
+            shape = next((s for s in shapes if image in (s.to_name or [])), None)
+            if shape is not None:
+                drawers[(control.name, image)] = shape.name
+    return drawers
+
+
+def _drawn_by(shape: str, drawers: dict[tuple[str, str], str]) -> list[tuple[str, tuple[str, ...]]]:
+    """(labels control, its images) whose regions `shape` draws, in the config's order."""
+    out: dict[str, list[str]] = {}
+    for (labels, image), drawer in drawers.items():
+        if drawer == shape:
+            out.setdefault(labels, []).append(image)
+    return [(labels, tuple(images)) for labels, images in out.items()]
+
+
+def _shape_problem(control: Any, drawers: dict[tuple[str, str], str]) -> str | None:
+    """Why a shape tool gets no regions (None: it draws some)."""
+    if _drawn_by(control.name, drawers):
+        return None
+    mine = set(control.to_name or [])
+    taken = sorted({(labels, drawer) for (labels, image), drawer in drawers.items() if image in mine})
+    if not taken:
+        return f"{control.name} (<{control.tag}>): no <Labels> on its image gives its regions a label"
+    labels, drawer = taken[0]
+    return (f"{control.name} (<{control.tag}>): the regions of <Labels name={labels!r}> are drawn by {drawer!r}, "
+            "the first shape tool on the image (one shape per region); put this tool first to get its shape")
+
+
+def _attach_attributes(
+    controls: list[ControlSpec], attributes: dict[str, tuple[AttributeSpec, tuple[str, ...]]]
+) -> tuple[list[ControlSpec], list[str]]:
+    """Each region control with the per-region controls of its image that apply to its regions."""
+    used: set[str] = set()
+    out = []
+    for control in controls:
+        if control.kind.spatial or control.kind is RequestKind.POINTS:
+            mine = tuple(
+                spec for spec, images in attributes.values()
+                if set(images) & set(control.to_names) and spec.labels_for(control) != ()
+            )
+            used.update(spec.name for spec in mine)
+            control = replace(control, attributes=mine) if mine else control
+        out.append(control)
+    unused = [
+        f"{name} (<{spec.tag}>): per-region, but no region control on its image "
+        + (f"matches whenTagName={spec.when_tag!r} / whenLabelValue={','.join(spec.when_labels)!r}"
+           if spec.when_tag or spec.when_labels else "draws regions")
+        for name, (spec, _) in attributes.items() if name not in used
+    ]
+    return out, unused
+
+
 def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> ProjectSpec:
     """Parse a label config into the images and image controls we can fill.
 
@@ -178,11 +374,21 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
         raise LabelConfigError("the label config has no <Image> object to predict on")
     image_names = {i.name for i in images}
 
+    attributes, per_region, ignored = _attributes(interface, image_names)
+    drawers = _shape_drawers(interface, image_names)
     controls: list[ControlSpec] = []
-    ignored: list[str] = []
     for control in interface.controls:
+        if control.name in per_region:
+            continue
         kind = CONTROL_KINDS.get(control.tag)
         to_names = tuple(n for n in (control.to_name or []) if n in image_names)
+        if control.tag == LABELS_TAG:
+            if not to_names:
+                ignored.append(f"{control.name} (<{control.tag}>): not bound to an <Image> (toName={control.to_name})")
+            elif not any(labels == control.name for labels, _ in drawers):
+                shapes = ", ".join(f"<{t}>" for t in SHAPE_TAGS)
+                ignored.append(f"{control.name} (<{control.tag}>): no shape tool ({shapes}) on its image draws its regions")
+            continue
         if kind is None:
             supported = ", ".join(CONTROL_KINDS)
             ignored.append(f"{control.name} (<{control.tag}>): not a control type this backend fills (supported: {supported})")
@@ -190,12 +396,23 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
         if not to_names:
             ignored.append(f"{control.name} (<{control.tag}>): not bound to an <Image> (toName={control.to_name})")
             continue
-        labels_attrs = getattr(control, "labels_attrs", None) or {}
-        labels = tuple(
-            LabelSpec(value=value, hint=(tag.attr.get("hint") or None) if tag is not None else None)
-            for value, tag in ((v, labels_attrs.get(v)) for v in (getattr(control, "labels", None) or []))
-        )
         result_type, request_kind = kind
+        if control.tag in SHAPE_TAGS:
+            ignored_shape = _shape_problem(control, drawers)
+            if ignored_shape:
+                ignored.append(ignored_shape)
+                continue
+            for labels_name, drawn in _drawn_by(control.name, drawers):
+                labels_control = interface.get_control(labels_name)
+                controls.append(
+                    ControlSpec(
+                        name=control.name, tag=control.tag, result_type=result_type, kind=request_kind,
+                        to_names=drawn, labels=_labels(labels_control), settings=_settings(control.attr or {}, defaults),
+                        labels_from=labels_name,
+                    )
+                )
+            continue
+        labels = _labels(control)
         if request_kind not in (RequestKind.TEXT,) and not labels:
             ignored.append(f"{control.name} (<{control.tag}>): has no labels or choices")
             continue
@@ -212,6 +429,8 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 smart=any(str((control.attr or {}).get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
             )
         )
+    controls, unused = _attach_attributes(controls, attributes)
+    ignored.extend(unused)
     if not controls:
         raise LabelConfigError(
             f"the label config has no image control this backend can fill (supported: {', '.join(CONTROL_KINDS)} bound to an <Image>)"

@@ -15,16 +15,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from .gemini.prompts import PROMPT_VERSION
-from .labelconfig import ControlSettings, ProjectSpec
+from .labelconfig import ControlSettings, ControlSpec, ProjectSpec
 from .settings import Settings
 
 
 def settings_digest_values(settings: ControlSettings) -> list:
     """Every per-control setting, in declaration order (the order the digest has always used)."""
     return [getattr(settings, f.name) for f in fields(settings)]
+
+
+def _derived(control: ControlSpec) -> dict:
+    """A control's derived fields (its <Labels> companion, its per-region controls, every field of
+    each), only when it has them: the versions of configs without them stay what they were."""
+    out: dict = {}
+    if control.labels_from is not None:
+        out["labels_from"] = control.labels_from
+    if control.attributes:
+        out["attributes"] = [asdict(a) for a in control.attributes]
+    return out
 
 
 def label_set_digest(spec: ProjectSpec) -> str:
@@ -36,6 +47,7 @@ def label_set_digest(spec: ProjectSpec) -> str:
             "labels": [[label.value, label.hint] for label in c.labels],
             "settings": settings_digest_values(c.settings),
             "multiple": c.multiple,
+            **_derived(c),
         }
         for c in spec.controls
     ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .detections import ParsedAnswer, RequestKind
-from .labelconfig import ControlSpec, LabelSpec, ProjectSpec
+from .labelconfig import AttributeSpec, ControlSpec, LabelSpec, ProjectSpec
 
 
 class ModelChooser(Protocol):
@@ -66,6 +66,9 @@ class PlannedRequest:
     question: str | None = None
     multiple: bool = False
     model: str | None = None  # the model to call (as the provider's routing resolved it), None: the provider's default
+    # per-region controls asked in the same JSON items as the regions, with the labels each is asked
+    # for (None: every label), see `region_attributes`
+    attributes: tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...] = ()
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
@@ -101,6 +104,23 @@ def union_labels(controls: list[ControlSpec]) -> tuple[LabelSpec, ...]:
     return tuple(seen.values())
 
 
+def region_attributes(controls: Sequence[ControlSpec]) -> tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...]:
+    """The per-region controls a request asks for, each with the labels it is asked for (None: all):
+    the union over the controls sharing the request (whenTagName may name one of them only)."""
+    out: dict[str, tuple[AttributeSpec, set[str] | None]] = {}
+    for control in controls:
+        for spec in control.attributes:
+            labels = spec.labels_for(control)
+            known = out.get(spec.name)
+            if known is None:
+                out[spec.name] = (spec, None if labels is None else set(labels))
+            elif known[1] is not None:
+                out[spec.name] = (spec, None if labels is None else known[1] | set(labels))
+    return tuple(
+        (spec, None if labels is None else tuple(sorted(labels))) for spec, labels in out.values()
+    )
+
+
 def images_needed(plans: Sequence[PlannedRequest]) -> tuple[str, ...]:
     """Names of the <Image>s the plans send to Gemini, sorted (each is fetched once per task)."""
     return tuple(sorted({name for plan in plans for name in plan.image_names}))
@@ -121,8 +141,11 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                 continue
             label_set = frozenset((label.value, label.hint) for label in control.labels)
             models = (control.settings.model_name, control.settings.model_mask_name)
-            groups.setdefault((group, control.settings.prompt, label_set, models), []).append(control)
-        for (group, extra, _labels, _models), controls in groups.items():
+            # controls asking different per-region questions are not merged: the answer's items
+            # would carry attributes one of them must not show
+            asked = tuple(sorted(spec.name for spec in control.attributes))
+            groups.setdefault((group, control.settings.prompt, label_set, models, asked), []).append(control)
+        for (group, extra, _labels, _models, _asked), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -140,6 +163,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     max_objects=max(c.settings.max_objects for c in controls),
                     question=extra,
                     model=_model_for(routing, kind, controls),
+                    attributes=region_attributes(controls),
                 )
             )
     for control in spec.controls:

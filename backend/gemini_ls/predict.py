@@ -144,17 +144,22 @@ class Predictor:
         return list(conversion.results)
 
     def _validate(self, spec: ProjectSpec, results: list[dict], task_id: Any) -> list[dict]:
+        """Each region checked by Label Studio's own validator, as one: the results sharing an id (a
+        shape, its labels, its per-region answers) are validated together (a `labels` result is only
+        valid beside its shape) and dropped together."""
         if spec.interface is None:
             return results
-        kept = []
-        for region in results:
-            errors = spec.interface.validate_prediction({"result": [region]}, return_errors=True)
+        regions: dict[Any, list[dict]] = {}
+        for result in results:
+            regions.setdefault(result.get("id"), []).append(result)
+        rejected = set()
+        for rid, region in regions.items():
+            errors = spec.interface.validate_prediction({"result": region}, return_errors=True)
             if errors:
+                rejected.add(rid)
                 self.metrics.items_dropped.labels("invalid_region").inc()
                 log.error("task %s: dropped a region Label Studio would reject: %s", task_id, errors)
-            else:
-                kept.append(region)
-        return kept
+        return [r for r in results if r.get("id") not in rejected]
 
     def prepare_images(
         self, task: Mapping[str, Any], spec: ProjectSpec, plans: Sequence[PlannedRequest], fetch: Fetch

@@ -10,7 +10,8 @@ from gemini_ls.settings import Settings
 
 CONFIG = (
     '<View><Image name="image" value="$image"/>'
-    '<EllipseLabels name="ell" toName="image"><Label value="A"/></EllipseLabels>'
+    '<Labels name="label" toName="image"><Label value="A"/></Labels>'
+    '<Rectangle name="bbox" toName="image"/><Polygon name="poly" toName="image"/>'
     '<RectangleLabels name="r" toName="image"><Label value="B"/></RectangleLabels></View>'
 )
 
@@ -24,6 +25,6 @@ def test_setup_logs_ignored_controls_once(emu, caplog):
                 response = client.post("/setup", json={"schema": CONFIG, "project": "1.1"})
                 assert response.status_code == 200 and response.get_json()["model_version"]
         lines = [r.getMessage() for r in caplog.records if "gets no predictions" in r.getMessage()]
-        assert len(lines) == 1 and "ell (<EllipseLabels>)" in lines[0]
+        assert len(lines) == 1 and "poly (<Polygon>)" in lines[0] and "drawn by 'bbox'" in lines[0]
     finally:
         app.extensions["gemini_ls"].runner.shutdown()

@@ -128,12 +128,38 @@ def test_every_metric_is_documented_in_operations_and_none_is_stale():
     assert not documented - registered, f"docs/operations.md names metrics the code does not have: {sorted(documented - registered)}"
 
 
+def _model_of(kind: RequestKind) -> str:
+    return "GEMINI_MASK_MODEL" if kind is RequestKind.MASKS else "GEMINI_MODEL"
+
+
 def test_readme_routing_table_matches_the_code():
+    """README's short table names the main tags (docs/label-configs.md has every one, below); each
+    row it has must say what the code does."""
     readme = (ROOT / "README.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*$", readme, re.M)}
-    for tag, (_, kind) in CONTROL_KINDS.items():
+    for tag in ("RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels", "Choices", "TextArea"):
         assert tag in rows, f"README's control table lacks {tag}"
-        row = rows[tag]
+    for tag, row in rows.items():
+        if tag not in CONTROL_KINDS:
+            continue  # the settings table
+        kind = CONTROL_KINDS[tag][1]
         assert f"`{kind.value}`" in row, row
-        model = "GEMINI_MASK_MODEL" if kind is RequestKind.MASKS else "GEMINI_MODEL"
-        assert row.split("|")[3].strip().startswith(f"`{model}`"), row
+        assert row.split("|")[3].strip().startswith(f"`{_model_of(kind)}`"), row
+
+
+def test_label_configs_tag_table_lists_every_image_control():
+    """docs/label-configs.md's tag table: every tag the code fills with its request and model, and
+    every other image control of Label Studio with why not."""
+    page = (DOCS / "label-configs.md").read_text()
+    section = page[page.index("## Every Label Studio image control"):]
+    section = section[: section.index("\n## ")]
+    rows = {tag: line for line in section.splitlines() if line.startswith("| `")
+            for tag in re.findall(r"`(\w+)`", line.split("|")[1])}
+    for tag, (_, kind) in CONTROL_KINDS.items():
+        assert tag in rows, f"the tag table lacks {tag}"
+        cells = [c.strip() for c in rows[tag].split("|")]
+        assert cells[2].startswith("yes"), rows[tag]
+        assert f"`{kind.value}`" in cells[3], rows[tag]
+        assert cells[4].startswith(f"`{_model_of(kind)}`"), rows[tag]
+    for tag in ("Labels", "Number", "Rating", "Pdf", "Taxonomy", "Relations", "MagicWand", "BrushLabels", "Bitmask"):
+        assert tag in rows, f"the tag table lacks {tag}"

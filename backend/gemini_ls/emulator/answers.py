@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 
+from .attributes import Question, attributes_for, read_questions
 from .understanding import Target, Task, TaskKind
 from .vision import SeenImage, SeenObject, colour_totals, probability_map
 
@@ -70,12 +71,13 @@ def _selected(task: Task, images: list[SeenImage]) -> list[tuple[int, SeenObject
 def spatial_items(task: Task, images: list[SeenImage], mask: MaskEncoder | None = png_mask) -> list[dict]:
     """The answer items; `mask` writes a segmentation mask the way the model family does (None: the
     family does not segment, so no "mask" key)."""
-    return object_items(task.kind, _selected(task, images), images, mask)
+    return object_items(task.kind, _selected(task, images), images, mask, read_questions(task.text))
 
 
 def object_items(kind: TaskKind, chosen: list[tuple[int, SeenObject, str]], images: list[SeenImage],
-                 mask: MaskEncoder | None = png_mask) -> list[dict]:
-    """Answer items for the chosen (image index, object, label) triples, in the shape `kind` asks for."""
+                 mask: MaskEncoder | None = png_mask, questions: tuple[Question, ...] = ()) -> list[dict]:
+    """Answer items for the chosen (image index, object, label) triples, in the shape `kind` asks for,
+    with the answers to the prompt's per-region `questions` under "attributes"."""
     many = len(images) > 1
     items = []
     for idx, obj, label in chosen:
@@ -92,6 +94,9 @@ def object_items(kind: TaskKind, chosen: list[tuple[int, SeenObject, str]], imag
                 item["mask"] = mask(obj, seen)
             item["label"] = label
         item["confidence"] = _confidence(idx, obj)
+        answered = attributes_for(questions, obj, seen, label)
+        if answered:
+            item["attributes"] = answered
         if many:
             item["image_index"] = idx
         items.append(item)

@@ -82,6 +82,13 @@ def box_mask(det: Detection) -> str:
     return _png(np.ones((8, 8), bool))
 
 
+def _attributes(det: Detection) -> dict[str, Any]:
+    """The region's per-region answers as the prompt asks for them (nothing when it has none)."""
+    if not det.attributes:
+        return {}
+    return {"attributes": {name: list(v) if isinstance(v, tuple) else v for name, v in det.attributes}}
+
+
 def render_answer(kind: RequestKind, answer: ParsedAnswer) -> str | None:
     """A typed example answer as the JSON the prompt of `kind` asks for (box_2d as [ymin, xmin, ymax,
     xmax] in 0-1000, masks as a PNG of the box, points as [y, x], choices as a list of names, the
@@ -96,14 +103,15 @@ def render_answer(kind: RequestKind, answer: ParsedAnswer) -> str | None:
         if kind is RequestKind.POINTS:
             if det.point is None:
                 continue
-            items.append({"point": [int(round(det.point.y)), int(round(det.point.x))], "label": det.label, "confidence": 1.0})
+            items.append({"point": [int(round(det.point.y)), int(round(det.point.x))], "label": det.label, "confidence": 1.0,
+                          **_attributes(det)})
             continue
         if det.box is None:
             continue
         item: dict[str, Any] = {"box_2d": _box_2d(det.box)}
         if kind is RequestKind.MASKS:
             item["mask"] = box_mask(det)
-        item.update(label=det.label, confidence=1.0)
+        item.update(label=det.label, confidence=1.0, **_attributes(det))
         items.append(item)
     return json.dumps(items, ensure_ascii=False) if items else None
 

@@ -36,7 +36,7 @@ def _spatial_parser(*, masks: bool, points: bool) -> AnswerParser:
     def parse(text: str, plan: PlannedRequest, finish_reason: str | None, n_images: int) -> ParsedAnswer:
         return parse_detections(
             text, matcher=LabelMatcher(plan.labels, synonyms=plan.synonyms), finish_reason=finish_reason,
-            want_masks=masks, want_points=points, n_images=n_images,
+            want_masks=masks, want_points=points, n_images=n_images, asked=plan.attributes,
         )
 
     return parse
@@ -47,19 +47,19 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
     for spec in (
         KindSpec(
             RequestKind.BOXES,
-            prompt=lambda plan, n: detection_prompt(plan.labels, plan.max_objects, plan.question),
+            prompt=lambda plan, n: detection_prompt(plan.labels, plan.max_objects, plan.question, plan.attributes),
             parse=_spatial_parser(masks=False, points=False),
             output_tokens=8192,
         ),
         KindSpec(
             RequestKind.MASKS,
-            prompt=lambda plan, n: segmentation_prompt(plan.labels, plan.max_objects, plan.question),
+            prompt=lambda plan, n: segmentation_prompt(plan.labels, plan.max_objects, plan.question, plan.attributes),
             parse=_spatial_parser(masks=True, points=False),
             output_tokens=32768,
         ),
         KindSpec(
             RequestKind.POINTS,
-            prompt=lambda plan, n: pointing_prompt(plan.labels, plan.max_objects, plan.question),
+            prompt=lambda plan, n: pointing_prompt(plan.labels, plan.max_objects, plan.question, plan.attributes),
             parse=_spatial_parser(masks=False, points=True),
             output_tokens=4096,
         ),

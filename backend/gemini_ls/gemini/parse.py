@@ -33,7 +33,8 @@ from collections import Counter
 from typing import Any
 
 from ..detections import Detection, DropReason, ParsedAnswer
-from ..labelconfig import LabelSpec
+from ..labelconfig import AttributeSpec, LabelSpec
+from .attribute_values import parse_attributes
 from .item_fields import as_number, parse_box, parse_point, parse_score
 from .labels import LabelMatcher, normalise
 from .lenient_json import load_answer, normalise_finish_reason, strip_fences, unwrap_items
@@ -81,9 +82,11 @@ def parse_detections(
     want_masks: bool = False,
     want_points: bool = False,
     n_images: int | None = None,
+    asked: tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...] = (),
 ) -> ParsedAnswer:
     """Detections (boxes, and masks or points when asked for) from one answer text about
-    `n_images` images (each detection's `image_index` is below it; None: not bounded)."""
+    `n_images` images (each detection's `image_index` is below it; None: not bounded), with the
+    per-region attributes `asked` (plan.PlannedRequest.attributes)."""
     value, truncated, lost, found = load_answer(text, finish_reason)
     dropped: Counter[DropReason] = Counter()
     if lost:
@@ -99,7 +102,8 @@ def parse_detections(
 
     detections: list[Detection] = []
     for item in items:
-        detection, reasons = _detection(item, matcher, want_masks=want_masks, want_points=want_points, n_images=n_images)
+        detection, reasons = _detection(item, matcher, want_masks=want_masks, want_points=want_points, n_images=n_images,
+                                        asked=asked)
         dropped.update(reasons)
         if detection is not None:
             detections.append(detection)
@@ -109,7 +113,8 @@ def parse_detections(
 
 
 def _detection(
-    item: Any, matcher: LabelMatcher, *, want_masks: bool, want_points: bool, n_images: int | None
+    item: Any, matcher: LabelMatcher, *, want_masks: bool, want_points: bool, n_images: int | None,
+    asked: tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...] = (),
 ) -> tuple[Detection | None, list[DropReason]]:
     """One item -> (Detection or None, reasons to count). Order of checks = reason priority."""
     if not isinstance(item, dict):
@@ -155,6 +160,7 @@ def _detection(
             image_index=index,
             polygon=polygon,
             answered=answered,
+            attributes=parse_attributes(item, asked, label),
         ),
         reasons,
     )

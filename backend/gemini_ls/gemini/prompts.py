@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from ..labelconfig import LabelSpec
+from ..labelconfig import AttributeSpec, LabelSpec
+
+# (per-region control, the labels it is asked for or None for all): plan.PlannedRequest.attributes
+Asked = tuple[tuple[AttributeSpec, "tuple[str, ...] | None"], ...]
 
 PROMPT_VERSION = "p1"
 
@@ -69,7 +73,75 @@ _POINT_SCHEMA = {
 _CHOICE_SCHEMA = {"type": "ARRAY", "items": {"type": "STRING"}}
 
 
-def detection_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str | None = None) -> Prompt:
+def _number_range(spec: AttributeSpec) -> str:
+    lo, hi = spec.minimum, spec.maximum
+    if lo is not None and hi is not None:
+        return f" from {lo:g} to {hi:g}"
+    if lo is not None:
+        return f" of at least {lo:g}"
+    return f" of at most {hi:g}" if hi is not None else ""
+
+
+def _attribute_form(spec: AttributeSpec) -> str:
+    """What the value looks like, in the line's parentheses (the emulator reads it back)."""
+    if spec.tag == "Choices":
+        names = ", ".join(json.dumps(o.value, ensure_ascii=False) for o in spec.options)
+        return f"{'a JSON list of all that apply of' if spec.multiple else 'one of'} {names}"
+    if spec.tag == "Number":
+        return "number" + _number_range(spec)
+    if spec.tag == "Rating":
+        return "rating, a whole number" + _number_range(spec)
+    return "text"
+
+
+def _attribute_line(spec: AttributeSpec, labels: tuple[str, ...] | None) -> str:
+    line = f"- {json.dumps(spec.name, ensure_ascii=False)} ({_attribute_form(spec)})"
+    meanings = "; ".join(f"{json.dumps(o.value, ensure_ascii=False)} means {' '.join(o.hint.split())}"
+                         for o in spec.options if o.hint and o.hint.strip() != o.value)
+    question = " ".join(spec.question.split()) if spec.question else ""
+    detail = "; ".join(part for part in (question, meanings) if part)
+    if detail:
+        line += f": {detail}"
+    if labels is not None:
+        line += ("; " if detail else ": ") + "only for entries labelled " + ", ".join(json.dumps(v, ensure_ascii=False) for v in labels)
+    return line
+
+
+def attribute_block(asked: Asked) -> str:
+    """The per-region questions, answered inside each entry (one call gives the regions and their
+    attributes); empty when there are none."""
+    if not asked:
+        return ""
+    lines = "\n".join(_attribute_line(spec, labels) for spec, labels in asked)
+    return (
+        '\nFor each entry also answer these questions about that one object, in the key "attributes" '
+        "as a JSON object with one key per question name (leave a question out when it does not apply "
+        "to the entry):\n" + lines
+    )
+
+
+_ATTRIBUTE_TYPES = {"TextArea": "STRING", "Number": "NUMBER", "Rating": "INTEGER"}
+
+
+def with_attributes(schema: dict, asked: Asked) -> dict:
+    """A list-of-entries response schema with the per-region questions' "attributes" object added."""
+    if not asked:
+        return schema
+    properties: dict[str, dict[str, Any]] = {}
+    for spec, _ in asked:
+        if spec.tag == "Choices":
+            one = {"type": "STRING", "enum": [o.value for o in spec.options]}
+            properties[spec.name] = {"type": "ARRAY", "items": one} if spec.multiple else one
+        else:
+            properties[spec.name] = {"type": _ATTRIBUTE_TYPES[spec.tag]}
+    items = dict(schema["items"])
+    items["properties"] = {**items["properties"], "attributes": {"type": "OBJECT", "properties": properties}}
+    items["propertyOrdering"] = [*items["propertyOrdering"], "attributes"]
+    return {**schema, "items": items}
+
+
+def detection_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str | None = None,
+                     asked: Asked = ()) -> Prompt:
     system = (
         "Return bounding boxes as a JSON array with labels. Never return masks or code fencing. "
         f"Limit to {max_objects} objects. Use exactly the label names given, never invent others. "
@@ -82,13 +154,14 @@ def detection_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str
         'Output a JSON list where each entry contains the 2D bounding box in "box_2d" as '
         "[ymin, xmin, ymax, xmax] normalized to 0-1000, the label name in \"label\" and your "
         f'confidence from 0 to 1 in "confidence". Limit to {max_objects} objects.'
-    )
+    ) + attribute_block(asked)
     if extra:
         user += f"\n{extra}"
-    return Prompt(system=system, user=user, json_mode=True, response_schema=_BOX_SCHEMA)
+    return Prompt(system=system, user=user, json_mode=True, response_schema=with_attributes(_BOX_SCHEMA, asked))
 
 
-def segmentation_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str | None = None) -> Prompt:
+def segmentation_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str | None = None,
+                        asked: Asked = ()) -> Prompt:
     # No response schema: a schema does not help masks, and the mask must stay a free string.
     user = (
         "Give the segmentation masks for every object in the image that matches one of these labels "
@@ -99,13 +172,14 @@ def segmentation_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: 
         '"mask" as a base64 PNG probability map of the box, the label name in the key "label" and your '
         'confidence from 0 to 1 in the key "confidence". Use exactly the label names given. '
         f"Always generate the full mask. Limit to {max_objects} objects."
-    )
+    ) + attribute_block(asked)
     if extra:
         user += f"\n{extra}"
     return Prompt(system=None, user=user, json_mode=True, response_schema=None)
 
 
-def pointing_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str | None = None) -> Prompt:
+def pointing_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str | None = None,
+                    asked: Asked = ()) -> Prompt:
     user = (
         "Point to every object in the image that matches one of these labels "
         "(label name, then what it looks like):\n"
@@ -113,10 +187,10 @@ def pointing_prompt(labels: tuple[LabelSpec, ...], max_objects: int, extra: str 
         'Output a JSON list where each entry contains the point in "point" as [y, x] normalized to '
         '0-1000 at the centre of the object, the label name in "label" and your confidence from 0 to 1 '
         f'in "confidence". Use exactly the label names given. Limit to {max_objects} points.'
-    )
+    ) + attribute_block(asked)
     if extra:
         user += f"\n{extra}"
-    return Prompt(system=None, user=user, json_mode=True, response_schema=_POINT_SCHEMA)
+    return Prompt(system=None, user=user, json_mode=True, response_schema=with_attributes(_POINT_SCHEMA, asked))
 
 
 def choice_prompt(

@@ -5,6 +5,9 @@ task's images. The tags are those of labelconfig.CONTROL_KINDS, checked at impor
 also reads its own result type back (`reverse`): `answer_from_results` turns an annotation's
 results for some controls into the typed answer a provider should have given (few-shot examples).
 
+A bare shape tool (Rectangle, ...) and the per-region controls split a region into several results
+sharing its id (perregion.py).
+
 Multi-image tasks: region controls (rectangles, masks, polygons, keypoints) get one call per
 image in the control's toName, and each keeps only the detections whose `image_index` is
 that image's position in toName. Per-task answers (Choices, TextArea) are not about one
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -24,8 +28,10 @@ from ..detections import DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import CONTROL_KINDS, ControlSpec
 from .brush import BrushHandler
 from .choices import ChoicesHandler
+from .ellipse import EllipseHandler
 from .handler import Conversion, RegionHandler
 from .keypoint import KeyPointHandler
+from .perregion import answers_by_region, with_region_parts
 from .polygon import PolygonHandler
 from .rectangle import RectangleHandler
 from .reverse import merge
@@ -38,6 +44,13 @@ REGISTRY: Mapping[str, RegionHandler] = MappingProxyType({
         BrushHandler(),
         PolygonHandler(),
         KeyPointHandler(),
+        EllipseHandler(),
+        # the bare shape tools: a region as a shape result + a `labels` result (perregion.py)
+        RectangleHandler("Rectangle"),
+        PolygonHandler("Polygon"),
+        BrushHandler("Brush"),
+        KeyPointHandler("KeyPoint"),
+        EllipseHandler("Ellipse"),
         ChoicesHandler(),
         TextAreaHandler(),
     )
@@ -68,7 +81,7 @@ def convert_for(control: ControlSpec, images: Mapping[str, ImageMeta], answer: P
     results: list[dict] = []
     dropped: Counter[DropReason] = Counter()
     for image in targets:
-        conversion = handler.convert(control, image, answer)
+        conversion = with_region_parts(control, handler.convert(control, image, answer))
         results.extend(conversion.results)
         dropped.update(conversion.dropped)
     return Conversion.of(results, dropped)
@@ -89,7 +102,11 @@ def answer_from_results(results: Sequence[Any], controls: Sequence[ControlSpec],
     items a request may show is the caller's choice.
     """
     names = {c.name for c in controls}
+    # a bare shape tool's region reads back from its `labels` result, which carries the geometry too
+    by_labels = {c.labels_from: REGISTRY[c.tag] for c in controls if c.labels_from is not None}
+    names |= set(by_labels)
     per_task = any(c.kind.per_task for c in controls)
+    answers = answers_by_region(results, controls)  # the per-region controls' answers, by region id
     pieces = []
     for r in results:
         if not isinstance(r, Mapping) or r.get("from_name") not in names or not isinstance(r.get("value"), Mapping):
@@ -101,9 +118,15 @@ def answer_from_results(results: Sequence[Any], controls: Sequence[ControlSpec],
             index = 0
         else:
             continue
-        handler = _reverse_handler(r.get("type"))
-        if handler is not None:
-            pieces.append(handler.reverse(r, index))
+        from_labels = by_labels.get(str(r.get("from_name"))) if r.get("type") == "labels" else None
+        handler = from_labels or _reverse_handler(r.get("type"))
+        if handler is None:
+            continue
+        piece = handler.reverse(r, index)
+        mine = answers.get(str(r.get("id")))
+        if mine and piece.detections:
+            piece = replace(piece, detections=tuple(replace(d, attributes=mine) for d in piece.detections))
+        pieces.append(piece)
     return merge(pieces)
 
 

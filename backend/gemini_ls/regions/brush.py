@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..detections import DropReason, ImageMeta, ParsedAnswer
+from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, Conversion
 from .masks import masked_detections
@@ -29,13 +29,17 @@ from .rle import decode_brush, encode_brush_rle
 
 
 class BrushHandler:
-    tag = "BrushLabels"
+    """`tag`: BrushLabels, or the bare shape tool whose regions carry a <Labels> (perregion.py splits them)."""
+
+    def __init__(self, tag: str = "BrushLabels") -> None:
+        self.tag = tag
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         settings = control.settings
         dropped: Counter[DropReason] = Counter()
         ids = RegionIds(control, image)
         results = []
+        sources: list[Detection] = []
         for det, box, region in masked_detections(control, image, answer, dropped):
             if cv2.countNonZero(region.view(np.uint8)) < max(settings.min_area, 1):
                 dropped[EMPTY_MASK] += 1
@@ -43,7 +47,8 @@ class BrushHandler:
             rle = encode_brush_rle(region, box, image.width, image.height)
             value = {"format": "rle", "rle": rle, "brushlabels": [det.label]}
             results.append(image_result(ids.make(det.label, pixel_box_key(box)), control, image, value, det.score))
-        return Conversion.of(results, dropped)
+            sources.append(det)
+        return Conversion.of(results, dropped, sources)
 
     def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
         """The brush mask decoded: its box, and the mask inside that box (0/255) as the map."""

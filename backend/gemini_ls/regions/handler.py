@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from ..detections import DropReason, ImageMeta, ParsedAnswer
+from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer
 from ..labelconfig import ControlSpec
 
 # Reasons a detection meant for a control produced no region (keys of Conversion.dropped).
@@ -28,15 +28,22 @@ EMPTY_MASK: DropReason = "empty_mask"  # mask left nothing after thresholding / 
 
 @dataclass(frozen=True)
 class Conversion:
-    """Label Studio results for one control on one image, plus what was dropped and why."""
+    """Label Studio results for one control on one image, plus what was dropped and why.
+
+    `sources`: for region results, the detection each came from (parallel to `results`), so that
+    the per-region controls' answers can follow their region (perregion.py); empty otherwise."""
 
     results: tuple[dict, ...] = ()
     dropped: Mapping[DropReason, int] = field(default_factory=lambda: MappingProxyType({}))
+    sources: tuple[Detection, ...] = ()
 
     @staticmethod
-    def of(results: list[dict], dropped: Counter[DropReason] | None = None) -> Conversion:
+    def of(results: list[dict], dropped: Counter[DropReason] | None = None,
+           sources: list[Detection] | None = None) -> Conversion:
         counts = {k: v for k, v in (dropped or {}).items() if v}
-        return Conversion(tuple(results), MappingProxyType(counts))
+        if sources is not None and len(sources) != len(results):
+            raise ValueError("a region result without its detection")
+        return Conversion(tuple(results), MappingProxyType(counts), tuple(sources or ()))
 
 
 class RegionHandler(Protocol):

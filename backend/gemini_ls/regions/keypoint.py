@@ -30,12 +30,16 @@ def _usable(det: Detection) -> DropReason | None:
 
 
 class KeyPointHandler:
-    tag = "KeyPointLabels"
+    """`tag`: KeyPointLabels, or the bare shape tool whose regions carry a <Labels> (perregion.py splits them)."""
+
+    def __init__(self, tag: str = "KeyPointLabels") -> None:
+        self.tag = tag
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         selection = select(control, image, answer, _usable)
         ids = RegionIds(control, image)
         results = []
+        sources: list[Detection] = []
         for det in selection.detections:
             point = point_of(det)
             assert point is not None  # _usable kept only detections with a point or a box
@@ -43,7 +47,8 @@ class KeyPointHandler:
             x, y = clamp_percent(px), clamp_percent(py)
             value = {"x": x, "y": y, "width": KEYPOINT_WIDTH, "keypointlabels": [det.label]}
             results.append(image_result(ids.make(det.label, (x, y)), control, image, value, det.score))
-        return Conversion.of(results, selection.dropped)
+            sources.append(det)
+        return Conversion.of(results, selection.dropped, sources)
 
     def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
         """The keypoint as a point (no box)."""

@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..detections import DropReason, ImageMeta, ParsedAnswer, PixelBox, PolygonMask
+from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer, PixelBox, PolygonMask
 from ..labelconfig import ControlSpec
 from .handler import EMPTY_MASK, Conversion
 from .masks import masked_detections, polygon_pixels
@@ -91,13 +91,17 @@ def polygon_percent(polygon: Polygon, image: ImageMeta) -> list[list[float]]:
 
 
 class PolygonHandler:
-    tag = "PolygonLabels"
+    """`tag`: PolygonLabels, or the bare shape tool whose regions carry a <Labels> (perregion.py splits them)."""
+
+    def __init__(self, tag: str = "PolygonLabels") -> None:
+        self.tag = tag
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         settings = control.settings
         dropped: Counter[DropReason] = Counter()
         ids = RegionIds(control, image)
         results = []
+        sources: list[Detection] = []
         for det, box, region in masked_detections(control, image, answer, dropped):
             if det.mask is None and det.polygon is not None:
                 polygons = outline_polygons(det.polygon, image, settings.polygon_tolerance, settings.min_area)
@@ -111,7 +115,8 @@ class PolygonHandler:
                 value = {"points": points, "closed": True, "polygonlabels": [det.label]}
                 rid = ids.make(det.label, pixel_box_key(box), part, points[0])
                 results.append(image_result(rid, control, image, value, det.score))
-        return Conversion.of(results, dropped)
+                sources.append(det)
+        return Conversion.of(results, dropped, sources)
 
     def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
         """The polygon as a polygon mask (one ring, 0-1000) with its box; a polygon of two points

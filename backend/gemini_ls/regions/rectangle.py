@@ -18,18 +18,23 @@ def _usable(det: Detection) -> DropReason | None:
 
 
 class RectangleHandler:
-    tag = "RectangleLabels"
+    """`tag`: RectangleLabels, or the bare shape tool whose regions carry a <Labels> (perregion.py splits them)."""
+
+    def __init__(self, tag: str = "RectangleLabels") -> None:
+        self.tag = tag
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         selection = select(control, image, answer, _usable)
         ids = RegionIds(control, image)
         results = []
+        sources: list[Detection] = []
         for det in selection.detections:
             assert det.box is not None  # _usable kept only detections with a box
             x, y, w, h = box_percent(det.box)
             value = {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [det.label]}
             results.append(image_result(ids.make(det.label, (x, y, w, h)), control, image, value, det.score))
-        return Conversion.of(results, selection.dropped)
+            sources.append(det)
+        return Conversion.of(results, selection.dropped, sources)
 
     def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
         """The rectangle's box (a rotated one: the axis-aligned box around it)."""

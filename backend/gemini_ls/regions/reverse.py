@@ -17,7 +17,7 @@ from typing import Any
 from ..detections import Detection, NormBox, ParsedAnswer
 
 # where a region's label sits in its value, first match wins (a multi-label region counts under its first)
-LABEL_KEYS = ("rectanglelabels", "polygonlabels", "brushlabels", "keypointlabels", "labels")
+LABEL_KEYS = ("rectanglelabels", "polygonlabels", "brushlabels", "keypointlabels", "ellipselabels", "labels")
 NOTHING = ParsedAnswer()
 
 

@@ -105,13 +105,38 @@ def _label(kind: str, value: Mapping[str, Any]) -> str | None:
     return None
 
 
+# a bare shape tool's result type -> the labelled type it is compared as, once joined with its labels
+_LABELLED = {"rectangle": "rectanglelabels", "polygon": "polygonlabels", "brush": "brushlabels", "keypoint": "keypointlabels"}
+
+
+def _joined(result: Sequence[Any]) -> list[Any]:
+    """A shape result and the `labels` result sharing its id (Label Studio's OCR form,
+    regions/perregion.py) as the one labelled region they are; every other result as it is."""
+    labels = {r.get("id"): r for r in result if isinstance(r, Mapping) and r.get("type") == "labels" and r.get("id")}
+    shapes = {r.get("id") for r in result if isinstance(r, Mapping) and r.get("type") in _LABELLED}
+    out = []
+    for r in result:
+        if not isinstance(r, Mapping):
+            continue
+        kind, rid = r.get("type"), r.get("id")
+        if kind == "labels" and rid in shapes:
+            continue
+        partner = labels.get(rid) if kind in _LABELLED else None
+        if partner is not None and isinstance(r.get("value"), Mapping) and isinstance(partner.get("value"), Mapping):
+            labelled = _LABELLED[str(kind)]
+            r = {**r, "type": labelled, "value": {**r["value"], labelled: partner["value"].get("labels")}}
+        out.append(r)
+    return out
+
+
 def regions_of(result: Sequence[Mapping[str, Any]] | None) -> list[Region]:
     """The comparable regions of a Label Studio result list; relations and unknown types are skipped.
 
-    A Choices result with several values becomes one region per value.
+    A Choices result with several values becomes one region per value; a shape and its `labels`
+    result (one id) are one labelled region.
     """
     out: list[Region] = []
-    for r in result or ():
+    for r in _joined(result or ()):
         if not isinstance(r, Mapping) or not isinstance(r.get("value"), Mapping):
             continue
         kind = str(r.get("type", "")).lower()

@@ -65,8 +65,11 @@ def all_results(config: str, images: dict[str, ImageMeta], answer: ParsedAnswer)
     return [r for c in parse_label_config(config).controls for r in list(convert_for(c, images, answer).results)]
 
 
-def test_registry_covers_the_six_tags():
-    assert set(REGISTRY) == {"RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels", "Choices", "TextArea"}
+def test_registry_covers_every_tag():
+    assert set(REGISTRY) == {
+        "RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels", "EllipseLabels", "Choices", "TextArea",
+        "Rectangle", "Polygon", "Brush", "KeyPoint", "Ellipse",
+    }
     assert all(REGISTRY[tag].tag == tag for tag in REGISTRY)
 
 
