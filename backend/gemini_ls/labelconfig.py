@@ -91,6 +91,29 @@ class ControlSettings:
 
 
 @dataclass(frozen=True)
+class ScoreMap:
+    """A monotone map of Gemini's raw confidence (0-1) to the probability that annotators keep or only
+    adjust the region: piecewise linear through (xs, ys), flat beyond the ends. Fitted by the review
+    loop's calibration (review/calibration.py), applied where a task's regions are finished (predict.py)."""
+
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    def __call__(self, raw: float) -> float:
+        if not self.xs:
+            return raw
+        if raw <= self.xs[0]:
+            return self.ys[0]
+        if raw >= self.xs[-1]:
+            return self.ys[-1]
+        for i in range(1, len(self.xs)):
+            if raw <= self.xs[i]:
+                x0, x1, y0, y1 = self.xs[i - 1], self.xs[i], self.ys[i - 1], self.ys[i]
+                return y0 if x1 == x0 else y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
+        return self.ys[-1]
+
+
+@dataclass(frozen=True)
 class LabelTuning:
     """What the review loop learned for a control's labels (review/learning.py `LearnedState.applied`),
     part of the effective spec so that every path that predicts applies it:
@@ -98,13 +121,21 @@ class LabelTuning:
       regions are selected (regions/selection.py) to the label Gemini answered (before a synonym);
     - synonyms: (answered, wanted) pairs, applied where Gemini's text is matched to a label
       (gemini/labels.py `LabelMatcher`): an answered "A" becomes the control's label "B".
+    - calibration: (label, ScoreMap) pairs, the region `score` becomes the map of Gemini's
+      confidence (predict.py); a label without its own pair uses `calibration_default`.
     Not a label config setting: its digest is the learned tag of model_version (`ProjectSpec.learned_tag`)."""
 
     thresholds: tuple[tuple[str, float], ...] = ()
     synonyms: tuple[tuple[str, str], ...] = ()
+    calibration: tuple[tuple[str, ScoreMap], ...] = ()
+    calibration_default: ScoreMap | None = None
 
     def threshold(self, label: str) -> float:
         return next((t for name, t in self.thresholds if name == label), 0.0)
+
+    def score_map(self, label: str) -> ScoreMap | None:
+        """The calibration of `label`'s regions, None when none was learned (the score stays Gemini's)."""
+        return next((m for name, m in self.calibration if name == label), self.calibration_default)
 
 
 @dataclass(frozen=True)

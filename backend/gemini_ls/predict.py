@@ -25,6 +25,7 @@ from .metrics import Metrics
 from .plan import PlannedRequest, images_needed
 from .provider import ProviderError, VisionProvider
 from .regions import convert_for
+from .regions.scores import calibrated, task_score
 from .settings import Settings
 
 log = logging.getLogger("gemini_ls.predict")
@@ -86,11 +87,6 @@ def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str])
             )
         refs[name] = ref.strip()
     return refs
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return round(sum(vals) / len(vals), 4) if vals else None
 
 
 class Predictor:
@@ -184,15 +180,16 @@ class Predictor:
         return refs, prepared
 
     def finish(self, spec: ProjectSpec, task_id: Any, results: list[dict], started: float) -> TaskOutcome:
-        """A task's outcome from all its regions: validated, counted, scored."""
-        results = self._validate(spec, results, task_id)
+        """A task's outcome from all its regions: validated, counted, scored (calibrated where the
+        review loop learned a calibration, regions/scores.py)."""
+        results = calibrated(spec, self._validate(spec, results, task_id))
         for region in results:
             self.metrics.regions.labels(region.get("type", "?")).inc()
         return TaskOutcome(
             task_id=task_id,
             status="ok" if results else "empty",
             result=tuple(results),
-            score=_mean(r.get("score") for r in results),
+            score=task_score(results),
             seconds=time.monotonic() - started,
         )
 

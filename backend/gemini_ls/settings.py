@@ -214,8 +214,9 @@ class Settings:
         env = os.environ if env is None else env
         d = cls()
         review_learn = tuple(p.lower() for p in _csv(env, "REVIEW_LEARN"))
-        if unknown := set(review_learn) - {"thresholds", "synonyms"}:
-            raise SettingsError(f"REVIEW_LEARN: unknown part(s) {', '.join(sorted(unknown))}; known: thresholds, synonyms")
+        if unknown := set(review_learn) - {"thresholds", "synonyms", "calibration"}:
+            raise SettingsError(f"REVIEW_LEARN: unknown part(s) {', '.join(sorted(unknown))}; "
+                                "known: thresholds, synonyms, calibration")
         defaults = Defaults(
             score_threshold=_float(env, "MODEL_SCORE_THRESHOLD", Defaults.score_threshold),
             max_objects=_int(env, "MODEL_MAX_OBJECTS", Defaults.max_objects, lo=1),

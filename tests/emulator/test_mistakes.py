@@ -59,3 +59,29 @@ def test_mistakes_at_set_rates(emu, genai_client):
 def test_bad_mistakes_are_400(emu):
     r = httpx.post(emu.url + "/_emulator/mistakes", json={"hallucinate": 1})
     assert r.status_code == 400 and "unknown mistake" in r.text
+
+
+def test_overconfident_confidence_is_informative_but_miscalibrated(emu, genai_client):
+    """overconfident: right items confident, wrong ones mostly doubtful, a share as sure as the right
+    ones; the mistakes themselves are those made without it, and a scene always gets the same answer."""
+    scenes = [make_scene(320, 240, names=["red square", "blue circle"], seed=s) for s in range(40)]
+    images = [encode_image(s.image, "png") for s in scenes]
+    httpx.post(emu.url + "/_emulator/mistakes", json={"false_positive": 0.6, "swap": 0.2, "seed": 4})
+    plain = [detect(genai_client, d) for d in images]
+    httpx.post(emu.url + "/_emulator/mistakes", json={"false_positive": 0.6, "swap": 0.2, "seed": 4, "overconfident": 0.3})
+    noisy = [detect(genai_client, d) for d in images]
+    assert detect(genai_client, images[3]) == noisy[3]  # deterministic per scene
+    right, wrong = [], []
+    for scene, before, items in zip(scenes, plain, noisy):
+        assert [{k: v for k, v in i.items() if k != "confidence"} for i in items] == \
+            [{k: v for k, v in i.items() if k != "confidence"} for i in before]
+        for item in items:
+            box = norm_box_to_pixels(item["box_2d"], scene.width, scene.height)
+            best = max(scene.objects, key=lambda o: box_iou(o.box, box))
+            ok = box_iou(best.box, box) > 0 and item["label"] == {"red": "Red", "blue": "Blue"}[best.colour]
+            (right if ok else wrong).append(item["confidence"])
+    assert right and all(0.8 <= c <= 0.99 for c in right)
+    assert len(wrong) >= 15 and all(0.45 <= c <= 0.99 for c in wrong)
+    sure = sum(c > 0.85 for c in wrong)
+    assert 0 < sure < len(wrong) / 2  # some wrong items look as sure as right ones, most do not
+    assert sum(right) / len(right) > sum(wrong) / len(wrong) + 0.1  # informative

@@ -8,6 +8,14 @@
   few-shot examples show (a "label" in a model turn of the conversation history) is swapped at
   EXAMPLE_SWAP_FACTOR of that rate: worked examples of a label make its confusions rarer, which is
   what few-shot is for (an emulator behaviour, chosen so that FEW_SHOT_EXAMPLES is measurable).
+- overconfident: a confidence that is informative but miscalibrated, as real models' is (so that
+  REVIEW_LEARN=calibration is measurable). When > 0, every spatial item's confidence is redrawn:
+  right ones (real objects with their own label, jittered or not) uniform in CONFIDENT, wrong ones
+  (made up or swapped) uniform in DOUBTFUL, except a share `overconfident` of them that look as
+  sure as the right ones (CONFIDENT). A low confidence then means "wrong", a high one "probably
+  right", and neither is the probability it reads as: 0.65 is never right, 0.9 less often than
+  nine times in ten. Drawn from a generator of its own (seeded like the mistakes: the same scene
+  and request give the same confidences), so the mistakes made are those made without it.
 
 Mistakes are drawn from a generator seeded by the request itself, so the same request always gets
 the same answer (repeatable runs, comparable evaluate variants). Configure them per server
@@ -32,6 +40,8 @@ from .vision import SeenImage
 
 HEADER = "x-emulator-mistakes"
 EXAMPLE_SWAP_FACTOR = 0.2
+CONFIDENT = (0.80, 0.99)  # overconfident mode: right items, and the overconfident share of wrong ones
+DOUBTFUL = (0.45, 0.85)  # overconfident mode: the other wrong items
 
 
 class MistakesError(FaultError):  # the emulator answers it as 400 INVALID_ARGUMENT, like a bad fault
@@ -46,11 +56,12 @@ class Mistakes:
     jitter: float = 0.0
     jitter_fraction: float = 0.1
     swap: float = 0.0
+    overconfident: float = 0.0
     seed: int = 0
 
     @property
     def active(self) -> bool:
-        return bool(self.false_positive or self.jitter or self.swap)
+        return bool(self.false_positive or self.jitter or self.swap or self.overconfident)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -131,6 +142,7 @@ def apply(items: list, task: Task, images: Sequence[SeenImage], mistakes: Mistak
     rng = random.Random(f"{mistakes.seed}:{key}")
     labels = [t.label for t in task.targets if t.label]
     out: list = []
+    wrong: list[bool] = []  # per item of `out`: made up or swapped (the overconfident mode's truth)
     for item in items:
         item = dict(item)
         if "box_2d" in item and rng.random() < mistakes.jitter:
@@ -138,12 +150,14 @@ def apply(items: list, task: Task, images: Sequence[SeenImage], mistakes: Mistak
             h, w, f = y1 - y0, x1 - x0, mistakes.jitter_fraction
             item["box_2d"] = [_move(v, size, f, rng) for v, size in ((y0, h), (x0, w), (y1, h), (x1, w))]
         swap = mistakes.swap * (EXAMPLE_SWAP_FACTOR if item.get("label") in shown else 1.0)
-        if len(labels) > 1 and rng.random() < swap and item.get("label") in labels:
+        swapped = len(labels) > 1 and rng.random() < swap and item.get("label") in labels
+        if swapped:
             item["label"] = rng.choice([x for x in labels if x != item["label"]])
         out.append(item)
+        wrong.append(swapped)
     n_fp = int(mistakes.false_positive) + (1 if rng.random() < mistakes.false_positive % 1 else 0)
     if not labels or task.free_form:
-        return out
+        return _confidences(out, wrong, mistakes, key)
     for _ in range(n_fp):
         idx = rng.randrange(len(images))
         taken = _object_boxes(images[idx])
@@ -167,7 +181,20 @@ def apply(items: list, task: Task, images: Sequence[SeenImage], mistakes: Mistak
         if len(images) > 1:
             fp["image_index"] = idx
         out.append(fp)
-    return out
+        wrong.append(True)
+    return _confidences(out, wrong, mistakes, key)
+
+
+def _confidences(items: list, wrong: Sequence[bool], mistakes: Mistakes, key: str) -> list:
+    """The overconfident mode's confidences (module docstring); the items unchanged when it is off."""
+    if not mistakes.overconfident:
+        return items
+    rng = random.Random(f"{mistakes.seed}:{key}:confidence")
+    for item, bad in zip(items, wrong):
+        if isinstance(item, dict) and "confidence" in item:
+            lo, hi = DOUBTFUL if bad and rng.random() >= mistakes.overconfident else CONFIDENT
+            item["confidence"] = round(rng.uniform(lo, hi), 2)
+    return items
 
 
 def for_request(header: str | None, server_default: Mistakes | None) -> Mistakes | None:

@@ -8,6 +8,10 @@ from ..detections import ImageMeta, NormBox, PixelBox
 from ..labelconfig import ControlSpec
 
 DECIMALS = 4  # percent; 1e-4 % of a 10000 px side is 0.01 px
+# A calibrated region keeps Gemini's own confidence here beside its `score` (the calibrated
+# probability, predict.py): the review loop learns from the confidence, not from its own output.
+# Label Studio stores the key with the region and ignores it.
+CONFIDENCE_KEY = "model_confidence"
 
 
 def clamp_percent(value: float) -> float:

@@ -35,6 +35,8 @@ def add_commands(sub: Any) -> None:
     rep.add_argument("--since", default=None, help="only annotations changed at or after this ISO date/time")
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.add_argument("-o", "--output", default=None, help="also write a PNG chart here")
+    rep.add_argument("--reliability", default=None, metavar="PNG",
+                     help="also write the calibration's reliability diagram (before / after) here")
     ev = sub.add_parser("evaluate", help="run candidate settings on the project's annotated tasks (writes nothing to Label Studio)")
     _common(ev)
     ev.add_argument("--variant", action="append", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
@@ -46,11 +48,13 @@ def add_commands(sub: Any) -> None:
 def report(args: argparse.Namespace, settings: Settings) -> int:
     from ..labelstudio.annotations import annotated_tasks
     from . import report as rp
+    from .reliability import calibration_line, render_reliability
 
     client = label_studio_client(args, settings)
-    items = rp.reviewed_items(annotated_tasks(client, args.project), rp.parse_since(args.since))
+    items = list(rp.reviewed_items(annotated_tasks(client, args.project), rp.parse_since(args.since)))
     summaries = rp.summaries(items, args.model_version)
     by_version = {v: s.tally for v, s in summaries.items()}
+    line, triples = calibration_line(rp.sample_groups(items, args.model_version))  # Gemini's confidence vs kept
     if args.format == "json":
         text = rp.render_json(by_version, args.project)
     elif args.format == "csv":
@@ -59,11 +63,15 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
         extra = {v: rp.suggestions(s) for v, s in summaries.items() if s.relabels}
         for v, line in few_shot_lines(settings, by_version).items():
             extra[v] = line + ("\n" + extra[v] if v in extra else "")
-        text = rp.render_table(by_version, extra)
+        text = rp.render_table(by_version, extra).rstrip("\n") + "\n\n" + line
     sys.stdout.write(text.rstrip("\n") + "\n")
     if args.output:
         rp.render_chart(by_version, args.output, f"gemini-ls review, project {args.project}")
         sys.stderr.write(f"wrote {args.output}\n")
+    if args.reliability:
+        render_reliability([t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples],
+                           args.reliability, f"gemini-ls calibration, project {args.project}")
+        sys.stderr.write(f"wrote {args.reliability}\n")
     return 0
 
 

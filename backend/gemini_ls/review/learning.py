@@ -9,12 +9,16 @@
 - synonyms: "we said A, annotators say B": when at least SYNONYM_SHARE of A's matched regions
   were relabelled to the same B (and at least min_samples of them), A is answered as B. Weaker
   relabel patterns are only reported (`gemini-ls report`) as suggested hint changes.
+- calibration: per label, a monotone map of Gemini's confidence to the probability that annotators
+  keep or only adjust the region (review/calibration.py, its own thresholds); the region `score`
+  becomes that probability and the task `score` the product over its regions (regions/scores.py).
 
-Both need at least `min_samples` scored regions of a label. The learned state becomes part of the
-effective project spec (`LearnedState.applied`): thresholds where regions are selected
-(regions/selection.py, beside model_score_threshold), synonyms where Gemini's labels are matched
-(gemini/labels.py). Its digest becomes part of model_version ("...-l<digest>"), so Label Studio
-shows which predictions came from which learned state and re-predicts when it changes.
+Thresholds and synonyms need at least `min_samples` scored regions of a label. The learned state
+becomes part of the effective project spec (`LearnedState.applied`): thresholds where regions are
+selected (regions/selection.py, beside model_score_threshold), synonyms where Gemini's labels are
+matched (gemini/labels.py), the calibration where a task's regions are finished (regions/scores.py).
+Its digest becomes part of model_version ("...-l<digest>"), so Label Studio shows which
+predictions came from which learned state and re-predicts when it changes.
 Fitting reads the ledger only when its revision changed, and at most once per REFIT_SECONDS per
 project (/setup comes before every batch; a busy project must neither re-read its whole history
 nor change model_version with every annotation).
@@ -36,6 +40,8 @@ import redis
 
 from ..labelconfig import LabelTuning, ProjectSpec
 from ..settings import Settings
+from . import calibration as calib
+from .calibration import Calibration
 from .fewshot import Example, ExampleSource, FewShotBook, candidate, examples_tag, rank
 from .ledger import Ledger, Sample
 
@@ -44,7 +50,7 @@ log = logging.getLogger("gemini_ls.review")
 SUPPRESS = 1.01  # a threshold no score (0-1) reaches
 SYNONYM_SHARE = 0.8
 REFIT_SECONDS = 30.0
-PARTS = ("thresholds", "synonyms")
+PARTS = ("thresholds", "synonyms", "calibration")
 _POSITIVE = ("accepted", "adjusted", "relabelled")
 
 
@@ -53,16 +59,21 @@ class LearnedState:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     synonyms: Mapping[str, str] = field(default_factory=dict)
     examples: tuple[Example, ...] = ()  # few-shot (review/fewshot.py), FEW_SHOT_EXAMPLES
+    calibration: Calibration | None = None  # None: scores stay Gemini's (review/calibration.py)
 
     @property
     def empty(self) -> bool:
-        return not self.thresholds and not self.synonyms and not self.examples
+        return not self.thresholds and not self.synonyms and not self.examples and self.calibration is None
 
     def tag(self) -> str | None:
-        """`l<digest>` of thresholds and synonyms, `e<digest>` of the example set, joined by "-"."""
+        """`l<digest>` of thresholds, synonyms and the calibration's maps, `e<digest>` of the example
+        set, joined by "-". (A state without calibration digests as it did before calibration existed.)"""
         parts = []
-        if self.thresholds or self.synonyms:
-            blob = json.dumps({"t": dict(self.thresholds), "s": dict(self.synonyms)}, sort_keys=True).encode()
+        if self.thresholds or self.synonyms or self.calibration is not None:
+            learned: dict = {"t": dict(self.thresholds), "s": dict(self.synonyms)}
+            if self.calibration is not None:
+                learned["c"] = self.calibration.digest()
+            blob = json.dumps(learned, sort_keys=True).encode()
             parts.append("l" + hashlib.sha256(blob).hexdigest()[:8])
         if (examples := examples_tag(self.examples)) is not None:
             parts.append(examples)
@@ -70,7 +81,8 @@ class LearnedState:
 
     def as_dict(self) -> dict:
         return {"thresholds": dict(sorted(self.thresholds.items())), "synonyms": dict(sorted(self.synonyms.items())),
-                "examples": [e.key for e in self.examples]}
+                "examples": [e.key for e in self.examples],
+                "calibration": self.calibration.as_dict() if self.calibration is not None else None}
 
     def applied(self, spec: ProjectSpec) -> ProjectSpec:
         """The effective spec: each control carries the thresholds and synonyms of its own labels
@@ -81,11 +93,14 @@ class LearnedState:
         if self.empty:
             return spec
         controls = []
+        cal = self.calibration
         for control in spec.controls:
             values = {label.value for label in control.labels}
             tuning = LabelTuning(
                 thresholds=tuple(sorted((k, float(v)) for k, v in self.thresholds.items() if k in values)),
                 synonyms=tuple(sorted((a, b) for a, b in self.synonyms.items() if a in values and b in values)),
+                calibration=tuple((k, m) for k, m in cal.labels if k in values) if cal is not None else (),
+                calibration_default=cal.default if cal is not None else None,
             )
             controls.append(replace(control, tuning=tuning))
         return replace(spec, controls=tuple(controls), learned_tag=self.tag())
@@ -113,6 +128,7 @@ def fit_threshold(samples: Sequence[tuple[float, bool]], missed: int = 0) -> flo
 
 def fit(samples: Iterable[Sample], missed: Mapping[str, int], parts: Iterable[str], min_samples: int) -> LearnedState:
     parts = set(parts)
+    samples = list(samples)
     by_label: dict[str, list[tuple[float, bool]]] = {}
     matched: Counter[str] = Counter()
     relabels: Counter[tuple[str, str]] = Counter()
@@ -136,7 +152,8 @@ def fit(samples: Iterable[Sample], missed: Mapping[str, int], parts: Iterable[st
         for (a, b), n in relabels.items():
             if n >= min_samples and n >= SYNONYM_SHARE * matched[a]:
                 synonyms[a] = b
-    return LearnedState(thresholds, synonyms)
+    calibration = calib.fit(samples) if "calibration" in parts else None
+    return LearnedState(thresholds, synonyms, calibration=calibration)
 
 
 def relabel_suggestions(pairs: Mapping[tuple[str, str], int], matched: Mapping[str, int]) -> list[str]:

@@ -38,12 +38,15 @@ _SEP = "\x1f"
 
 @dataclass(frozen=True)
 class Sample:
-    """One predicted region's fate, for fitting thresholds and counting relabels."""
+    """One predicted region's fate, for fitting thresholds and the calibration and counting relabels.
+    `score` is Gemini's own confidence (before any calibration, match.py), `size` the region's box
+    area as a share of the image (None for points, masks and choices)."""
 
     label: str
     outcome: str
     score: float | None
     new_label: str | None = None
+    size: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class Contribution:
         return json.dumps({
             "annotation_id": self.annotation_id, "project": self.project, "task": self.task,
             "model_version": self.model_version, "tally": self.tally.as_dict(),
-            "samples": [[s.label, s.outcome, s.score, s.new_label] for s in self.samples],
+            "samples": [[s.label, s.outcome, s.score, s.new_label, s.size] for s in self.samples],
             "updated_at": self.updated_at,
         })
 
@@ -70,9 +73,14 @@ class Contribution:
         return cls(
             annotation_id=int(d["annotation_id"]), project=int(d["project"]), task=int(d["task"]),
             model_version=str(d["model_version"]), tally=Tally.from_dict(d["tally"]),
-            samples=tuple(Sample(str(a), str(b), c, e) for a, b, c, e in d.get("samples") or ()),
+            samples=tuple(_sample(v) for v in d.get("samples") or ()),
             updated_at=float(d.get("updated_at") or 0.0),
         )
+
+
+def _sample(v: Sequence[Any]) -> Sample:
+    """A stored sample; those written before `size` existed have four fields."""
+    return Sample(str(v[0]), str(v[1]), v[2], v[3], v[4] if len(v) > 4 else None)
 
 
 def contribution(
@@ -80,7 +88,7 @@ def contribution(
 ) -> Contribution:
     outcomes = tuple(outcomes)
     samples = tuple(
-        Sample(o.label, o.outcome.value, o.score, o.new_label) for o in outcomes if o.outcome is not Outcome.MISSED
+        Sample(o.label, o.outcome.value, o.score, o.new_label, o.size) for o in outcomes if o.outcome is not Outcome.MISSED
     )
     return Contribution(annotation_id, project, task, model_version, tally(outcomes), samples)
 

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..regions.result import CONFIDENCE_KEY
 from ..regions.rle import decode_brush
 
 UNCHANGED = 0.995  # similarity at or above which a matched region counts as untouched (float round-off)
@@ -76,7 +77,9 @@ class Region:
     value: Mapping[str, Any]
     width: int | None  # original_width / height: pixels for keypoint distances and mask decoding
     height: int | None
-    score: float | None
+    score: float | None  # Gemini's confidence: CONFIDENCE_KEY when the score was calibrated, else `score`
+    shown: float | None = None  # the region's `score` as Label Studio shows it
+    size: float | None = None  # box area / image area (rectangles and polygons)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class RegionOutcome:
     new_label: str | None = None  # relabelled: what the annotator chose
     predicted_id: str | None = None
     annotation_id: str | None = None
+    shown: float | None = None  # the predicted region's `score` (the calibrated one, when calibrated)
+    size: float | None = None  # the predicted region's box area / image area
 
 
 def _label(kind: str, value: Mapping[str, Any]) -> str | None:
@@ -143,7 +148,8 @@ def regions_of(result: Sequence[Mapping[str, Any]] | None) -> list[Region]:
         if kind not in MATCH_THRESHOLDS:
             continue
         value = r["value"]
-        score = r.get("score")
+        shown = _number(r.get("score"))
+        raw = _number(r.get(CONFIDENCE_KEY))
         if kind == "choices":
             labels: list[str | None] = [c for c in value.get("choices") or () if isinstance(c, str)]
         elif kind == "textarea":
@@ -160,9 +166,28 @@ def regions_of(result: Sequence[Mapping[str, Any]] | None) -> list[Region]:
                 value=value,
                 width=_int_or_none(r.get("original_width")),
                 height=_int_or_none(r.get("original_height")),
-                score=float(score) if isinstance(score, (int, float)) else None,
+                score=raw if raw is not None else shown,
+                shown=shown,
+                size=_size(kind, value),
             ))
     return out
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _size(kind: str, value: Mapping[str, Any]) -> float | None:
+    """A region's box area as a share of the image (percent geometry), for the calibration's ledger."""
+    try:
+        if kind == "rectanglelabels":
+            return round(float(value.get("width", 0)) * float(value.get("height", 0)) / 1e4, 6)
+        if kind == "polygonlabels" and value.get("points"):
+            pts = np.asarray(value["points"], float).reshape(-1, 2)
+            return round(float(np.ptp(pts[:, 0]) * np.ptp(pts[:, 1])) / 1e4, 6)
+    except (TypeError, ValueError):
+        return None
+    return None
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -324,7 +349,8 @@ def match_regions(
         for i, p in enumerate(pred):
             label = p.label or ""
             if i not in by_pred:
-                outcomes.append(RegionOutcome(control, kind, label, Outcome.DELETED, score=p.score, predicted_id=p.id))
+                outcomes.append(RegionOutcome(control, kind, label, Outcome.DELETED, score=p.score, predicted_id=p.id,
+                                              shown=p.shown, size=p.size))
                 continue
             j, s = by_pred[i]
             a = ann[j]
@@ -334,7 +360,8 @@ def match_regions(
                 outcome, new_label = Outcome.ACCEPTED, None
             else:
                 outcome, new_label = Outcome.ADJUSTED, None
-            outcomes.append(RegionOutcome(control, kind, label, outcome, round(s, 6), p.score, new_label, p.id, a.id))
+            outcomes.append(RegionOutcome(control, kind, label, outcome, round(s, 6), p.score, new_label, p.id, a.id,
+                                          shown=p.shown, size=p.size))
         for j, a in enumerate(ann):
             if j not in matched_ann:
                 missed.append(RegionOutcome(control, kind, a.label or "", Outcome.MISSED, annotation_id=a.id))

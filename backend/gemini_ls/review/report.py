@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .learning import relabel_suggestions
+from .ledger import Sample, contribution
 from .match import match_regions
 from .stats import LabelStats, Tally, tally
 from .webhook import our_prediction
@@ -85,6 +86,13 @@ def summaries(items: Iterable[Reviewed], model_version: str | None = None) -> di
         pairs.setdefault(v, Counter()).update((o.label, o.new_label) for o in outcomes if o.new_label is not None)
         newest[v] = max(newest.get(v, 0), int(item.prediction.get("id") or 0))
     return {v: Summary(out[v], dict(pairs[v])) for v in sorted(out, key=lambda v: -newest[v])}
+
+
+def sample_groups(items: Iterable[Reviewed], model_version: str | None = None) -> list[tuple[Sample, ...]]:
+    """Per annotation, its regions as the ledger records them (the calibration's input)."""
+    return [contribution(0, 0, item.task_id, item.model_version,
+                         match_regions(item.prediction.get("result") or [], item.annotation.get("result") or [])).samples
+            for item in items if model_version is None or item.model_version == model_version]
 
 
 def tallies(items: Iterable[Reviewed], model_version: str | None = None) -> dict[str, Tally]:
