@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from label_studio_sdk.label_interface import LabelInterface
 
 from .detections import RequestKind
+from .tiling.grid import parse_tiling
 
 
 class LabelConfigError(ValueError):
@@ -40,6 +41,8 @@ class Defaults:
     mask_threshold: int = 127
     polygon_tolerance: float = 1.0  # pixels, Douglas-Peucker epsilon
     min_area: int = 16  # pixels; smaller mask specks give no polygon
+    tiling: str = "off"  # TILING: off | auto | RxC (tiling/grid.py)
+    media_resolution: str | None = None  # GEMINI_MEDIA_RESOLUTION, None: the model's default
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class ControlSettings:
     # (None: GEMINI_MODEL / GEMINI_MASK_MODEL), see gemini/models.py.
     model_name: str | None = None
     model_mask_name: str | None = None
+    # model_tiling / model_media_resolution (TILING / GEMINI_MEDIA_RESOLUTION when absent): how a
+    # spatial request cuts the image into tiles, and the media resolution each image part is sent at.
+    # Part of model_version only when set (modelversion.py), so versions made before they existed hold.
+    tiling: str = "off"
+    media_resolution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,32 @@ def _settings(attr: dict, defaults: Defaults) -> ControlSettings:
         prompt=_text(attr, "model_prompt"),
         model_name=_text(attr, "model_name"),
         model_mask_name=_text(attr, "model_mask_name"),
+        tiling=_tiling(attr, defaults.tiling),
+        media_resolution=_media_resolution(attr, defaults.media_resolution),
     )
+
+
+MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH", "ULTRA_HIGH")  # ULTRA_HIGH: per image part, Gemini 3 only
+
+
+def _tiling(attr: dict, default: str) -> str:
+    raw = _text(attr, "model_tiling")
+    if raw is None:
+        return default
+    try:
+        mode, shape = parse_tiling(raw)
+    except ValueError as exc:
+        raise LabelConfigError(f"model_tiling: {exc}") from exc
+    return f"{shape[0]}x{shape[1]}" if shape else mode
+
+
+def _media_resolution(attr: dict, default: str | None) -> str | None:
+    raw = _text(attr, "model_media_resolution")
+    if raw is None:
+        return default
+    if raw.upper() not in MEDIA_RESOLUTIONS:
+        raise LabelConfigError(f"model_media_resolution={raw!r}: one of {', '.join(MEDIA_RESOLUTIONS)}")
+    return raw.upper()
 
 
 def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> ProjectSpec:

@@ -12,6 +12,9 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 - A detection control bound to several images is asked once per image.
 - Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
   nor controls naming different models (`model_name` / `model_mask_name`).
+- Controls with different `model_tiling` / `model_media_resolution` are not merged either. Tiling
+  applies to spatial plans only (predict.py cuts the image per tiling/grid.py); choices, captions
+  and points are asked once on the whole image.
 - Each plan names its model: GEMINI_MASK_MODEL for segmentation, GEMINI_MODEL for the rest, unless a
   control overrides it (the provider's `ModelChooser`, gemini/models.py `ModelRouting`). Without a routing the model stays None
   and the caller's default model answers.
@@ -66,6 +69,8 @@ class PlannedRequest:
     question: str | None = None
     multiple: bool = False
     model: str | None = None  # the model to call (as the provider's routing resolved it), None: the provider's default
+    tiling: str = "off"  # spatial plans: off | auto | RxC (tiling/grid.py); others always "off"
+    media_resolution: str | None = None  # per image part (3.x) or request-wide (2.x); None: the model default
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
@@ -121,8 +126,9 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                 continue
             label_set = frozenset((label.value, label.hint) for label in control.labels)
             models = (control.settings.model_name, control.settings.model_mask_name)
-            groups.setdefault((group, control.settings.prompt, label_set, models), []).append(control)
-        for (group, extra, _labels, _models), controls in groups.items():
+            seeing = (control.settings.tiling, control.settings.media_resolution)
+            groups.setdefault((group, control.settings.prompt, label_set, models, seeing), []).append(control)
+        for (group, extra, _labels, _models, (tiling, resolution)), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -140,6 +146,8 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     max_objects=max(c.settings.max_objects for c in controls),
                     question=extra,
                     model=_model_for(routing, kind, controls),
+                    tiling=tiling if group == "spatial" else "off",
+                    media_resolution=resolution,
                 )
             )
     for control in spec.controls:
@@ -154,6 +162,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     question=control.settings.prompt,
                     multiple=control.multiple,
                     model=_model_for(routing, control.kind, (control,)),
+                    media_resolution=control.settings.media_resolution,
                 )
             )
     return tuple(plans)

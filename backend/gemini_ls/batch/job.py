@@ -42,7 +42,7 @@ from ..gemini.errors import GeminiError
 from ..gemini.fewshot import FewShotWire
 from ..gemini.files import FilesManager
 from ..gemini.gateway import GeminiGateway
-from ..gemini.kinds import KINDS
+from ..gemini.kinds import prompt_for
 from ..gemini.models import resolve
 from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
 from ..jobs.batchhold import BatchHold
@@ -235,7 +235,7 @@ class BatchPrelabel:
         for index in indexes:
             plan = self.plans[index].for_task(task_id)
             images = [prepared[n] for n in plan.image_names]
-            prompt = KINDS[plan.kind].prompt(plan, len(images))
+            prompt = prompt_for(plan, len(images))
             try:
                 built = self.files.build(images, {}, deadline=deadline)
             except GeminiError as exc:
