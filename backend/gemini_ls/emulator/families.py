@@ -32,6 +32,7 @@ import numpy as np
 
 from . import errors, wire
 from .answers import MaskEncoder, png_mask
+from .tokens import SMALL_IMAGE_SIDE
 from .tokens import image_tokens as tile_tokens
 from .vision import SeenImage, SeenObject
 
@@ -202,23 +203,23 @@ def image_levels(family: Family, count: int, body: dict, request_resolution: str
 
 
 def seen_scale(family: Family, width: int, height: int, level: str | None) -> float:
-    """The factor (<= 1) by which this family shrinks a width x height image at `level` before looking."""
+    """The factor by which this family resizes a width x height image at `level` before looking:
+    below 1 for an image above its budget, above 1 for a small one (the model sees its budget's
+    pixels whatever it is sent, so a 64 px icon is looked at enlarged)."""
     if family.fixed_image_tokens:
         tokens = LEVEL_TOKENS.get(level or "HIGH", LEVEL_TOKENS["HIGH"])
     elif level in ("LOW", "MEDIUM"):  # 2.x request-wide: a fixed count (tokens.py)
         tokens = {"LOW": 64, "MEDIUM": 256}[level]
-    else:  # 2.x default: crops of min(w, h) / 1.5 px resampled to 768 px tiles
-        if max(width, height) <= TILE_SIDE_2X:
-            return 1.0
-        return min(1.0, TILE_SIDE_2X / max(1, math.floor(min(width, height) / 1.5)))
-    return min(1.0, math.sqrt(tokens * TOKEN_PIXELS / max(1, width * height)))
+    else:  # 2.x default: one 768 px tile up to 384 px, else crops of min(w, h) / 1.5 px resampled to 768 px
+        if max(width, height) <= SMALL_IMAGE_SIDE:
+            return TILE_SIDE_2X / max(1, width, height)
+        return TILE_SIDE_2X / max(1, math.floor(min(width, height) / 1.5))
+    return math.sqrt(tokens * TOKEN_PIXELS / max(1, width * height))
 
 
 def at_budget(family: Family, seen: SeenImage, level: str | None) -> SeenImage:
-    """`seen` as the model sees it at `level`: the objects too small at that scale left out."""
+    """`seen` as the model sees it at `level`: the objects narrower than MIN_VISIBLE_PX at that scale left out."""
     scale = seen_scale(family, seen.width, seen.height, level)
-    if scale >= 1.0:
-        return seen
     kept = tuple(o for o in seen.objects
                  if min(o.box[2] - o.box[0], o.box[3] - o.box[1]) * scale >= MIN_VISIBLE_PX)
     return seen if len(kept) == len(seen.objects) else replace(seen, objects=kept)
