@@ -23,60 +23,23 @@ import argparse
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from gemini_ls.emulator.scenes import Scene, box_iou, encode_image
+from gemini_ls.emulator.scenes import Scene, encode_image
 from gemini_ls.emulator.server import DEFAULT_API_KEY, EmulatorServer
-from gemini_ls.emulator.tilescenes import LARGE_COLOUR, SMALL_COLOUR, make_small_objects_scene
+from gemini_ls.emulator.tilescenes import make_small_objects_scene
 from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.pipeline import build_pipeline
 from gemini_ls.plan import plan_requests
 from gemini_ls.settings import Settings
 from tests.fixtures.backend import backend_test_env
-from tests.helpers import config, data_uri, rect_control, rect_pixels
+from tests.helpers import config, data_uri, rect_control, tiling_score
 
 OUT = Path(__file__).parent / "results" / "tiling.md"
 CONFIG = config(rect_control(extra='model_max_objects="60"'))
 SIZES = {"12 MP": (4000, 3000), "24 MP": (6000, 4000)}
 SETTINGS = {"off (HIGH)": ("off", "HIGH"), "off (ULTRA_HIGH)": ("off", "ULTRA_HIGH"), "auto (HIGH)": ("auto", "HIGH")}
 MODEL = "gemini-3.6-flash"
-
-
-@dataclass(frozen=True)
-class Score:
-    small_found: int
-    small_total: int
-    large_exact: int  # large objects with exactly one region of IoU >= 0.9
-    large_total: int
-    large_worst_iou: float
-    invented: int  # regions overlapping no object at IoU >= 0.5
-
-
-def score(regions: list[dict], scene: Scene) -> Score:
-    """Greedy one-to-one matching per label at IoU >= 0.5; large objects: every region of their label
-    overlapping them counts (two regions for one object is a merge failure)."""
-    rects = [(r["value"]["rectanglelabels"][0].lower(), rect_pixels(r)) for r in regions if r["type"] == "rectanglelabels"]
-    used: set[int] = set()
-    small = [o for o in scene.objects if o.colour == SMALL_COLOUR]
-    found = 0
-    for obj in small:
-        best, best_iou = None, 0.5
-        for i, (label, box) in enumerate(rects):
-            if i not in used and label == SMALL_COLOUR and box_iou(box, obj.box) >= best_iou:
-                best, best_iou = i, box_iou(box, obj.box)
-        if best is not None:
-            used.add(best)
-            found += 1
-    large = [o for o in scene.objects if o.colour == LARGE_COLOUR]
-    exact, worst = 0, 1.0
-    for obj in large:
-        hits = [i for i, (label, box) in enumerate(rects) if label == LARGE_COLOUR and box_iou(box, obj.box) > 0.05]
-        ious = [box_iou(rects[i][1], obj.box) for i in hits]
-        used.update(hits)
-        worst = min(worst, max(ious, default=0.0))
-        exact += int(len(hits) == 1 and ious[0] >= 0.9)
-    return Score(found, len(small), exact, len(large), worst, len(rects) - len(used))
 
 
 def run(size: tuple[int, int], tiling: str, level: str, scenes: list[Scene], emu: EmulatorServer) -> dict:
@@ -95,7 +58,7 @@ def run(size: tuple[int, int], tiling: str, level: str, scenes: list[Scene], emu
             outcome = pipeline.runner.predictor.predict_task(task, spec, plans, pipeline.fetch, deadline=time.monotonic() + 600)
             seconds += time.monotonic() - started
             assert outcome.succeeded, outcome.error
-            scores.append(score(list(outcome.result or ()), scene))
+            scores.append(tiling_score(list(outcome.result or ()), scene))
         after = emu.counters()
     finally:
         pipeline.close()
