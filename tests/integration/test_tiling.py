@@ -13,6 +13,7 @@ from gemini_ls.emulator.scenes import encode_image
 from gemini_ls.emulator.tilescenes import make_small_objects_scene
 from tests.helpers import config, data_uri, polygon_control, rect_control, tiling_score
 
+SLOW = {"PREDICT_TIMEOUT": "240", "GEMINI_TIMEOUT": "120"}  # 12 MP decodes and 4 tiles on a shared 2-core machine
 RECTS = config(rect_control(extra='model_max_objects="60"'))
 MODEL = "gemini-3.6-flash"
 
@@ -24,9 +25,12 @@ def photo():
 
 
 def _predict(backend, tasks, label_config=RECTS):
-    resp = backend.post("/predict", {"tasks": tasks, "label_config": label_config, "project": "1.1", "params": {"context": None}})
+    resp = backend.post("/predict", {"tasks": tasks, "label_config": label_config, "project": "1.1", "params": {"context": None}},
+                        timeout=300)
     assert resp.status_code == 200, resp.text
-    return resp.json()["results"]
+    results = resp.json()["results"]
+    assert all("result" in r for r in results), results  # none late or failed, even on a loaded machine
+    return results
 
 
 def _tiles_of(emu) -> list[dict]:
@@ -39,9 +43,9 @@ def _image_parts(body: dict) -> list[dict]:
 
 def test_small_objects_recall_with_auto_and_off(backend_factory, emu, photo):
     scene, uri = photo
-    off = backend_factory(GEMINI_MODEL=MODEL, TILING="off")
+    off = backend_factory(GEMINI_MODEL=MODEL, TILING="off", **SLOW)
     (whole,) = _predict(off, [{"id": 1, "data": {"image": uri}}])
-    auto = backend_factory(GEMINI_MODEL=MODEL, TILING="auto")
+    auto = backend_factory(GEMINI_MODEL=MODEL, TILING="auto", **SLOW)
     emu.record(50)
     (tiled,) = _predict(auto, [{"id": 1, "data": {"image": uri}}])
     before, after = tiling_score(whole["result"], scene), tiling_score(tiled["result"], scene)
@@ -55,7 +59,7 @@ def test_small_objects_recall_with_auto_and_off(backend_factory, emu, photo):
 
 def test_polygons_of_objects_cut_by_tile_borders_come_back_whole(backend_factory, emu, photo):
     scene, uri = photo
-    backend = backend_factory(GEMINI_MASK_MODEL=MODEL, GEMINI_MODEL=MODEL, TILING="2x2")
+    backend = backend_factory(GEMINI_MASK_MODEL=MODEL, GEMINI_MODEL=MODEL, TILING="2x2", **SLOW)
     cfg = config(polygon_control(extra='model_max_objects="60"'))
     (entry,) = _predict(backend, [{"id": 1, "data": {"image": uri}}], cfg)
     large = [r for r in entry["result"] if r["value"]["polygonlabels"] == ["Blue"]]
@@ -72,7 +76,7 @@ def test_polygons_of_objects_cut_by_tile_borders_come_back_whole(backend_factory
 
 def test_tiles_are_cached_in_the_files_api_like_whole_images(backend_factory, emu, photo):
     _scene, uri = photo
-    backend = backend_factory(GEMINI_MODEL=MODEL, TILING="auto", GEMINI_FILES="always")
+    backend = backend_factory(GEMINI_MODEL=MODEL, TILING="auto", GEMINI_FILES="always", **SLOW)
     _predict(backend, [{"id": 1, "data": {"image": uri}}])
     assert emu.counters()["uploads"] == 4
     _predict(backend, [{"id": 2, "data": {"image": uri}}])  # the same photo in another task: its tiles are known
@@ -81,7 +85,7 @@ def test_tiles_are_cached_in_the_files_api_like_whole_images(backend_factory, em
 
 def test_media_resolution_goes_per_part_and_choices_are_asked_once(backend_factory, emu, photo):
     _scene, uri = photo
-    backend = backend_factory(GEMINI_MODEL=MODEL, TILING="auto", GEMINI_MEDIA_RESOLUTION="ultra_high")
+    backend = backend_factory(GEMINI_MODEL=MODEL, TILING="auto", GEMINI_MEDIA_RESOLUTION="ultra_high", **SLOW)
     choices = ('<Choices name="c" toName="image" model_media_resolution="LOW">'
                '<Choice value="Red"/><Choice value="Blue"/></Choices>')
     emu.record(50)
