@@ -111,6 +111,8 @@ def main() -> None:
         "real Gemini's small-object figures are only known from published COCO runs (issue #24). Tokens are the "
         "emulator's Gemini 3 accounting: a fixed count per image per media-resolution level, plus the prompt text.",
         "",
+        "Not asked as well: the whole image at low resolution for large objects. The tiles alone already give every large object as exactly one region (worst IoU in the column above), so that request would only add tokens.",
+        "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
