@@ -52,7 +52,7 @@ from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
 from .store import BatchRecord, JobStore
-from .tiles import expected_results, merged_answer, request_key, split_key
+from .tiles import by_plan, expected_results, merged_answer, request_key, split_key
 
 log = logging.getLogger("gemini_ls.batch")
 
@@ -418,10 +418,7 @@ class BatchPrelabel:
         metas = {n: ImageMeta(n, w, h) for n, (w, h) in sizes.items()}
         started = time.monotonic()
         try:
-            by_plan: dict[int, dict[int, gbatches.Result]] = {}
-            for (index, tile), result in answers.items():
-                by_plan.setdefault(index, {})[tile] = result
-            found = {index: self._regions(task["id"], index, tiles, metas) for index, tiles in sorted(by_plan.items())}
+            found = {index: self._regions(task["id"], index, tiles, metas) for index, tiles in by_plan(answers).items()}
         except TaskFailure as exc:
             self.store.drop_parts(tid, range(len(self.plans)))
             self._emit(TaskOutcome(task["id"], "failed", error=exc.message, reason=exc.reason), round_)
@@ -431,11 +428,9 @@ class BatchPrelabel:
     def _regions(self, task_id: Any, index: int, results: dict[int, gbatches.Result], metas: Mapping[str, ImageMeta]) -> list[dict]:
         """A plan's regions from its result, or from its tiles' results (tile -> result) merged."""
         plan = self.plans[index]
-        try:
-            answers = {}
-            for tile, result in results.items():
-                assert result.reply is not None  # _settle sent errors elsewhere
-                answers[tile] = GeminiGateway.parse(plan, result.reply, 1 if tile >= 0 else len(plan.image_names))
+        try:  # _settle sent errors elsewhere: every result has a reply
+            answers = {tile: GeminiGateway.parse(plan, r.reply, 1 if tile >= 0 else len(plan.image_names))
+                       for tile, r in results.items() if r.reply is not None}
         except ProviderError as exc:
             raise TaskFailure(exc.reason, exc.message, upstream=True) from exc
         meta = metas[plan.image_names[0]]

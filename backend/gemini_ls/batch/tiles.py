@@ -7,7 +7,7 @@ results a task has without keeping the request list.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ..detections import ParsedAnswer
 from ..plan import PlannedRequest
@@ -15,6 +15,7 @@ from ..predict import Predictor, TaskFailure
 from ..tiling.tiled import merge_answers
 
 WHOLE = -1  # the tile number of an untiled request
+T = TypeVar("T")
 
 
 def request_key(task_id: Any, index: int, tile: int | None = None) -> str:
@@ -27,6 +28,14 @@ def split_key(key: str) -> tuple[str, tuple[int, int]]:
     task_id, _, rest = key.rpartition("/")
     index, _, tile = rest.partition(":")
     return task_id, (int(index), int(tile) if tile else WHOLE)
+
+
+def by_plan(results: Mapping[tuple[int, int], T]) -> dict[int, dict[int, T]]:
+    """A task's results keyed (plan index, tile) -> plan index -> tile -> result, plans in order."""
+    out: dict[int, dict[int, T]] = {}
+    for (index, tile), result in sorted(results.items()):
+        out.setdefault(index, {})[tile] = result
+    return out
 
 
 def expected_results(plans: Sequence[PlannedRequest], sizes: Mapping[str, Sequence[int]]) -> int:
