@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from gemini_ls.emulator.scenes import COLOURS, Scene, SceneObject, box_iou
+from gemini_ls.emulator.tilescenes import LARGE_COLOUR, SMALL_COLOUR
 
 
 def colour_labels(tag: str = "Label") -> str:
@@ -138,3 +140,40 @@ def polygon_ious(regions: Sequence[Mapping], scene: Scene) -> list[float]:
     # several polygons may belong to one object; union them per label before matching
     masks = {id(r): polygon_mask(r) for r in polys}
     return best_matches(polys, scene.objects, lambda r, o: _mask_iou_in_box(masks[id(r)], o, scene.width, scene.height))
+
+
+@dataclass(frozen=True)
+class TilingScore:
+    small_found: int
+    small_total: int
+    large_exact: int  # large objects with exactly one region of IoU >= 0.9
+    large_total: int
+    large_worst_iou: float
+    invented: int  # regions overlapping no object at IoU >= 0.5
+
+
+def tiling_score(regions: Sequence[Mapping], scene: Scene) -> TilingScore:
+    """Small objects (SMALL_COLOUR) found and large ones (LARGE_COLOUR) kept whole, emulator/tilescenes.py scenes.
+    Greedy one-to-one matching per label at IoU >= 0.5; large objects: every region of their label
+    overlapping them counts (two regions for one object is a merge failure)."""
+    rects = [(r["value"]["rectanglelabels"][0].lower(), rect_pixels(r)) for r in regions if r["type"] == "rectanglelabels"]
+    used: set[int] = set()
+    small = [o for o in scene.objects if o.colour == SMALL_COLOUR]
+    found = 0
+    for obj in small:
+        best, best_iou = None, 0.5
+        for i, (label, box) in enumerate(rects):
+            if i not in used and label == SMALL_COLOUR and box_iou(box, obj.box) >= best_iou:
+                best, best_iou = i, box_iou(box, obj.box)
+        if best is not None:
+            used.add(best)
+            found += 1
+    large = [o for o in scene.objects if o.colour == LARGE_COLOUR]
+    exact, worst = 0, 1.0
+    for obj in large:
+        hits = [i for i, (label, box) in enumerate(rects) if label == LARGE_COLOUR and box_iou(box, obj.box) > 0.05]
+        ious = [box_iou(rects[i][1], obj.box) for i in hits]
+        used.update(hits)
+        worst = min(worst, max(ious, default=0.0))
+        exact += int(len(hits) == 1 and ious[0] >= 0.9)
+    return TilingScore(found, len(small), exact, len(large), worst, len(rects) - len(used))

@@ -16,6 +16,8 @@ from typing import Any
 from label_studio_sdk.label_interface import LabelInterface
 
 from .detections import RequestKind
+from .scoremap import ScoreMap
+from .tiling.grid import parse_tiling
 
 
 class LabelConfigError(ValueError):
@@ -62,6 +64,8 @@ class Defaults:
     mask_threshold: int = 127
     polygon_tolerance: float = 1.0  # pixels, Douglas-Peucker epsilon
     min_area: int = 16  # pixels; smaller mask specks give no polygon
+    tiling: str = "off"  # TILING: off | auto | RxC (tiling/grid.py)
+    media_resolution: str | None = None  # GEMINI_MEDIA_RESOLUTION, None: the model's default
 
 
 @dataclass(frozen=True)
@@ -88,29 +92,11 @@ class ControlSettings:
     # (None: GEMINI_MODEL / GEMINI_MASK_MODEL), see gemini/models.py.
     model_name: str | None = None
     model_mask_name: str | None = None
-
-
-@dataclass(frozen=True)
-class ScoreMap:
-    """A monotone map of Gemini's raw confidence (0-1) to the probability that annotators keep or only
-    adjust the region: piecewise linear through (xs, ys), flat beyond the ends. Fitted by the review
-    loop's calibration (review/calibration.py), applied where a task's regions are finished (predict.py)."""
-
-    xs: tuple[float, ...]
-    ys: tuple[float, ...]
-
-    def __call__(self, raw: float) -> float:
-        if not self.xs:
-            return raw
-        if raw <= self.xs[0]:
-            return self.ys[0]
-        if raw >= self.xs[-1]:
-            return self.ys[-1]
-        for i in range(1, len(self.xs)):
-            if raw <= self.xs[i]:
-                x0, x1, y0, y1 = self.xs[i - 1], self.xs[i], self.ys[i - 1], self.ys[i]
-                return y0 if x1 == x0 else y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
-        return self.ys[-1]
+    # model_tiling / model_media_resolution (TILING / GEMINI_MEDIA_RESOLUTION when absent): how a
+    # spatial request cuts the image into tiles, and the media resolution each image part is sent at.
+    # Part of model_version only when set (modelversion.py), so versions made before they existed hold.
+    tiling: str = "off"
+    media_resolution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +240,8 @@ def _settings(attr: dict, defaults: Defaults) -> ControlSettings:
         prompt=_text(attr, "model_prompt"),
         model_name=_text(attr, "model_name"),
         model_mask_name=_text(attr, "model_mask_name"),
+        tiling=_tiling(attr, defaults.tiling),
+        media_resolution=_media_resolution(attr, defaults.media_resolution),
     )
 
 
@@ -381,6 +369,29 @@ def _attach_attributes(
         for name, (spec, _) in attributes.items() if name not in used
     ]
     return out, unused
+
+
+MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH", "ULTRA_HIGH")  # ULTRA_HIGH: per image part, Gemini 3 only
+
+
+def _tiling(attr: dict, default: str) -> str:
+    raw = _text(attr, "model_tiling")
+    if raw is None:
+        return default
+    try:
+        mode, shape = parse_tiling(raw)
+    except ValueError as exc:
+        raise LabelConfigError(f"model_tiling: {exc}") from exc
+    return f"{shape[0]}x{shape[1]}" if shape else mode
+
+
+def _media_resolution(attr: dict, default: str | None) -> str | None:
+    raw = _text(attr, "model_media_resolution")
+    if raw is None:
+        return default
+    if raw.upper() not in MEDIA_RESOLUTIONS:
+        raise LabelConfigError(f"model_media_resolution={raw!r}: one of {', '.join(MEDIA_RESOLUTIONS)}")
+    return raw.upper()
 
 
 def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> ProjectSpec:

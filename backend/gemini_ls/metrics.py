@@ -39,6 +39,7 @@ class Metrics:
         self.items_dropped = _counter(r, "gemini_ls_items_dropped", "Gemini items that could not be used, by reason", ["reason"])
         self.masks_dropped = _counter(r, "gemini_ls_masks_dropped", "Detections whose mask was degenerate (box kept)")
         self.regions = _counter(r, "gemini_ls_regions", "Label Studio regions produced, by result type", ["type"])
+        self.tiles = _counter(r, "gemini_ls_tiles", "Image tiles asked separately (TILING), one Gemini request each")
         self.image_bytes_sent = _counter(r, "gemini_ls_image_bytes_sent", "Image bytes sent to Gemini", ["how"])
         self.image_fetch_errors = _counter(r, "gemini_ls_image_fetch_errors", "Image fetch/decode failures by reason", ["reason"])
         self.files_uploads = _counter(r, "gemini_ls_files_uploads", "Files API uploads")

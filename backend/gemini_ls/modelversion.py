@@ -21,10 +21,15 @@ from .gemini.prompts import PROMPT_VERSION
 from .labelconfig import ControlSettings, ControlSpec, ProjectSpec
 from .settings import Settings
 
+# Settings added after versions were in use: in the digest only when they differ from their default,
+# so a project that does not use them keeps its model_version (and Label Studio its predictions).
+OMITTED_AT_DEFAULT = ("tiling", "media_resolution")
+
 
 def settings_digest_values(settings: ControlSettings) -> list:
     """Every per-control setting, in declaration order (the order the digest has always used)."""
-    return [getattr(settings, f.name) for f in fields(settings)]
+    return [getattr(settings, f.name) for f in fields(settings)
+            if f.name not in OMITTED_AT_DEFAULT or getattr(settings, f.name) != f.default]
 
 
 def _derived(control: ControlSpec) -> dict:

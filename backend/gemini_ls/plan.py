@@ -12,6 +12,9 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 - A detection control bound to several images is asked once per image.
 - Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
   nor controls naming different models (`model_name` / `model_mask_name`).
+- Controls with different `model_tiling` / `model_media_resolution` are not merged either. Tiling
+  applies to spatial plans only (predict.py cuts the image per tiling/grid.py); choices, captions
+  and points are asked once on the whole image.
 - Each plan names its model: GEMINI_MASK_MODEL for segmentation, GEMINI_MODEL for the rest, unless a
   control overrides it (the provider's `ModelChooser`, gemini/models.py `ModelRouting`). Without a routing the model stays None
   and the caller's default model answers.
@@ -69,6 +72,8 @@ class PlannedRequest:
     # per-region controls asked in the same JSON items as the regions, with the labels each is asked
     # for (None: every label), see `region_attributes`
     attributes: tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...] = ()
+    tiling: str = "off"  # spatial plans: off | auto | RxC (tiling/grid.py); others always "off"
+    media_resolution: str | None = None  # per image part (3.x) or request-wide (2.x); None: the model default
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
@@ -144,8 +149,9 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
             # controls asking different per-region questions are not merged: the answer's items
             # would carry attributes one of them must not show
             asked = tuple(sorted(spec.name for spec in control.attributes))
-            groups.setdefault((group, control.settings.prompt, label_set, models, asked), []).append(control)
-        for (group, extra, _labels, _models, _asked), controls in groups.items():
+            seeing = (control.settings.tiling, control.settings.media_resolution)
+            groups.setdefault((group, control.settings.prompt, label_set, models, asked, seeing), []).append(control)
+        for (group, extra, _labels, _models, _asked, (tiling, resolution)), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -164,6 +170,8 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     question=extra,
                     model=_model_for(routing, kind, controls),
                     attributes=region_attributes(controls),
+                    tiling=tiling if group == "spatial" else "off",
+                    media_resolution=resolution,
                 )
             )
     for control in spec.controls:
@@ -178,6 +186,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     question=control.settings.prompt,
                     multiple=control.multiple,
                     model=_model_for(routing, control.kind, (control,)),
+                    media_resolution=control.settings.media_resolution,
                 )
             )
     return tuple(plans)

@@ -27,6 +27,9 @@ from .provider import ProviderError, VisionProvider
 from .regions import convert_for
 from .regions.scores import calibrated, task_score
 from .settings import Settings
+from .tiling.cut import cut, decode_oriented
+from .tiling.grid import Grid, plan_grid
+from .tiling.tiled import merge_answers, tile_frames
 
 log = logging.getLogger("gemini_ls.predict")
 
@@ -105,6 +108,39 @@ class Predictor:
             raise TaskFailure(exc.reason, exc.message, upstream=True) from exc
         return self.counted(answer, task_id)
 
+    @staticmethod
+    def grid_for(plan: PlannedRequest, sizes: Sequence[tuple[int, int]]) -> Grid | None:
+        """The tiles a spatial plan's image (of `sizes`: (width, height) as Label Studio shows it) is
+        cut into (TILING / model_tiling, tiling/grid.py), None when it goes whole: tiling off, not
+        spatial, or `auto` finding the image small enough. Synchronous and Batch API paths alike."""
+        if plan.tiling == "off" or not plan.kind.spatial or len(sizes) != 1:
+            return None
+        grid = plan_grid(sizes[0][0], sizes[0][1], plan.tiling, plan.media_resolution)
+        return None if grid.whole else grid
+
+    def _ask_tiles(self, plan: PlannedRequest, image: PreparedImage, raw: bytes, grid: Grid, uses: Mapping[str, int],
+                   deadline: float, task_id: Any) -> ParsedAnswer:
+        """One request per tile, cut from the full-resolution image, merged back (tiling/tiled.py).
+        A tile is used as often as its image (the Files API policy sees the same `uses`)."""
+        n_uses = max(1, uses.get(image.sha256, 1))
+        answers = []
+        for index, tile in enumerate(self.tiles(image, raw, grid)):
+            if time.monotonic() >= deadline:
+                raise TaskFailure("timeout", f"the task ran out of time at tile {index + 1} of {len(grid.tiles)}")
+            answers.append(self._ask(plan, [tile], {tile.sha256: n_uses}, deadline, task_id))
+        return merge_answers(answers, grid)
+
+    def tiles(self, image: PreparedImage, raw: bytes, grid: Grid) -> list[PreparedImage]:
+        """`grid`'s tiles of `image`, cut from its downloaded bytes at full resolution, as sent
+        (IMAGE_MAX_SIDE), each keyed by the image's hash and its rectangle (the Files API cache key)."""
+        try:
+            pixels = decode_oriented(raw)
+        except Exception as exc:  # PIL raises many types; the bytes decoded once already, so a bad file
+            raise TaskFailure("image_corrupt", f"image {image.name!r}: could not cut it into tiles ({type(exc).__name__})") from exc
+        self.metrics.tiles.inc(len(grid.tiles))
+        return [cut(pixels, frame, name=image.name, max_side=self.settings.image_max_side, source=image.sha256)
+                for frame in tile_frames(grid)]
+
     def counted(self, answer: ParsedAnswer, task_id: Any) -> ParsedAnswer:
         """The answer, its dropped items counted and a truncation logged (also for Batch API answers)."""
         for reason, count in answer.dropped.items():
@@ -161,14 +197,23 @@ class Predictor:
         self, task: Mapping[str, Any], spec: ProjectSpec, plans: Sequence[PlannedRequest], fetch: Fetch
     ) -> tuple[dict[str, str], dict[str, PreparedImage]]:
         """(image refs, prepared images by <Image> name) of what the plans send; TaskFailure if one cannot be had."""
+        refs, prepared, _raw = self.prepare_images_and_bytes(task, spec, plans, fetch)
+        return refs, prepared
+
+    def prepare_images_and_bytes(
+        self, task: Mapping[str, Any], spec: ProjectSpec, plans: Sequence[PlannedRequest], fetch: Fetch
+    ) -> tuple[dict[str, str], dict[str, PreparedImage], dict[str, bytes]]:
+        """prepare_images, and the downloaded bytes by <Image> name (tiles are cut from them)."""
         task_id = task.get("id")
         refs = image_refs(task, spec, images_needed(plans))
         prepared: dict[str, PreparedImage] = {}
+        raws: dict[str, bytes] = {}
         for name, ref in refs.items():
             try:
                 raw = fetch(ref, task_id)  # the fetcher counts its own failures
             except ImageError as exc:
                 raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            raws[name] = raw
             try:
                 prepared[name] = prepare_image(
                     raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
@@ -177,7 +222,7 @@ class Predictor:
             except ImageError as exc:
                 self.metrics.image_fetch_errors.labels(exc.reason).inc()
                 raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
-        return refs, prepared
+        return refs, prepared, raws
 
     def finish(self, spec: ProjectSpec, task_id: Any, results: list[dict], started: float) -> TaskOutcome:
         """A task's outcome from all its regions: validated, counted, scored (calibrated where the
@@ -206,7 +251,7 @@ class Predictor:
         started = time.monotonic()
         task_id = task.get("id")
         try:
-            refs, prepared = self.prepare_images(task, spec, plans, fetch)
+            refs, prepared, raws = self.prepare_images_and_bytes(task, spec, plans, fetch)
             metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
             results: list[dict] = []
             for plan in plans:
@@ -217,7 +262,11 @@ class Predictor:
                 uses = {
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
                 }
-                answer = self._ask(plan, images, uses, deadline, task_id)
+                grid = self.grid_for(plan, [(im.width, im.height) for im in images])
+                if grid is None:
+                    answer = self._ask(plan, images, uses, deadline, task_id)
+                else:
+                    answer = self._ask_tiles(plan, images[0], raws[plan.image_names[0]], grid, uses, deadline, task_id)
                 results.extend(self.answer_regions(plan, metas, answer))
             return self.finish(spec, task_id, results, started)
         except TaskFailure as exc:

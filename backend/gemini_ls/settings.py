@@ -88,7 +88,7 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 FILES_POLICIES = ("auto", "always", "never")
-MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH")
+MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH", "ULTRA_HIGH")  # ULTRA_HIGH: per image part, Gemini 3 only
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EMULATOR_MODES = ("off", "embedded")  # GEMINI_EMULATOR
 
@@ -96,6 +96,17 @@ EMULATOR_MODES = ("off", "embedded")  # GEMINI_EMULATOR
 # key variable must never turn into synthetic predictions.
 NO_GEMINI_MESSAGE = ("Gemini is not configured: no API key in GEMINI_API_KEY or GOOGLE_API_KEY. Set one of them "
                      "for Gemini, or GEMINI_EMULATOR=embedded for the built-in emulator (synthetic test images only)")
+
+def _tiling(env: Mapping[str, str]) -> str:
+    """TILING: off (default) | auto | RxC, normalised (tiling/grid.py parse_tiling)."""
+    from .tiling.grid import parse_tiling
+
+    try:
+        mode, shape = parse_tiling(_get(env, "TILING") or "off")
+    except ValueError as exc:
+        raise SettingsError(f"TILING: {exc}") from exc
+    return f"{shape[0]}x{shape[1]}" if shape else mode
+
 
 def _prices(env: Mapping[str, str]) -> tuple[tuple[str, float, float], ...]:
     from .gemini.pricing import parse_prices
@@ -121,7 +132,7 @@ class Settings:
     max_retries: int = 4
     max_cooldown: float = 60.0  # cap of the shared 429 cool-down, then one probe request (half-open)
     temperature: float | None = None  # None: the model family's recommended value
-    media_resolution: str | None = None  # LOW | MEDIUM | HIGH, None: the model default
+    media_resolution: str | None = None  # LOW | MEDIUM | HIGH | ULTRA_HIGH, None: the model default
     inline_limit_bytes: int = 20 * 1024 * 1024
     # Predictions
     predict_timeout: float = 90.0  # below Label Studio's ML_TIMEOUT_PREDICT (100 s)
@@ -223,6 +234,8 @@ class Settings:
             mask_threshold=_int(env, "MODEL_MASK_THRESHOLD", Defaults.mask_threshold),
             polygon_tolerance=_float(env, "MODEL_POLYGON_TOLERANCE", Defaults.polygon_tolerance),
             min_area=_int(env, "MODEL_MIN_AREA", Defaults.min_area),
+            tiling=_tiling(env),
+            media_resolution=_choice(env, "GEMINI_MEDIA_RESOLUTION", "", MEDIA_RESOLUTIONS) or None,
         )
         temperature = _get(env, "GEMINI_TEMPERATURE")
         media_resolution = _get(env, "GEMINI_MEDIA_RESOLUTION")

@@ -20,6 +20,7 @@ ORDER = [
     ("fewshot.md", "Issue 14: few-shot examples, K=0 vs K=3 (tokens, uploads, label swaps)"),
     ("page.md", "Issue 25: the jobs page's data for 100 jobs and 50 projects, and its Redis cost"),
     ("calibration.md", "Issue 24: calibrated region scores (ECE before / after) and tasks needing a fix sorted first"),
+    ("tiling.md", "Issue 24: tiling, small-object recall and tokens on 12 MP and 24 MP photos"),
 ]
 
 HEADER = """# Benchmarks

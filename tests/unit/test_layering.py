@@ -88,11 +88,12 @@ ALLOWED: dict[str, set[str]] = {
     "urls": set(),
     "labelstudio": {"urls"},
     "images": {"labelstudio", "urls"},
-    "labelconfig": {"detections"},
+    "labelconfig": {"detections", "scoremap", "tiling"},
     "plan": {"detections", "labelconfig"},
     "provider": {"detections", "images", "plan"},
     "regions": {"detections", "labelconfig"},
-    "predict": {"detections", "images", "labelconfig", "metrics", "plan", "provider", "regions", "settings"},
+    "predict": {"detections", "images", "labelconfig", "metrics", "plan", "provider", "regions", "settings", "tiling"},
+    "tiling": {"detections", "images"},
     "emulator": set(),
 }
 

@@ -21,6 +21,7 @@ ENV = {
     "GEMINI_MAX_COOLDOWN": "45",
     "GEMINI_TEMPERATURE": "0.7",
     "GEMINI_MEDIA_RESOLUTION": "high",
+    "TILING": "2X3",
     "GEMINI_INLINE_LIMIT_BYTES": "1000000",
     "PREDICT_TIMEOUT": "30",
     "MAX_REQUESTS_PER_TASK": "6",
@@ -86,6 +87,7 @@ def test_every_variable_is_read():
     assert s.inline_limit_bytes == 1_000_000 and s.predict_timeout == 30 and s.model_version_suffix == "exp1"
     d = s.defaults
     assert (d.score_threshold, d.max_objects, d.mask_threshold, d.polygon_tolerance, d.min_area) == (0.25, 40, 100, 2.0, 9)
+    assert (d.tiling, d.media_resolution) == ("2x3", "HIGH")
     assert s.image_max_side == 1024 and s.image_max_download_bytes == 1000 and s.image_max_pixels == 5000
     assert s.image_decode_budget == 7000 and s.max_requests_per_task == 6 and s.max_cooldown == 45
     assert s.image_fetch_timeout == 3 and s.fetch_allow_private is True
@@ -148,7 +150,7 @@ def test_key_never_in_repr_and_fingerprint_is_not_the_key():
 @pytest.mark.parametrize(
     "name, value",
     [("GEMINI_FILES", "sometimes"), ("GEMINI_CONCURRENCY", "0"), ("GEMINI_CONCURRENCY", "many"),
-     ("PREDICT_TIMEOUT", "-1"), ("FETCH_ALLOW_PRIVATE", "maybe"), ("GEMINI_MEDIA_RESOLUTION", "ULTRA"),
+     ("PREDICT_TIMEOUT", "-1"), ("FETCH_ALLOW_PRIVATE", "maybe"), ("GEMINI_MEDIA_RESOLUTION", "ULTRA"), ("TILING", "3"), ("TILING", "9x9"),
      ("GEMINI_TEMPERATURE", "warm"), ("GEMINI_TEMPERATURE", "nan"), ("GEMINI_TEMPERATURE", "5"), ("LOG_LEVEL", "LOUD"),
      ("MAX_REQUESTS_PER_TASK", "0"), ("IMAGE_DECODE_BUDGET", "lots"), ("GEMINI_MAX_COOLDOWN", "0"),
      ("REVIEW_LEARN", "thresholds,telepathy"), ("REVIEW_LEARN_MIN_SAMPLES", "0"),

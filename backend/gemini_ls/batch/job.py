@@ -16,15 +16,13 @@ batch runs, and the write-back is jobs/batchhold.py's: versions read from Label 
 time, claims turned `written` or released, exactly as an RQ chunk's. A task somebody else holds (a
 click, a chunk) is left to it and not sent; a click or a chunk meeting this job's claim does the same.
 
-Resumable: the job is a record of the one job store (jobs/state.py, kind "batch", id
-`batch:{project}:{version}`), its batch data kept under it (`BatchState`). A process
-killed after submitting finds the batch there (or, killed inside batches.create, by its display
-name) and polls it; it never submits the same tasks twice while a batch for them is alive.
+Resumable: the job is a record of the one job store (jobs/state.py, kind "batch", id `batch:{project}:{version}`),
+its batch data under it (`BatchState`). A process killed after submitting finds the batch there (or, killed
+inside batches.create, by its display name) and polls it; it never submits the same tasks twice.
 Exactly once: tasks that already hold a prediction of this model_version, or that this job wrote,
 are never written again. A request the batch answered with an error is retried through the
 synchronous path (the process's Gemini caller with its retries and shared cool-down) or reported
-with its reason. A batch that ends FAILED, CANCELLED (not by us) or EXPIRED is followed by one
-holding only what is still missing, at most `max_rounds` times.
+with its reason. A batch ending FAILED, CANCELLED (not by us) or EXPIRED is followed by one of what is missing.
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ from ..gemini.errors import GeminiError
 from ..gemini.fewshot import FewShotWire
 from ..gemini.files import FilesManager
 from ..gemini.gateway import GeminiGateway
-from ..gemini.kinds import KINDS
+from ..gemini.kinds import prompt_for
 from ..gemini.models import resolve
 from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
 from ..jobs.batchhold import BatchHold
@@ -53,6 +51,7 @@ from ..plan import PlannedRequest, plan_requests
 from ..predict import Fetch, Predictor, TaskFailure, TaskOutcome
 from ..provider import ProviderError
 from ..selectionrunner import ExampleAttacher
+from .tiles import by_plan, expected_results, merged_answer, request_key, split_key
 
 log = logging.getLogger("gemini_ls.batch")
 
@@ -83,15 +82,6 @@ class JobReport:
             reason = text.split(":", 1)[0]
             out[reason] = out.get(reason, 0) + 1
         return out
-
-
-def _key(task_id: Any, index: int) -> str:
-    return f"{task_id}/{index}"
-
-
-def _split(key: str) -> tuple[str, int]:
-    task_id, _, index = key.rpartition("/")
-    return task_id, int(index)
 
 
 @dataclass(frozen=True)
@@ -231,22 +221,28 @@ class BatchPrelabel:
         task_id = task.get("id")
         deadline = time.monotonic() + 3 * self.settings.request_timeout
         plans = tuple(self.plans[i] for i in indexes)
-        _refs, prepared = self.predictor.prepare_images(task, self.spec, plans, self.fetch)
+        _refs, prepared, raws = self.predictor.prepare_images_and_bytes(task, self.spec, plans, self.fetch)
         self.store.put_meta(task_id, {n: (p.width, p.height) for n, p in prepared.items()})
         out = []
         for index in indexes:
             plan = self.plans[index].for_task(task_id)
             images = [prepared[n] for n in plan.image_names]
-            prompt = KINDS[plan.kind].prompt(plan, len(images))
-            try:
-                built = self.files.build(images, {}, deadline=deadline)
-            except GeminiError as exc:
-                raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
-            key, model = _key(task_id, index), self.model_of[index]
+            prompt = prompt_for(plan, len(images))
+            model = self.model_of[index]
             history = self.fewshot_wire.contents_for(plan, prompt, deadline=deadline, model=model) if (
                 self.fewshot_wire is not None and plan.examples) else None
-            out.append((model, key, gbatches.inlined_request(self.settings, prompt, built.parts, plan.kind, key, model,
-                                                             history.contents if history is not None else ())))
+            grid = self.predictor.grid_for(plan, [(im.width, im.height) for im in images])
+            # a tiled plan is one request per tile (tiling/), merged when the batch's results are read
+            pieces = [(None, images)] if grid is None else [
+                (k, [tile]) for k, tile in enumerate(self.predictor.tiles(images[0], raws[plan.image_names[0]], grid))]
+            for tile_index, sent in pieces:
+                try:
+                    built = self.files.build(sent, {}, deadline=deadline)
+                except GeminiError as exc:
+                    raise TaskFailure(f"gemini_{exc.reason}", str(exc)) from exc
+                key = request_key(task_id, index, tile_index)
+                out.append((model, key, gbatches.inlined_request(self.settings, prompt, built.parts, plan.kind, key, model,
+                                                                 history.contents if history is not None else ())))
         return out
 
     def _built(self, tasks: list[dict], need: Mapping[str, tuple[int, ...]]) -> Iterator[list[tuple[str, str, Any]]]:
@@ -371,7 +367,8 @@ class BatchPrelabel:
 
     def _read(self, job: Any, wanted: dict[str, dict], model: str) -> None:
         round_ = _Round()
-        partial: dict[str, dict[int, gbatches.Result]] = {}
+        partial: dict[str, dict[tuple[int, int], gbatches.Result]] = {}
+        expected: dict[str, int] = {}
         written = self.store.written()
         usage = Tokens()
         for result in gbatches.results(self.client, job):
@@ -381,12 +378,15 @@ class BatchPrelabel:
                 self.metrics.batch_requests.labels("ok").inc()
             else:
                 self.metrics.batch_requests.labels("error").inc()
-            tid, index = _split(result.key)
+            tid, index = split_key(result.key)
             if tid not in wanted or tid in written or tid in self._elsewhere:
                 continue  # not ours to write (anymore): never a second prediction
             got = partial.setdefault(tid, {})
             got[index] = result
-            if len(got) == len(self.by_model[model]):
+            if tid not in expected:
+                expected[tid] = expected_results([self.plans[i] for i in self.by_model[model]],
+                                                 self.store.meta(wanted[tid]["id"]) or {})
+            if len(got) == expected[tid]:
                 self._settle(wanted[tid], partial.pop(tid), round_)
         for tid in partial:  # a task with requests missing from the results
             round_.retry[tid] = "the batch returned no result for some of its requests"
@@ -404,7 +404,7 @@ class BatchPrelabel:
             self.metrics.batch_cost.labels("batch").inc(cost.batch_usd)
             self.metrics.batch_cost.labels("sync").inc(cost.sync_usd)
 
-    def _settle(self, task: dict, answers: dict[int, gbatches.Result], round_: _Round) -> None:
+    def _settle(self, task: dict, answers: dict[tuple[int, int], gbatches.Result], round_: _Round) -> None:
         """One batch's answers for a task: retried if one failed, else its regions, with the task
         written when its other model's regions are in too."""
         errors = [r.error for r in answers.values() if r.error is not None]
@@ -419,20 +419,23 @@ class BatchPrelabel:
         metas = {n: ImageMeta(n, w, h) for n, (w, h) in sizes.items()}
         started = time.monotonic()
         try:
-            found = {index: self._regions(task["id"], index, result, metas) for index, result in sorted(answers.items())}
+            found = {index: self._regions(task["id"], index, tiles, metas) for index, tiles in by_plan(answers).items()}
         except TaskFailure as exc:
             self.store.drop_parts(tid, range(len(self.plans)))
             self._emit(TaskOutcome(task["id"], "failed", error=exc.message, reason=exc.reason), round_)
             return
         self._combine(task, found, round_, started)
 
-    def _regions(self, task_id: Any, index: int, result: gbatches.Result, metas: Mapping[str, ImageMeta]) -> list[dict]:
+    def _regions(self, task_id: Any, index: int, results: dict[int, gbatches.Result], metas: Mapping[str, ImageMeta]) -> list[dict]:
+        """A plan's regions from its result, or from its tiles' results (tile -> result) merged."""
         plan = self.plans[index]
-        assert result.reply is not None  # _settle sent errors elsewhere
-        try:
-            parsed = GeminiGateway.parse(plan, result.reply, len(plan.image_names))
+        try:  # _settle sent errors elsewhere: every result has a reply
+            answers = {tile: GeminiGateway.parse(plan, r.reply, 1 if tile >= 0 else len(plan.image_names))
+                       for tile, r in results.items() if r.reply is not None}
         except ProviderError as exc:
             raise TaskFailure(exc.reason, exc.message, upstream=True) from exc
+        meta = metas[plan.image_names[0]]
+        parsed = merged_answer(plan, answers, (meta.width, meta.height))
         return self.predictor.answer_regions(plan, metas, self.predictor.counted(parsed, task_id))
 
     def _combine(self, task: dict, found: dict[int, list[dict]], round_: _Round, started: float | None = None) -> None:

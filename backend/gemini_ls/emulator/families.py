@@ -11,6 +11,9 @@ service, classifying the model from the URL the way the service would, and the b
   (xrblocks#474); each model accepts its own levels (3.x Pro and 3.7/3.8 Flash have no MINIMAL);
   masks come back as polygons "mask": [[x, y], ...] in 0-1000 of the image; images cost a fixed
   number of tokens per media-resolution level (per part or request-wide), not tiles.
+- Every family looks at an image scaled to its token budget (`at_budget`): 3.x to its level's
+  tokens (LOW 280, MEDIUM 560, HIGH 1120, ULTRA_HIGH 2240) at 28 x 28 px a token, 2.x to its
+  768 px tiles; an object narrower than 10 px at that scale is not seen.
 - Robotics-ER 1.6: thinking_budget, polygon masks.
 - Deprecated names that Google serves with another model (gemini-3.5-flash -> gemini-3.6-flash)
   answer as that model (modelVersion says so).
@@ -20,14 +23,16 @@ The 400 texts are the service's own where they are on record (docs/gemini-models
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from . import errors, wire
 from .answers import MaskEncoder, png_mask
+from .tokens import SMALL_IMAGE_SIDE
 from .tokens import image_tokens as tile_tokens
 from .vision import SeenImage, SeenObject
 
@@ -174,6 +179,50 @@ def image_tokens(family: Family, images: list[SeenImage], body: dict, request_re
         level = (per_part[index] if index < len(per_part) else None) or request_level or "HIGH"
         total += LEVEL_TOKENS.get(level, LEVEL_TOKENS["HIGH"])
     return total
+
+
+# What the model looks at: an image is scaled to its token budget before it is seen, TOKEN_PIXELS per
+# token (28 x 28 px), so an object narrower than MIN_VISIBLE_PX at that scale is missed. The same
+# rule as the backend's tiling/grid.py, written again on purpose (the emulator plays the service).
+TOKEN_PIXELS = 28 * 28
+MIN_VISIBLE_PX = 10
+TILE_SIDE_2X = 768  # 2.x resamples each crop of min(w, h) / 1.5 px to a 768 px tile (tokens.py)
+
+
+def _level_word(value: str | None) -> str | None:
+    return str(value).replace("MEDIA_RESOLUTION_", "").upper() if value else None
+
+
+def image_levels(family: Family, count: int, body: dict, request_resolution: str | None) -> list[str | None]:
+    """The media-resolution level each of `count` request images is seen at (None: the default)."""
+    request_level = _level_word(request_resolution)
+    if not family.fixed_image_tokens:
+        return [request_level] * count
+    per_part = part_resolutions(body)
+    return [_level_word(per_part[i] if i < len(per_part) else None) or request_level for i in range(count)]
+
+
+def seen_scale(family: Family, width: int, height: int, level: str | None) -> float:
+    """The factor by which this family resizes a width x height image at `level` before looking:
+    below 1 for an image above its budget, above 1 for a small one (the model sees its budget's
+    pixels whatever it is sent, so a 64 px icon is looked at enlarged)."""
+    if family.fixed_image_tokens:
+        tokens = LEVEL_TOKENS.get(level or "HIGH", LEVEL_TOKENS["HIGH"])
+    elif level in ("LOW", "MEDIUM"):  # 2.x request-wide: a fixed count (tokens.py)
+        tokens = {"LOW": 64, "MEDIUM": 256}[level]
+    else:  # 2.x default: one 768 px tile up to 384 px, else crops of min(w, h) / 1.5 px resampled to 768 px
+        if max(width, height) <= SMALL_IMAGE_SIDE:
+            return TILE_SIDE_2X / max(1, width, height)
+        return TILE_SIDE_2X / max(1, math.floor(min(width, height) / 1.5))
+    return math.sqrt(tokens * TOKEN_PIXELS / max(1, width * height))
+
+
+def at_budget(family: Family, seen: SeenImage, level: str | None) -> SeenImage:
+    """`seen` as the model sees it at `level`: the objects narrower than MIN_VISIBLE_PX at that scale left out."""
+    scale = seen_scale(family, seen.width, seen.height, level)
+    kept = tuple(o for o in seen.objects
+                 if min(o.box[2] - o.box[0], o.box[3] - o.box[1]) * scale >= MIN_VISIBLE_PX)
+    return seen if len(kept) == len(seen.objects) else replace(seen, objects=kept)
 
 
 def polygon_mask(obj: SeenObject, seen: SeenImage) -> list:

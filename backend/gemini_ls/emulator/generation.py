@@ -60,6 +60,9 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     family = families.family_of(families.served_as(model))  # the model that really answers
     families.check_thinking(family, body)
     seen = [emu._see(data) for data in resolve_images(emu, parsed, key)]
+    # the model looks at each image scaled to its media-resolution budget: small objects vanish
+    levels = families.image_levels(family, len(seen), body, parsed.media_resolution)
+    looked = [families.at_budget(family, s, level) for s, level in zip(seen, levels, strict=True)]
     history_seen = [emu._see(data) for data in resolve_images(emu, parsed, key, history=True)]  # few-shot examples
     names = {f.name: f for f in fired}
     text_tok = tokens.text_tokens(parsed.system_text + parsed.history_text + parsed.user_text)
@@ -82,15 +85,15 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     task = understanding.read_task(parsed.system_text, parsed.user_text)
     request_key = hashlib.sha256(raw).hexdigest()
     mask = families.mask_encoder(family)
-    items = interactive.items_for(task, parsed.user_text, seen, mask, every="interactive_all" in names) if task.kind in _SPATIAL else None
-    items = items if items is not None else answers.build_items(task, seen, mask)
+    items = interactive.items_for(task, parsed.user_text, looked, mask, every="interactive_all" in names) if task.kind in _SPATIAL else None
+    items = items if items is not None else answers.build_items(task, looked, mask)
     if items is None:
-        text = answers.plain_text(task, seen)
+        text = answers.plain_text(task, looked)
         n_masks = 0
     else:
         _corrupt(items, names)
         made = mistakes_mod.for_request(mistakes_header, emu.mistakes)
-        items = mistakes_mod.apply(items, task, seen, made, request_key, shown=mistakes_mod.shown_labels(parsed.example_answers))
+        items = mistakes_mod.apply(items, task, looked, made, request_key, shown=mistakes_mod.shown_labels(parsed.example_answers))
         text = answers.render(items, json_mode=parsed.json_mode, key=request_key, force_prose="prose" in names)
         n_masks = sum(1 for i in items if isinstance(i, dict) and isinstance(i.get("mask"), str))  # PNG maps; polygons are text
     cand_tok = tokens.text_tokens(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)) + answers.MASK_TOKENS * n_masks

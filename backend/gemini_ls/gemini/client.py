@@ -89,12 +89,20 @@ def default_temperature(info: ModelInfo) -> float:
     return TEMPERATURE_3X if generation is not None and generation >= 3 else TEMPERATURE_2X
 
 
-def per_part_media_resolution(settings: Settings, model: str) -> types.PartMediaResolution | None:
-    """GEMINI_MEDIA_RESOLUTION as a per-image-part setting: 3.x only (2.x has only the request-wide one)."""
+def media_resolution_of(settings: Settings, prompt: Prompt | None) -> str | None:
+    """The request's level: the plan's (model_media_resolution), else GEMINI_MEDIA_RESOLUTION."""
+    level = (prompt.media_resolution if prompt is not None else None) or settings.media_resolution
+    return level.upper() if level else None
+
+
+def per_part_media_resolution(settings: Settings, model: str, prompt: Prompt | None = None) -> types.PartMediaResolution | None:
+    """The media resolution as a per-image-part setting (types.PartMediaResolution, the SDK's way for
+    3.x, which has ULTRA_HIGH): 3.x only (2.x has only the request-wide one)."""
     info = resolve(model)
-    if not settings.media_resolution or (info.generation or 0) < 3:
+    level = media_resolution_of(settings, prompt)
+    if not level or (info.generation or 0) < 3:
         return None
-    return types.PartMediaResolution(level=types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{settings.media_resolution.upper()}"))
+    return types.PartMediaResolution(level=types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{level}"))
 
 
 def make_client(settings: Settings, *, headers: dict[str, str] | None = None) -> genai.Client:
@@ -134,6 +142,8 @@ def generation_config(
         config.response_mime_type = "application/json"
     if prompt.response_schema is not None:
         config.response_schema = prompt.response_schema
-    if settings.media_resolution and (info.generation or 0) < 3:  # 3.x: per part, see per_part_media_resolution
-        config.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{settings.media_resolution.upper()}")
+    level = media_resolution_of(settings, prompt)
+    if level and (info.generation or 0) < 3:  # 3.x: per part, see per_part_media_resolution
+        # types.MediaResolution (request-wide) has no ULTRA_HIGH: 2.x gets its highest, HIGH
+        config.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{'HIGH' if level == 'ULTRA_HIGH' else level}")
     return config

@@ -20,7 +20,7 @@ from ..provider import CallHealth, ProviderError
 from .errors import GeminiError
 from .fewshot import FewShotWire
 from .files import FilesManager
-from .kinds import KINDS
+from .kinds import KINDS, prompt_for
 from .request import GeminiCaller
 from .wire import Reply
 
@@ -42,8 +42,7 @@ class GeminiGateway:
     def answer(
         self, plan: PlannedRequest, images: Sequence[PreparedImage], *, uses: Mapping[str, int], deadline: float
     ) -> ParsedAnswer:
-        spec = KINDS[plan.kind]
-        prompt = spec.prompt(plan, len(images))
+        prompt = prompt_for(plan, len(images))
         try:
             history = self.fewshot.contents_for(plan, prompt, deadline=deadline, model=plan.model) if (
                 self.fewshot is not None and plan.examples) else None

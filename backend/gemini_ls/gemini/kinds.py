@@ -9,7 +9,7 @@ few hundred tokens each and up to max_objects (25 by default) of them; boxes abo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..detections import ParsedAnswer, RequestKind
@@ -81,3 +81,10 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
 
 # Every RequestKind has exactly one row: a new member without one fails at import, not mid-batch.
 assert set(KINDS) == set(RequestKind), f"request kinds without a row in KINDS: {set(RequestKind) - set(KINDS)}"
+
+
+def prompt_for(plan: PlannedRequest, n_images: int) -> Prompt:
+    """The prompt of `plan` sent with `n_images` images, carrying the plan's media resolution
+    (model_media_resolution / GEMINI_MEDIA_RESOLUTION) for wire.build_request."""
+    prompt = KINDS[plan.kind].prompt(plan, n_images)
+    return replace(prompt, media_resolution=plan.media_resolution) if plan.media_resolution else prompt

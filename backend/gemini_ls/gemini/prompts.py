@@ -29,6 +29,8 @@ class Prompt:
     user: str
     json_mode: bool
     response_schema: dict | None = None
+    # the plan's media resolution (LOW..ULTRA_HIGH), None: GEMINI_MEDIA_RESOLUTION (client.py)
+    media_resolution: str | None = None
 
 
 def _target_lines(labels: tuple[LabelSpec, ...]) -> str:

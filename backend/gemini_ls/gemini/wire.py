@@ -69,7 +69,7 @@ def build_request(
     None, resolved through gemini/models.py); the Batch API path sends the same. `history`: prior
     turns (few-shot examples, gemini/fewshot.py) before the request's own turn."""
     target = resolve(model or settings.model).name
-    resolution = per_part_media_resolution(settings, target)
+    resolution = per_part_media_resolution(settings, target, prompt)
     if resolution is not None:
         parts = [_with_resolution(p, resolution) for p in parts]
     contents = [*history, types.Content(role="user", parts=build_parts(list(parts), prompt.user))]

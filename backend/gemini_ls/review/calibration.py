@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..labelconfig import ScoreMap
+from ..scoremap import ScoreMap
 from .ledger import Sample
 
 MIN_REVIEWS = 50  # reviewed scored regions in the project before any map (below: identity)

@@ -19,6 +19,7 @@ from typing import Any
 from ..gemini.pricing import price_for
 from ..labelconfig import parse_label_config
 from ..settings import Settings
+from ..tiling.grid import parse_tiling
 from .fewshot import Example, examples_from_tasks
 from .learning import LearnedState
 from .match import match_regions
@@ -27,7 +28,8 @@ from .stats import Tally, tally
 KEYS = {
     "name": "a name for the column",
     "model": "GEMINI_MODEL",
-    "media_resolution": "GEMINI_MEDIA_RESOLUTION (LOW, MEDIUM, HIGH)",
+    "media_resolution": "GEMINI_MEDIA_RESOLUTION (LOW, MEDIUM, HIGH, ULTRA_HIGH)",
+    "tiling": "TILING (off, auto, RxC)",
     "max_objects": "MODEL_MAX_OBJECTS",
     "score_threshold": "MODEL_SCORE_THRESHOLD",
     "temperature": "GEMINI_TEMPERATURE",
@@ -68,9 +70,14 @@ def parse_variant(text: str, base: Settings, index: int) -> Variant:
             if key == "model":
                 s = s.with_(model=value)
             elif key == "media_resolution":
-                if value.upper() not in ("LOW", "MEDIUM", "HIGH"):
-                    raise VariantError(f"media_resolution={value!r}: LOW, MEDIUM or HIGH")
+                if value.upper() not in ("LOW", "MEDIUM", "HIGH", "ULTRA_HIGH"):
+                    raise VariantError(f"media_resolution={value!r}: LOW, MEDIUM, HIGH or ULTRA_HIGH")
+                # the controls' default (model_media_resolution) too: a plan's level wins over the setting
                 s = s.with_(media_resolution=value.upper())
+                d = replace(d, media_resolution=value.upper())
+            elif key == "tiling":
+                mode, shape = parse_tiling(value)
+                d = replace(d, tiling=f"{shape[0]}x{shape[1]}" if shape else mode)
             elif key == "max_objects":
                 d = replace(d, max_objects=int(value))
             elif key == "score_threshold":

@@ -145,7 +145,7 @@ def union(parts: list[Region]) -> Region:
         box=box,
         score=best.score,
         tile=best.tile,
-        polygon=_polygon_union(polygons) if polygons else None,
+        polygon=polygon_union(polygons) if polygons else None,
         mask=_mask_union(masks) if masks else None,
         sources=tuple(sorted(s for p in parts for s in p.sources)),
     )
@@ -163,7 +163,7 @@ def _mask_union(masks: list[MaskPatch]) -> MaskPatch:
     return MaskPatch(x0, y0, canvas)
 
 
-def _polygon_union(polygons: list[tuple[Point, ...]]) -> tuple[Point, ...]:
+def polygon_union(polygons: list[tuple[Point, ...]]) -> tuple[Point, ...]:
     """Outline of the union, drawn at 1 px: the largest outer contour (the pieces of one object
     overlap in the tiles' overlap, so the union is one piece)."""
     x0 = int(np.floor(min(x for poly in polygons for x, _ in poly)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from gemini_ls.labelconfig import ScoreMap, parse_label_config
+from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.regions.result import CONFIDENCE_KEY
 from gemini_ls.regions.scores import calibrated, task_score
 from gemini_ls.review import calibration as cal
@@ -13,6 +13,7 @@ from gemini_ls.review.learning import LearnedState, fit
 from gemini_ls.review.ledger import Contribution, Sample, contribution
 from gemini_ls.review.match import match_regions
 from gemini_ls.review.stats import Tally
+from gemini_ls.scoremap import ScoreMap
 
 CONFIG = """<View><Image name="image" value="$image"/>
 <RectangleLabels name="rect" toName="image"><Label value="Red"/><Label value="Blue"/></RectangleLabels></View>"""
