@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..detections import PixelBox
+
 # Tokens per image for each media-resolution level on Gemini 3 (HIGH is the default for images;
 # ULTRA_HIGH exists per part only).
 LEVEL_TOKENS = {"LOW": 280, "MEDIUM": 560, "HIGH": 1120, "ULTRA_HIGH": 2240}
@@ -25,22 +27,8 @@ AUTO_MIN_TILE_SCALE = 0.5
 MAX_TILES = 64  # a grid beyond this is a configuration mistake, not a request plan
 
 
-@dataclass(frozen=True)
-class Tile:
-    """A tile of an image in its full-resolution pixel frame: half-open [x0, x1) x [y0, y1)."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
+# A tile is a half-open pixel rectangle of the image in its full-resolution frame.
+Tile = PixelBox
 
 
 @dataclass(frozen=True)
