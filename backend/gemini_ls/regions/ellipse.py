@@ -9,38 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..detections import Detection, DropReason, ImageMeta, ParsedAnswer
-from ..labelconfig import ControlSpec
-from .handler import NO_BOX, Conversion
-from .result import DECIMALS, RegionIds, box_percent, image_result
+from ..detections import ParsedAnswer
+from .rectangle import Geometry, RectangleHandler
+from .result import DECIMALS
 from .reverse import NOTHING, detection, label_of, norm_box, percent_box, value_of
-from .selection import select
 
 
-def _usable(det: Detection) -> DropReason | None:
-    return None if det.box is not None else NO_BOX
-
-
-class EllipseHandler:
+class EllipseHandler(RectangleHandler):
     """`tag`: EllipseLabels, or a bare <Ellipse> whose regions carry a <Labels> (perregion.py)."""
 
-    def __init__(self, tag: str = "EllipseLabels") -> None:
-        self.tag = tag
+    labels_key = "ellipselabels"
 
-    def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
-        selection = select(control, image, answer, _usable)
-        ids = RegionIds(control, image)
-        results = []
-        sources: list[Detection] = []
-        for det in selection.detections:
-            assert det.box is not None  # _usable kept only detections with a box
-            x, y, w, h = box_percent(det.box)
-            rx, ry = round(w / 2, DECIMALS), round(h / 2, DECIMALS)
-            cx, cy = round(x + rx, DECIMALS), round(y + ry, DECIMALS)
-            value = {"x": cx, "y": cy, "radiusX": rx, "radiusY": ry, "rotation": 0, "ellipselabels": [det.label]}
-            results.append(image_result(ids.make(det.label, (cx, cy, rx, ry)), control, image, value, det.score))
-            sources.append(det)
-        return Conversion.of(results, selection.dropped, sources)
+    def __init__(self, tag: str = "EllipseLabels") -> None:
+        super().__init__(tag)
+
+    def geometry(self, x: float, y: float, w: float, h: float) -> Geometry:
+        rx, ry = round(w / 2, DECIMALS), round(h / 2, DECIMALS)
+        return {"x": round(x + rx, DECIMALS), "y": round(y + ry, DECIMALS), "radiusX": rx, "radiusY": ry}
 
     def reverse(self, result: Mapping[str, Any], image_index: int) -> ParsedAnswer:
         """The box around the (unrotated) ellipse."""

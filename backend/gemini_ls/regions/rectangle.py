@@ -17,11 +17,21 @@ def _usable(det: Detection) -> DropReason | None:
     return None if det.box is not None else NO_BOX
 
 
+Geometry = dict[str, float]
+
+
 class RectangleHandler:
-    """`tag`: RectangleLabels, or the bare shape tool whose regions carry a <Labels> (perregion.py splits them)."""
+    """`tag`: RectangleLabels, or the bare shape tool whose regions carry a <Labels> (perregion.py splits them).
+    Also the base of every shape drawn from a detection's box (ellipse.py): a subclass gives its geometry."""
+
+    labels_key = "rectanglelabels"
 
     def __init__(self, tag: str = "RectangleLabels") -> None:
         self.tag = tag
+
+    def geometry(self, x: float, y: float, w: float, h: float) -> Geometry:
+        """The shape's value fields from the box in percent (its region id is derived from them, in order)."""
+        return {"x": x, "y": y, "width": w, "height": h}
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         selection = select(control, image, answer, _usable)
@@ -30,9 +40,9 @@ class RectangleHandler:
         sources: list[Detection] = []
         for det in selection.detections:
             assert det.box is not None  # _usable kept only detections with a box
-            x, y, w, h = box_percent(det.box)
-            value = {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [det.label]}
-            results.append(image_result(ids.make(det.label, (x, y, w, h)), control, image, value, det.score))
+            shape = self.geometry(*box_percent(det.box))
+            value = {**shape, "rotation": 0, self.labels_key: [det.label]}
+            results.append(image_result(ids.make(det.label, tuple(shape.values())), control, image, value, det.score))
             sources.append(det)
         return Conversion.of(results, selection.dropped, sources)
 
