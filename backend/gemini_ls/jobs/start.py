@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..labelconfig import LabelConfigError, ProjectSpec, parse_label_config
 from ..labelstudio import LabelStudioApi, LabelStudioApiError
@@ -17,6 +17,9 @@ from ..settings import Settings
 from .context import make_budget, make_store
 from .estimate import Estimate
 from .state import JobInfo, JobStore, new_job_id
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 
 class UsageError(Exception):
@@ -40,7 +43,9 @@ def iter_tasks(api: LabelStudioApi, project: int, view: int | None, ids: Sequenc
 
 
 def select_tasks(api: LabelStudioApi, settings: Settings, project: int, *, view: int | None = None,
-                 ids: Sequence[int] | None = None, limit: int | None = None, force: bool = False) -> Selection:
+                 ids: Sequence[int] | None = None, limit: int | None = None, force: bool = False,
+                 emulated: bool | None = None) -> Selection:
+    """`emulated`: whether the built-in emulator answers (a server's own; default: as `settings` say)."""
     try:
         config = api.project(project).get("label_config") or ""
         parsed = parse_label_config(config, settings.defaults)
@@ -50,7 +55,7 @@ def select_tasks(api: LabelStudioApi, settings: Settings, project: int, *, view:
         raise UsageError(f"project {project}'s label config: {exc}") from None
     # The server's own effective spec and derivation, with what the review loop learned for this project (when on).
     spec = learned_state(settings, project).applied(parsed)
-    version = model_version_for(settings, spec, emulated=settings.uses_emulator)
+    version = model_version_for(settings, spec, emulated=settings.uses_emulator if emulated is None else emulated)
     tasks: list[dict] = []
     for task in iter_tasks(api, project, view, ids):
         tasks.append(task)
@@ -64,17 +69,20 @@ def select_tasks(api: LabelStudioApi, settings: Settings, project: int, *, view:
     return Selection(project, config, spec, version, tuple(tasks), frozenset(holding))
 
 
-def run_estimate(settings: Settings, selection: Selection, progress: Callable[[int, int], None] | None = None) -> Estimate:
-    """countTokens on a sample (estimate_io.py), with a pipeline of its own, closed afterwards."""
+def run_estimate(settings: Settings, selection: Selection, progress: Callable[[int, int], None] | None = None,
+                 pipeline: Pipeline | None = None) -> Estimate:
+    """countTokens on a sample (estimate_io.py), with `pipeline` (a server's) or one of its own, closed afterwards."""
     from ..pipeline import build_pipeline
     from .estimate_io import estimate_job, history_rates
 
-    pipeline = build_pipeline(settings)
+    own = pipeline is None
+    used = build_pipeline(settings) if pipeline is None else pipeline
     try:
         rates = history_rates(make_store(settings), make_budget(settings), selection.version)
-        return estimate_job(pipeline, selection.spec, selection.version, selection.tasks, rates, progress=progress)
+        return estimate_job(used, selection.spec, selection.version, selection.tasks, rates, progress=progress)
     finally:
-        pipeline.close()
+        if own:
+            used.close()
 
 
 def cap_problem(max_cost: float | None, est: Estimate | None) -> str | None:
