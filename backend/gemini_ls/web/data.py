@@ -23,7 +23,7 @@ from ..jobs.state import JobInfo
 from ..settings import Settings
 
 # The states the page shows (docs/page.md); the stores' own words map onto them here.
-STATES = ("queued", "running", "waiting for the Batch API", "done", "cancelled", "failed")
+STATES = ("queued", "running", "waiting for the Batch API", "done", "cancelled", "stopped", "failed")
 FAILURES_SHOWN = 50  # a job's failures listed in its detail: the first ones, the count says the rest
 
 
@@ -78,18 +78,21 @@ def prelabel_view(info: JobInfo, *, now: float, detail: bool = False, cancelled:
 
 
 def _prelabel(job_id: str, project: Any, version: str, total: int, created: float, done: int,
-              failed: Mapping[Any, str], skipped: int, *, now: float, detail: bool, cancelled: bool = False) -> JobView:
+              failed: Mapping[Any, str], skipped: int, *, now: float, detail: bool, cancelled: bool = False,
+              stopped: str = "", spent: float | None = None) -> JobView:
     n_failed = len(failed)
     finished = done + n_failed + skipped >= total
     state = ("failed" if n_failed else "done") if finished else ("queued" if done + n_failed + skipped == 0 else "running")
     if cancelled and not finished:
         state = "cancelled"
+    elif stopped and not finished:  # --max-cost (jobs/budget.py): the reason is shown with the failures
+        state = "stopped"
     rate, eta = _pace(done + n_failed + skipped, total, created, state == "running", now)
     shown = dict(sorted(((str(k), v) for k, v in failed.items()), key=lambda kv: kv[0])[:FAILURES_SHOWN]) if detail else {}
     return JobView(id=job_id, kind="prelabel", project=str(project), model_version=version, state=state, total=total,
                    done=done, failed=n_failed, skipped=skipped, created=created, rate_per_min=rate, eta_seconds=eta,
-                   models=(), tokens=None, cost_usd=None, failed_by_reason=_reasons(failed), failures=shown,
-                   can_cancel=state in ("queued", "running"))
+                   models=(), tokens=None, cost_usd=spent, failed_by_reason={**_reasons(failed), **({stopped: 0} if
+                   state == "stopped" else {})}, failures=shown, can_cancel=state in ("queued", "running"))
 
 
 def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[JobView]:
@@ -105,17 +108,19 @@ def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[Job
         pipe.scard(k + ":done")
         pipe.hvals(k + ":failed")
         pipe.hlen(k + ":elsewhere")
+        pipe.hmget(k + ":budget", "stopped", "spent")  # jobs/budget.py: --max-cost's stop and the spend
     raw = pipe.execute()
     out = []
     for i, job_id in enumerate(ids):
-        meta, done, failed, elsewhere = raw[4 * i : 4 * i + 4]
+        meta, done, failed, elsewhere, budget = raw[5 * i : 5 * i + 5]
         if not meta:
             continue
         m = {_s(k): _s(v) for k, v in meta.items()}
         reasons = {n: _s(v) for n, v in enumerate(failed)}
         out.append(_prelabel(job_id, m.get("project", "?"), m.get("model_version", ""), int(m.get("total", 0)),
                              float(m.get("created", 0)), int(done), reasons, int(elsewhere), now=now, detail=False,
-                             cancelled=m.get("cancelled") == "1"))
+                             cancelled=m.get("cancelled") == "1", stopped=_s(budget[0] or b""),
+                             spent=float(budget[1]) if budget[1] else None))
     return out
 
 

@@ -109,3 +109,13 @@ def test_usage_tally_sees_only_its_own_context():
         pool.submit(record, FLASH, 99, 99, 99).result()  # a thread without the context: not ours
     assert tally.snapshot() == {FLASH: Tokens(10, 2, 1, 1)}
     assert isinstance(tally, UsageTally)
+
+
+def test_page_shows_a_job_stopped_by_its_cap_with_the_reason_and_spend():
+    from gemini_ls.web.data import _prelabel
+
+    view = _prelabel("j", 1, "v", 10, 0.0, 4, {}, 0, now=1.0, detail=False, stopped="max cost: cap", spent=0.25)
+    assert view.state == "stopped" and view.cost_usd == 0.25 and "max cost: cap" in view.failed_by_reason
+    assert not view.can_cancel
+    done = _prelabel("j", 1, "v", 4, 0.0, 4, {}, 0, now=1.0, detail=False, stopped="max cost: cap", spent=0.25)
+    assert done.state == "done"  # finished before the cap mattered
