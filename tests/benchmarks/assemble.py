@@ -19,6 +19,7 @@ ORDER = [
     ("batch.md", "Issue 15: Batch API vs synchronous pre-labelling, peak RSS in JSONL mode"),
     ("fewshot.md", "Issue 14: few-shot examples, K=0 vs K=3 (tokens, uploads, label swaps)"),
     ("page.md", "Issue 25: the jobs page's data for 100 jobs and 50 projects, and its Redis cost"),
+    ("estimate.md", "Issue 24: --estimate against the job that follows it"),
 ]
 
 HEADER = """# Benchmarks
