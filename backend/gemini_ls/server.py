@@ -28,6 +28,7 @@ from .predict import TaskOutcome
 from .review.learning import project_id
 from .settings import Settings
 from .web import views as web_views
+from .web.actions import Requeue
 from .web.data import JobSource
 
 log = logging.getLogger("gemini_ls.server")
@@ -166,6 +167,17 @@ def _metrics_text(backend: Backend) -> bytes:
     return generate_latest(backend.metrics.registry) + extra
 
 
+def _requeue(backend: Backend) -> Requeue:
+    """The page's "retry failed tasks": this server's Label Studio client and model_version
+    derivation (with the learned state), so the new job's chunks are accepted by the workers."""
+    from .jobs.context import api_from
+
+    def version_for(project: int, config: str) -> str:
+        return backend.model_version(backend.effective_spec(parse_label_config(config, backend.settings.defaults), project))
+
+    return Requeue(api=lambda: api_from(backend.settings, backend.credentials), version_for=version_for)
+
+
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
     backend = backend or build_backend(settings or Settings.from_env())
     settings = backend.settings
@@ -291,5 +303,5 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 
     # GET / is the jobs page for a browser and this health JSON for everything else (web/views.py)
     web_views.register(app, JobSource.from_settings(settings), backend.review.ledger if backend.review is not None else None,
-                       actions_allowed=bool(settings.basic_auth_user), health=health)
+                       actions_allowed=bool(settings.basic_auth_user), health=health, requeue=_requeue(backend))
     return app

@@ -23,6 +23,7 @@ from gemini_ls.web.security import COOKIE
 
 XSS = "<img src=x onerror=alert(1)>"
 USER, PASSWORD = "lead", "pa55-Word"
+CONFIG = '<View><Image name="img" value="$image"/><RectangleLabels name="r" toName="img"><Label value="car"/></RectangleLabels></View>'
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
@@ -202,3 +203,83 @@ def test_project_report_json_and_panel_from_the_review_ledger(app_for, redis_url
     html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
     assert "Project 9" in html and XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "75% → 25%" in html
+
+
+def _ls_tasks(fake_label_studio, project: int, ids: list[int]) -> None:
+    """GET /api/tasks on the fake Label Studio: the tasks `ids` of `project`, filtered by the
+    selectedItems query the client sends (labelstudio/tasks.py)."""
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.fixtures.servers import Reply
+
+    def serve(req):
+        if not fake_label_studio._authorized(req.headers.get("authorization", "")):
+            return Reply(401, b"{}", "application/json")
+        q = parse_qs(urlsplit(req.path).query)
+        assert q["project"] == [str(project)]
+        wanted = json.loads(q["query"][0])["selectedItems"]["included"]
+        tasks = [{"id": t, "data": {"image": f"https://img.example/{t}.png"}} for t in ids if t in wanted]
+        return Reply(200, json.dumps({"tasks": tasks, "total": len(tasks)}).encode(), "application/json")
+
+    fake_label_studio.server.add_handler("/api/tasks", serve)
+
+
+def test_retry_requeues_only_the_failed_tasks_as_a_new_job(app_for, redis_url, redis_prefix, fake_label_studio):
+    from rq.job import Job
+
+    from gemini_ls.jobs.queue import RQJobQueue
+
+    _ls_tasks(fake_label_studio, 7, list(range(1, 11)))
+    store = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix)
+    info = JobInfo(id="20261205-130000-retry1", project=7, model_version="old", total=5, created=time.time() - 60)
+    store.create(info, CONFIG)
+    store.mark_done(info.id, [1, 2, 3])
+    store.mark_failed(info.id, {4: "timeout: Gemini did not answer", 9: f"bad_label: {XSS}"})
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD, label_studio_url=fake_label_studio.url,
+                     label_studio_api_key=fake_label_studio.legacy_token, job_chunk=1)
+    job = client.get(f"/api/jobs/{info.id}", headers=_auth()).get_json()
+    assert job["state"] == "failed" and job["can_retry"] and not job["can_cancel"]
+    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "Retry failed tasks" in html
+    token = client.get_cookie(COOKIE).value
+    url = f"/api/jobs/{info.id}/retry"
+    assert client.post(url, headers=_auth()).status_code == 403  # no CSRF token
+    assert client.post(url, headers={**_auth(), "X-CSRF-Token": "y" * 43}).status_code == 403
+    answer = client.post(url, headers={**_auth(), "X-CSRF-Token": token})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert body["retry_of"] == info.id and body["tasks"] == 2 and body["job"] != info.id
+    new = client.get(f"/api/jobs/{body['job']}", headers=_auth()).get_json()
+    assert (new["kind"], new["project"], new["state"], new["total"], new["done"]) == ("prelabel", "7", "queued", 2, 0)
+    assert new["model_version"].startswith("gemini-ls-")  # the server's own derivation, as a worker checks it
+    # exactly the failed tasks, one chunk each (JOB_CHUNK=1), with Label Studio's data, on the one jobs queue
+    rq_ids = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix).rq_ids(body["job"])
+    queue = RQJobQueue(Settings(redis_url=redis_url, redis_prefix=redis_prefix), redis.Redis.from_url(redis_url))
+    assert queue.queue.count == 2
+    chunks = [Job.fetch(r, connection=queue.client).args for r in rq_ids]
+    assert sorted(args[1][0]["id"] for args in chunks) == [4, 9]
+    assert {args[1][0]["data"]["image"] for args in chunks} == {"https://img.example/4.png", "https://img.example/9.png"}
+    # the old job is unchanged; the form without script goes back to the page; a running job is refused
+    assert client.get(f"/api/jobs/{info.id}", headers=_auth()).get_json()["failed"] == 2
+    again = client.post(url, data={"csrf_token": token}, headers=_auth())
+    assert again.status_code == 303 and again.headers["Location"].endswith("/")
+    refused = client.post(f"/api/jobs/{body['job']}/retry", headers={**_auth(), "X-CSRF-Token": token})
+    assert refused.status_code == 409 and "running" in refused.get_json()["error"]
+    assert client.post("/api/jobs/nope/retry", headers={**_auth(), "X-CSRF-Token": token}).status_code == 404
+
+
+def test_retry_is_refused_read_only_and_without_label_studio(app_for, redis_url, redis_prefix):
+    store = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix)
+    info = JobInfo(id="20261205-140000-retry2", project=7, model_version="old", total=1, created=time.time())
+    store.create(info, "<View/>")
+    store.mark_failed(info.id, {1: "timeout"})
+    read_only = app_for()
+    read_only.get("/", headers=HTML)
+    token = read_only.get_cookie(COOKIE).value
+    assert read_only.post(f"/api/jobs/{info.id}/retry", headers={"X-CSRF-Token": token}).status_code == 403
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    client.get("/", headers={**HTML, **_auth()})
+    token = client.get_cookie(COOKIE).value
+    refused = client.post(f"/api/jobs/{info.id}/retry", headers={**_auth(), "X-CSRF-Token": token})
+    assert refused.status_code == 409 and "LABEL_STUDIO_URL" in refused.get_json()["error"]

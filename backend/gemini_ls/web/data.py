@@ -47,6 +47,7 @@ class JobView:
     failed_by_reason: Mapping[str, int] = field(default_factory=dict)
     failures: Mapping[str, str] = field(default_factory=dict)  # task id -> reason (detail only)
     can_cancel: bool = False
+    can_retry: bool = False  # a finished or cancelled prelabel job with failed tasks (web/actions.py)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -89,7 +90,7 @@ def _prelabel(job_id: str, project: Any, version: str, total: int, created: floa
     return JobView(id=job_id, kind="prelabel", project=str(project), model_version=version, state=state, total=total,
                    done=done, failed=n_failed, skipped=skipped, created=created, rate_per_min=rate, eta_seconds=eta,
                    models=(), tokens=None, cost_usd=None, failed_by_reason=_reasons(failed), failures=shown,
-                   can_cancel=state in ("queued", "running"))
+                   can_cancel=state in ("queued", "running"), can_retry=n_failed > 0 and state in ("failed", "cancelled"))
 
 
 def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[JobView]:

@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, jsonify, redirect, render_template, request
 
 from ..review.ledger import Ledger
 from . import security
+from .actions import ActionRefused, Requeue, retry_failed
 from .data import STATES, JobSource
 from .reports import CachedPanels, project_report
 
@@ -27,9 +28,11 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
-def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any]) -> None:
+def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any],
+             requeue: Requeue | None = None) -> None:
     """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
-    `ledger`: the review loop's (None: no review loop, no project panels)."""
+    `ledger`: the review loop's (None: no review loop, no project panels). `requeue`: what "retry
+    failed tasks" needs from the server (None: the action answers 409)."""
     panels = CachedPanels(ledger) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
@@ -79,20 +82,43 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         return jsonify(body) if body is not None else _error(404, "no reviewed annotation of this project in the review ledger")
 
-    @bp.post("/api/jobs/<path:job_id>/cancel")
-    def api_cancel(job_id: str):
+    def _refused() -> Any:
+        """None when the POST may act; else the error answer (read-only mode, CSRF)."""
         if not actions_allowed:
             return _error(403, "read-only: actions need BASIC_AUTH_USER/BASIC_AUTH_PASS (docs/page.md)")
         if not security.csrf_ok(request):
             return _error(403, "missing or wrong CSRF token: reload the page")
+        return None
+
+    def _done(body: dict[str, Any]):
+        if request.form.get(security.FIELD):  # the page's form without script: back to the page
+            return redirect("/", code=303)
+        return jsonify({"status": "ok", **body})
+
+    @bp.post("/api/jobs/<path:job_id>/cancel")
+    def api_cancel(job_id: str):
+        if (refused := _refused()) is not None:
+            return refused
         try:
             ok = source.cancel(job_id)
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         if not ok:
             return _error(404, "no job by that id")
-        if request.form.get(security.FIELD):  # the page's form without script: back to the page
-            return redirect("/", code=303)
-        return jsonify({"status": "ok", "cancelled": job_id})
+        return _done({"cancelled": job_id})
+
+    @bp.post("/api/jobs/<path:job_id>/retry")
+    def api_retry(job_id: str):
+        if (refused := _refused()) is not None:
+            return refused
+        if source.client is None or requeue is None:
+            return _error(409, "retry needs REDIS_URL: jobs are re-queued on the shared RQ queue")
+        try:
+            done = retry_failed(source.settings, source.client, requeue, job_id)
+        except ActionRefused as exc:
+            return _error(exc.status, str(exc))
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+        return _done({"job": done.job_id, "retry_of": done.retry_of, "tasks": done.tasks})
 
     app.register_blueprint(bp)
