@@ -283,3 +283,29 @@ def test_retry_is_refused_read_only_and_without_label_studio(app_for, redis_url,
     token = client.get_cookie(COOKIE).value
     refused = client.post(f"/api/jobs/{info.id}/retry", headers={**_auth(), "X-CSRF-Token": token})
     assert refused.status_code == 409 and "LABEL_STUDIO_URL" in refused.get_json()["error"]
+
+
+def test_project_panel_has_chart_history_scorecards_and_calibration_slot(app_for, redis_url, redis_prefix):
+    from gemini_ls.review import scorecards
+
+    ledger = RedisLedger.from_url(redis_url, redis_prefix)
+    v1 = "gemini-ls-gemini-2.5-flash-p1-0a1b2c3d"
+    v2 = "gemini-ls-gemini-2.5-flash-p1-9f8e7d6c-l12345678"
+    tallies = {v1: Tally({"car": LabelStats(accepted=1, deleted=3)}, 4),
+               v2: Tally({"car": LabelStats(accepted=3, deleted=1), XSS: LabelStats(accepted=2)}, 5)}
+    for n, (version, t) in enumerate(tallies.items()):
+        ledger.replace(300 + n, Contribution(300 + n, 11, 400 + n, version, t, updated_at=time.time() + n))
+    card = scorecards.scorecard("flash", "gemini-2.5-flash, max_objects=20", Tally({XSS: LabelStats(accepted=3, deleted=1)}, 4),
+                                4, 0, 4000, 400, 0.00012, [1.0, 2.0, 3.0])
+    scorecards.save(redis.Redis.from_url(redis_url), redis_prefix, scorecards.Evaluation(11, 1_780_000_000.0, (card,)))
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    report = client.get("/api/projects/11/report", headers=_auth()).get_json()
+    assert [h["model_version"] for h in report["history"]] == [v1, v2]
+    assert report["history"][1]["changes"] == [f"labels added: {XSS}", "learned thresholds/synonyms added"]
+    assert report["calibration"] is None
+    scored = report["evaluation"]["scorecards"][0]
+    assert scored["variant"] == "flash" and scored["labels"][XSS]["precision"] == 0.75 and scored["latency_p50"] == 2.0
+    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "<svg role=\"img\"" in html and "<polyline" in html and "not fitted yet" in html
+    assert "labels added: &lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
+    assert "gemini-2.5-flash, max_objects=20" in html and "2026-05-28" in html

@@ -111,7 +111,29 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"variant {v.name}: {len(truth)} tasks ...\n")
         results.append(ev.run_variant(v, config, truth, examples=examples))
     sys.stdout.write(ev.render(results) + "\n")
+    store_scorecards(settings, args.project, results)
     return 0
+
+
+def store_scorecards(settings: Settings, project: int, results: Any) -> None:
+    """With REDIS_URL, keep this run's scorecards for the jobs page (review/scorecards.py)."""
+    if not settings.redis_url:
+        return
+    import time
+
+    import redis
+
+    from .. import redisconn
+    from . import evaluate as ev
+    from . import scorecards
+
+    cards = tuple(scorecards.scorecard(r.variant.name, ev.settings_line(r.variant), r.tally, r.tasks, r.failed, r.input_tokens,
+                                       r.output_tokens, r.cost_per_task(), r.latencies) for r in results)
+    try:
+        scorecards.save(redisconn.client(settings.redis_url, redisconn.JOB), settings.redis_prefix,
+                        scorecards.Evaluation(project, time.time(), cards))
+    except (redis.RedisError, OSError) as exc:  # the printed table is the result; the page just misses it
+        sys.stderr.write(f"gemini-ls evaluate: scorecards not stored ({type(exc).__name__})\n")
 
 
 COMMANDS = {"report": report, "evaluate": evaluate}

@@ -3,17 +3,19 @@ cancel action. Registered on the server's Flask app by server.py, behind its bas
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from flask import Blueprint, Flask, jsonify, redirect, render_template, request
 
+from ..review import scorecards
 from ..review.ledger import Ledger
 from . import security
 from .actions import ActionRefused, Requeue, retry_failed
 from .data import STATES, JobSource
-from .reports import CachedPanels, project_report
+from .reports import CachedPanels, ScoreReader, project_report
 
 REFRESH_MS = 2000  # the page polls /api/jobs this often while it is open
 
@@ -28,12 +30,29 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def number(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def timestamp(value: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value))
+
+
+def _score_reader(source: JobSource) -> ScoreReader | None:
+    """The stored `evaluate` scorecards, read on the page's own Redis client (none without Redis)."""
+    client, prefix = source.client, source.settings.redis_prefix
+    if client is None:
+        return None
+    return lambda projects: scorecards.load_many(client, prefix, projects)
+
+
 def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any],
              requeue: Requeue | None = None) -> None:
     """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
     `ledger`: the review loop's (None: no review loop, no project panels). `requeue`: what "retry
     failed tasks" needs from the server (None: the action answers 409)."""
-    panels = CachedPanels(ledger) if ledger is not None else None
+    scores = _score_reader(source)
+    panels = CachedPanels(ledger, scores=scores) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
     @bp.after_request
@@ -55,7 +74,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
             jobs, projects, problem = [], [], f"Redis did not answer ({type(exc).__name__}); the page retries"
         response = app.make_response(render_template(
             "page.html", jobs=jobs, projects=projects, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
-            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent))
+            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent, number=number))
         security.set_token(response, token, secure=request.is_secure)
         return response
 
@@ -77,7 +96,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
     @bp.get("/api/projects/<int:project>/report")
     def api_project_report(project: int):
         try:
-            body = project_report(ledger, project) if ledger is not None else None
+            body = project_report(ledger, project, scores) if ledger is not None else None
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         return jsonify(body) if body is not None else _error(404, "no reviewed annotation of this project in the review ledger")
@@ -121,4 +140,5 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         return _done({"job": done.job_id, "retry_of": done.retry_of, "tasks": done.tasks})
 
+    app.jinja_env.filters["timestamp"] = timestamp
     app.register_blueprint(bp)
