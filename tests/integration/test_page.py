@@ -309,3 +309,22 @@ def test_project_panel_has_chart_history_scorecards_and_calibration_slot(app_for
     assert "<svg role=\"img\"" in html and "<polyline" in html and "not fitted yet" in html
     assert "labels added: &lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
     assert "gemini-2.5-flash, max_objects=20" in html and "2026-05-28" in html
+
+
+def test_evaluate_stores_its_scorecards_where_the_page_reads_them(app_for, redis_url, redis_prefix):
+    """`gemini-ls evaluate`'s hook (review/cli.py `store_scorecards`) with the results it computed."""
+    from gemini_ls.review.cli import store_scorecards
+    from gemini_ls.review.evaluate import VariantResult, parse_variant
+
+    settings = Settings(redis_url=redis_url, redis_prefix=redis_prefix, api_key="k")
+    variant = parse_variant("name=pro,model=gemini-2.5-pro,max_objects=5", settings, 0)
+    result = VariantResult(variant, Tally({"car": LabelStats(accepted=4)}, 4), tasks=4, failed=0, input_tokens=8000,
+                           output_tokens=800, latencies=(0.5, 1.5), seconds=2.0)
+    store_scorecards(settings, 12, [result])
+    _review(redis_url, redis_prefix)  # project 9 has reviews; 12 has only the evaluation
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    body = client.get("/api/projects/12/report", headers=_auth()).get_json()
+    card = body["evaluation"]["scorecards"][0]
+    assert card["variant"] == "pro" and "gemini-2.5-pro, max_objects=5" in card["settings"]
+    assert card["input_tokens_per_task"] == 2000 and card["labels"]["all"]["recall"] == 1.0 and card["latency_p50"] == 1.0
+    assert body["versions"] == [] and body["calibration"] is None
