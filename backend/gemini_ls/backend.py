@@ -23,6 +23,7 @@ from .batchrunner import BatchRunner
 from .gemini.cache import FileCache
 from .gemini.gateway import GeminiGateway
 from .gemini.rategate import RateGate
+from .gemini.usage import DailyUsage
 from .images.fetch import ImageFetcher
 from .interactive import InteractiveService
 from .jobs.context import make_claims, make_store
@@ -115,6 +116,7 @@ class Backend:
     oneclick: OneClick | None  # late tasks of a click written back to Label Studio
     job_queue: RQJobQueue | None  # with REDIS_URL (built once: /metrics reads it per scrape)
     batch_metrics: BatchJobsMetrics  # every Batch API job's numbers, from Redis
+    usage: DailyUsage | None = None  # today's Gemini tokens and Files API savings (gemini/usage.py), the jobs page
     redis_probe: BackgroundProbe | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -229,6 +231,6 @@ def build_backend(settings: Settings) -> Backend:
     return Backend(
         settings=settings, metrics=pipeline.metrics, credentials=pipeline.credentials, fetcher=pipeline.fetcher,
         gateway=pipeline.gateway, runner=pipeline.runner, cache=pipeline.cache, emulator=pipeline.emulator,
-        review=review.service, learner=review.learner, rate_gate=pipeline.rate_gate, interactive=interactive,
+        review=review.service, learner=review.learner, rate_gate=pipeline.rate_gate, interactive=interactive, usage=pipeline.usage,
         oneclick=jobs.oneclick, job_queue=jobs.queue, batch_metrics=BatchJobsMetrics(settings),
     )

@@ -30,6 +30,7 @@ from .settings import Settings
 from .web import views as web_views
 from .web.actions import Requeue
 from .web.data import JobSource
+from .web.gemini import gemini_panel
 
 log = logging.getLogger("gemini_ls.server")
 
@@ -303,5 +304,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 
     # GET / is the jobs page for a browser and this health JSON for everything else (web/views.py)
     web_views.register(app, JobSource.from_settings(settings), backend.review.ledger if backend.review is not None else None,
-                       actions_allowed=bool(settings.basic_auth_user), health=health, requeue=_requeue(backend))
+                       actions_allowed=bool(settings.basic_auth_user), health=health, requeue=_requeue(backend),
+                       gemini=lambda: gemini_panel(backend.settings, backend.rate_gate, backend.usage))
     return app

@@ -328,3 +328,36 @@ def test_evaluate_stores_its_scorecards_where_the_page_reads_them(app_for, redis
     assert card["variant"] == "pro" and "gemini-2.5-pro, max_objects=5" in card["settings"]
     assert card["input_tokens_per_task"] == 2000 and card["labels"]["all"]["recall"] == 1.0 and card["latency_p50"] == 1.0
     assert body["versions"] == [] and body["calibration"] is None
+
+
+def test_gemini_panel_shows_routing_quota_cooldown_files_cache_and_spend(app_for, redis_url, redis_prefix, image_server):
+    """Real /predict calls (the real SDK against the emulator, GEMINI_FILES=always): two processes'
+    worth of calls land in the one shared window and the one daily usage hash the panel reads."""
+    from gemini_ls.emulator.scenes import encode_image, make_scene
+    from tests.helpers import config, rect_control
+
+    model = Settings().model  # GEMINI_MODEL's default
+    url = image_server.add("/panel.png", encode_image(make_scene(320, 240, 2, seed=7).image, "png"))
+    tasks = [{"id": 1, "data": {"image": url}}]
+    extra = dict(basic_auth_user=USER, basic_auth_pass=PASSWORD, files_policy="always", fetch_allowlist=("127.0.0.1",),
+                 gemini_rpm=100, gemini_tpm=1_000_000, prices=((model, 0.30, 2.50),))
+    first, second = app_for(**extra, model_version_suffix="a"), app_for(**extra, model_version_suffix="b")
+    for client in (first, second):  # another process: the second one finds the uploaded file in the shared cache
+        r = client.post("/predict", json={"tasks": tasks, "label_config": config(rect_control())}, headers=_auth())
+        assert r.status_code == 200 and r.get_json()["results"][0]["result"], r.get_data(as_text=True)
+    gemini = client.get("/api/gemini", headers=_auth()).get_json()
+    assert gemini["routing"]["boxes"] == model
+    quota = {q["model"]: q for q in gemini["quota"]}[model]
+    assert quota["requests"] == 2 and quota["rpm"] == 100 and quota["input_tokens"] > 0 and quota["cooldown_seconds"] == 0
+    today = gemini["today"]
+    flash = today["tokens"][model]
+    assert flash["requests"] == 2 and flash["input"] == quota["input_tokens"] and flash["output"] > 0
+    assert today["cost_usd"] == pytest.approx((flash["input"] * 0.30 + (flash["output"] + flash["thoughts"]) * 2.50) / 1e6)
+    files = today["files_cache"]
+    assert (files["hits"], files["misses"], files["hit_rate"]) == (1, 1, 0.5) and files["bytes_saved"] > 1000
+    # a 429's cool-down, shared through Redis, as the gate records it
+    first.application.extensions["gemini_ls"].rate_gate.cool_down(30, model)
+    quota = {q["model"]: q for q in client.get("/api/gemini", headers=_auth()).get_json()["quota"]}[model]
+    assert 25 < quota["cooldown_seconds"] <= 30
+    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "Quota windows in use" in html and "2 / 100" in html and "50% (1 of 2)" in html and "s left" in html

@@ -44,6 +44,7 @@ from ..settings import Settings
 from .errors import GeminiError, from_api_error, redact
 from .prompts import Prompt
 from .rategate import RateGate
+from .usage import DailyUsage
 from .wire import Reply, build_request, reply_from
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,10 @@ class GeminiCaller:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        usage: DailyUsage | None = None,
     ):
         self.client = client
+        self.usage = usage  # today's tokens for the jobs page (gemini/usage.py), shared in Redis
         self.settings = settings
         self.metrics = metrics
         self.gate = gate if gate is not None else RateGate(
@@ -195,6 +198,8 @@ class GeminiCaller:
         ):
             if tokens > 0:
                 self.metrics.gemini_tokens.labels(direction=direction).inc(tokens)
+        if self.usage is not None:
+            self.usage.record_call(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens)
 
     def _with_retries(
         self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float, model: str

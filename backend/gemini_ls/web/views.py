@@ -15,6 +15,7 @@ from ..review.ledger import Ledger
 from . import security
 from .actions import ActionRefused, Requeue, retry_failed
 from .data import STATES, JobSource
+from .gemini import GeminiPanel
 from .reports import CachedPanels, ScoreReader, project_report
 
 REFRESH_MS = 2000  # the page polls /api/jobs this often while it is open
@@ -47,10 +48,11 @@ def _score_reader(source: JobSource) -> ScoreReader | None:
 
 
 def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any],
-             requeue: Requeue | None = None) -> None:
+             requeue: Requeue | None = None, gemini: Callable[[], GeminiPanel] | None = None) -> None:
     """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
     `ledger`: the review loop's (None: no review loop, no project panels). `requeue`: what "retry
-    failed tasks" needs from the server (None: the action answers 409)."""
+    failed tasks" needs from the server (None: the action answers 409). `gemini`: the Gemini panel's
+    reader (web/gemini.py; None: no panel)."""
     scores = _score_reader(source)
     panels = CachedPanels(ledger, scores=scores) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
@@ -70,11 +72,12 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
         try:
             jobs, problem = source.list_jobs(), None
             projects = panels.views() if panels is not None else []
+            panel = gemini() if gemini is not None else None
         except (redis.RedisError, OSError) as exc:
-            jobs, projects, problem = [], [], f"Redis did not answer ({type(exc).__name__}); the page retries"
+            jobs, projects, panel, problem = [], [], None, f"Redis did not answer ({type(exc).__name__}); the page retries"
         response = app.make_response(render_template(
             "page.html", jobs=jobs, projects=projects, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
-            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent, number=number))
+            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent, number=number, gemini=panel))
         security.set_token(response, token, secure=request.is_secure)
         return response
 
@@ -92,6 +95,15 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         return jsonify(job.to_json()) if job is not None else _error(404, "no such job")
+
+    @bp.get("/api/gemini")
+    def api_gemini():
+        if gemini is None:
+            return _error(404, "no Gemini panel in this process")
+        try:
+            return jsonify(gemini().to_json(source.settings))
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
 
     @bp.get("/api/projects/<int:project>/report")
     def api_project_report(project: int):
