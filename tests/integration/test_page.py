@@ -5,7 +5,12 @@ escaped; the headers, basic auth, read-only mode and the CSRF check hold."""
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -361,3 +366,39 @@ def test_gemini_panel_shows_routing_quota_cooldown_files_cache_and_spend(app_for
     assert 25 < quota["cooldown_seconds"] <= 30
     html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
     assert "Quota windows in use" in html and "2 / 100" in html and "50% (1 of 2)" in html and "s left" in html
+
+
+def _cli(redis_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "REDIS_", "LABEL_STUDIO_"))}
+    env.update({"REDIS_URL": redis_url, "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING"})
+    return subprocess.run([str(Path(sys.executable).parent / "gemini-ls"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_jobs_and_report_print_what_the_json_answers(app_for, redis_url, redis_prefix):
+    """`gemini-ls jobs [ID] --json` and `gemini-ls report --from-ledger` call the functions the
+    page's JSON answers with: the same bodies (rates and ETAs aside, they move with the clock)."""
+    prelabel_id, batch_id = _fill(redis_url, redis_prefix)
+    _review(redis_url, redis_prefix)
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+
+    def steady(jobs):
+        return [{k: v for k, v in j.items() if k not in ("rate_per_min", "eta_seconds")} for j in jobs]
+
+    listed = _cli(redis_url, redis_prefix, "jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert steady(json.loads(listed.stdout)) == steady(client.get("/api/jobs", headers=_auth()).get_json())
+    table = _cli(redis_url, redis_prefix, "jobs")
+    assert prelabel_id in table.stdout and batch_id in table.stdout and "waiting for the Batch API" in table.stdout
+    shown = _cli(redis_url, redis_prefix, "jobs", prelabel_id, "--json")
+    detail = json.loads(shown.stdout)
+    assert steady([{k: v for k, v in detail.items() if k not in ("failed_tasks", "failed_chunks")}]) == \
+        steady([client.get(f"/api/jobs/{prelabel_id}", headers=_auth()).get_json()])
+    assert detail["failed_tasks"] == {"4": f"bad_label: {XSS}"} and detail["failed_chunks"] == []
+    assert _cli(redis_url, redis_prefix, "jobs", "nope").returncode == 2
+    report = _cli(redis_url, redis_prefix, "report", "--project", "9", "--from-ledger")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == client.get("/api/projects/9/report", headers=_auth()).get_json()
+    # cancel of a prelabel job from the terminal is the page's Cancel
+    cancelled = _cli(redis_url, redis_prefix, "jobs", "cancel", prelabel_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert client.get(f"/api/jobs/{prelabel_id}", headers=_auth()).get_json()["state"] == "cancelled"

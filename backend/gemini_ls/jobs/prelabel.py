@@ -12,7 +12,6 @@ exactly the chunks RQ keeps in its failed registry for that job (their written t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -67,9 +66,10 @@ def add_arguments(sub: Any) -> None:
     from ..batch.cli import add_batch_options
 
     add_batch_options(pre)
-    jobs = sub.add_parser("jobs", help="pre-labelling jobs: list, show ID, cancel a batch job (cancel ID)")
+    jobs = sub.add_parser("jobs", help="every job as the jobs page shows it: list, show ID, cancel ID")
     jobs.add_argument("words", nargs="*", metavar="[cancel] ID",
-                      help="nothing: list; ID: one job in detail; cancel ID: cancel a Batch API job (batch:... or batches/...)")
+                      help="nothing: list (GET /api/jobs); ID: one job in detail (GET /api/jobs/ID); "
+                      "cancel ID: cancel a job (a prelabel job, batch:... or batches/...)")
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -237,33 +237,3 @@ def _forget(api: LabelStudioApi, settings: Settings, project: int, version: str,
             if pred.get("model_version") == version:
                 api.delete_prediction(int(pred["id"]))
     make_claims(settings).forget(scope_of(project, version), ids)
-
-
-def run_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.redis_url:
-        raise UsageError("gemini-ls jobs reads the job store in Redis: set REDIS_URL")
-    store = make_store(settings)
-    if args.id:
-        info = store.get(args.id)
-        if info is None:
-            raise UsageError(f"no job {args.id!r}")
-        from .queue import RQJobQueue
-
-        failed_chunks = RQJobQueue(settings).failed_chunks(info.id, store.rq_ids(info.id))
-        detail = {**info.summary(), "failed_tasks": {str(k): v for k, v in sorted(info.failed.items())},
-                  "failed_chunks": [{"rq_job": rid, "reason": why.strip().splitlines()[-1][:300] if why else ""}
-                                    for rid, why in failed_chunks]}
-        if args.json:
-            print(json.dumps(detail, indent=2))
-        else:
-            for k, v in detail.items():
-                print(f"{k}: {v}")
-        return 0
-    rows = [j.summary() for j in store.recent(50)]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'job':28} {'project':>7} {'state':9} {'done':>6} {'failed':>6} {'total':>6}  model_version")
-    for r in rows:
-        print(f"{r['id']:28} {r['project']:>7} {r['state']:9} {r['done']:>6} {r['failed']:>6} {r['total']:>6}  {r['model_version']}")
-    return 0

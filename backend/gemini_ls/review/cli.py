@@ -35,6 +35,8 @@ def add_commands(sub: Any) -> None:
     rep.add_argument("--since", default=None, help="only annotations changed at or after this ISO date/time")
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.add_argument("-o", "--output", default=None, help="also write a PNG chart here")
+    rep.add_argument("--from-ledger", action="store_true",
+                     help="print GET /api/projects/<id>/report's JSON: the review ledger in Redis (no Label Studio call)")
     ev = sub.add_parser("evaluate", help="run candidate settings on the project's annotated tasks (writes nothing to Label Studio)")
     _common(ev)
     ev.add_argument("--variant", action="append", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
@@ -44,6 +46,10 @@ def add_commands(sub: Any) -> None:
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:
+    if args.from_ledger:
+        from ..web.commands import show_project_report
+
+        return show_project_report(settings, args.project)
     from ..labelstudio.annotations import annotated_tasks
     from . import report as rp
 
