@@ -48,6 +48,7 @@ class JobView:
     failures: Mapping[str, str] = field(default_factory=dict)  # task id -> reason (detail only)
     can_cancel: bool = False
     can_retry: bool = False  # a finished or cancelled prelabel job with failed tasks (web/actions.py)
+    first_failure: str | None = None  # one failure's message (the smallest), so the list shows what went wrong
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -63,6 +64,10 @@ def _reasons(failed: Mapping[Any, str]) -> dict[str, int]:
         key = why.split(":", 1)[0]
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def _first(failed: Mapping[Any, str]) -> str | None:
+    return min(failed.values())[:300] if failed else None
 
 
 def _pace(done: int, total: int, created: float | None, running: bool, now: float) -> tuple[float | None, float | None]:
@@ -90,7 +95,8 @@ def _prelabel(job_id: str, project: Any, version: str, total: int, created: floa
     return JobView(id=job_id, kind="prelabel", project=str(project), model_version=version, state=state, total=total,
                    done=done, failed=n_failed, skipped=skipped, created=created, rate_per_min=rate, eta_seconds=eta,
                    models=(), tokens=None, cost_usd=None, failed_by_reason=_reasons(failed), failures=shown,
-                   can_cancel=state in ("queued", "running"), can_retry=n_failed > 0 and state in ("failed", "cancelled"))
+                   can_cancel=state in ("queued", "running"), can_retry=n_failed > 0 and state in ("failed", "cancelled"),
+                   first_failure=_first(failed))
 
 
 def _prelabel_jobs(client: Any, prefix: str, limit: int, now: float) -> list[JobView]:
@@ -159,7 +165,8 @@ def _batch_view(settings: Settings, job: str, replies: list[Any], *, detail: boo
                    created=None, rate_per_min=None, eta_seconds=None,
                    models=tuple(sorted({b.model for b in batches if b.model} | set(usage))),
                    tokens=sum(t.prompt + t.output + t.thoughts for t in usage.values()), cost_usd=cost.batch_usd,
-                   failed_by_reason=_reasons(failed), failures=shown, can_cancel=state == "waiting for the Batch API")
+                   failed_by_reason=_reasons(failed), failures=shown, can_cancel=state == "waiting for the Batch API",
+                   first_failure=_first(failed))
 
 
 def _batch_jobs(settings: Settings, client: Any, ids: list[str] | None = None, *, detail: bool = False) -> list[JobView]:

@@ -45,6 +45,7 @@
     tr.appendChild(cost);
     const f = el("td", null, "failures");
     lines(f, Object.entries(j.failed_by_reason).map(([r, n]) => `${r}: ${n}`));
+    if (j.first_failure) { f.appendChild(el("br")); f.appendChild(el("small", j.first_failure, "first")); }
     tr.appendChild(f);
     const a = el("td", null, "actions");
     if (actions && j.can_cancel) a.appendChild(action(j.id, "cancel", "Cancel"));
