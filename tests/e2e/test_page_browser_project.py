@@ -43,7 +43,8 @@ ROW_JS = """const row = document.querySelector('tr[data-id="' + CSS.escape(argum
 if (!row) return null;
 const bar = row.querySelector('progress');
 return {value: bar.value, max: bar.max, state: row.querySelector('.state').textContent,
-        failures: row.querySelector('.failures').textContent, buttons: Array.from(row.querySelectorAll('button')).map(b => b.textContent)};"""
+        failures: row.querySelector('.failures').textContent,
+        buttons: Array.from(row.querySelectorAll('button')).map(b => b.textContent)};"""
 
 
 def _row(browser: Chromium, job_id: str):
@@ -106,9 +107,10 @@ def test_markup_label_of_a_real_project_is_text_and_retry_requeues_the_failed_ta
         before = {j["id"] for j in requests.get(backend.url + "/api/jobs", auth=auth, timeout=30).json()}
         browser.driver.execute_script(
             "document.querySelector('tr[data-id=\"' + CSS.escape(arguments[0]) + '\"] button.retry').click()", job_id)
-        browser.wait_for("document.getElementById('status').textContent.startsWith('retried')", timeout=30)
+        browser.wait_for("document.getElementById('action-status').textContent", timeout=30)
+        said = browser.evaluate("document.getElementById('action-status').textContent")
         new_ids = [j["id"] for j in requests.get(backend.url + "/api/jobs", auth=auth, timeout=30).json() if j["id"] not in before]
-        assert len(new_ids) == 1, new_ids
+        assert len(new_ids) == 1 and said.startswith(f"retried {job_id} as job {new_ids[0]} (2 tasks)"), (said, new_ids)
         retry_id = new_ids[0]
         browser.wait_for(f"(r => r && r.querySelector('.state').textContent === 'done')"
                          f"(document.querySelector('tr[data-id=\"{retry_id}\"]'))", timeout=120)
@@ -136,19 +138,23 @@ def test_markup_label_of_a_real_project_is_text_and_retry_requeues_the_failed_ta
                 break
             time.sleep(0.5)
         assert report is not None and XSS in report["model_versions"][version]["labels"], report
-        time.sleep(10.5)  # the page's project panels are cached for 10 s per process (web/reports.py)
+        time.sleep(10.5)  # the page's project summaries are cached for 10 s per process (web/reports.py)
         browser.driver.refresh()
+        browser.wait_for(f"document.querySelector('#projects a[href=\"/projects/{pid}\"]')", timeout=30)
+        assert browser.evaluate("document.querySelector('#quota').textContent").count("/ 600") >= 1  # the Gemini panel
+        _no_markup_ran(browser)
+        _axe(browser)  # the jobs list with both jobs, the Gemini panel, the project summaries
+        browser.driver.execute_script(f"document.querySelector('#projects a[href=\"/projects/{pid}\"]').click()")
         browser.wait_for(f"document.getElementById('project-{pid}')", timeout=30)
-        labels = browser.evaluate(f"Array.from(document.querySelectorAll('#project-{pid} ~ table.report th[scope=row]'))"
-                                  ".map(e => e.textContent)")
+        labels = browser.evaluate("Array.from(document.querySelectorAll('table.report th[scope=row]')).map(e => e.textContent)")
         assert XSS in labels and labels[-1] == "all", labels
-        legend = browser.evaluate(f"document.querySelector('#project-{pid} ~ .panels ul.legend').textContent")
+        legend = browser.evaluate("document.querySelector('ul.legend').textContent")
         assert XSS in legend, legend
         assert browser.evaluate("document.querySelector('figure.calibration').textContent").count("not fitted yet") == 1
-        assert browser.evaluate("document.querySelector('#quota').textContent").count("/ 600") >= 1
+        history = browser.evaluate("document.querySelector('table.history').textContent")
+        assert version in history and "first reviewed version" in history, history
         _no_markup_ran(browser)
-        _axe(browser)  # the jobs list with both jobs, the project report with its chart, the Gemini panel
-        browser.driver.execute_script(f"document.getElementById('project-{pid}').scrollIntoView()")
+        _axe(browser)  # the project report: table, chart, history, scorecards slot, calibration slot
         project_shot = browser.screenshot(ARTIFACTS / "page-project.png")
         if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
             shutil.copyfile(project_shot, DOCS_PROJECT_IMAGE)

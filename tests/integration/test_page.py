@@ -206,8 +206,13 @@ def test_project_report_json_and_panel_from_the_review_ledger(app_for, redis_url
     assert client.get("/api/projects/10/report", headers=_auth()).status_code == 404
     assert client.get("/api/projects/9/report").status_code == 401
     html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
-    assert "Project 9" in html and XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "75% → 25%" in html
+    assert '<a href="/projects/9">Project 9</a>' in html and "33% → 11%" in html  # the summary: every label together
+    page = client.get("/projects/9", headers={**HTML, **_auth()})
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html and "75% → 25%" in html
+    assert client.get("/projects/10", headers={**HTML, **_auth()}).status_code == 404
+    assert client.get("/projects/9", headers=HTML).status_code == 401
 
 
 def _ls_tasks(fake_label_studio, project: int, ids: list[int]) -> None:
@@ -310,7 +315,7 @@ def test_project_panel_has_chart_history_scorecards_and_calibration_slot(app_for
     assert report["calibration"] is None
     scored = report["evaluation"]["scorecards"][0]
     assert scored["variant"] == "flash" and scored["labels"][XSS]["precision"] == 0.75 and scored["latency_p50"] == 2.0
-    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    html = client.get("/projects/11", headers={**HTML, **_auth()}).get_data(as_text=True)
     assert "<svg role=\"img\"" in html and "<polyline" in html and "not fitted yet" in html
     assert "labels added: &lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
     assert "gemini-2.5-flash, max_objects=20" in html and "2026-05-28" in html

@@ -60,18 +60,29 @@ def _history(by_version: dict[str, Tally]) -> tuple[VersionChange, ...]:
                    {v: t.annotations for v, t in by_version.items()})
 
 
-def project_view(project: int, by_version: dict[str, Tally], evaluation: Evaluation | None = None) -> ProjectView:
+def project_view(project: int, by_version: dict[str, Tally], evaluation: Evaluation | None = None, *, full: bool = True) -> ProjectView:
+    """`full`: with the chart and the history (a project's own page); the jobs page's summary row needs neither."""
     newest = list(by_version.values())[-1]
     table = tuple(LabelRow(label, s.predicted, s.accepted, s.adjusted, s.deleted, s.missed, _trend(by_version, label))
                   for label, s in rows(newest))
+    if not full:
+        return ProjectView(project, tuple(by_version), newest.annotations, table)
     chart = deletion_chart(list(by_version), [(r.label, r.predicted, r.trend) for r in table])
     return ProjectView(project, tuple(by_version), newest.annotations, table, _history(by_version), chart, evaluation)
 
 
-def project_views(ledger: Ledger, limit: int = PROJECTS_SHOWN, scores: ScoreReader | None = None) -> list[ProjectView]:
+def project_views(ledger: Ledger, limit: int = PROJECTS_SHOWN) -> list[ProjectView]:
+    """The jobs page's project summaries (newest ids first): the table, no chart, history or scorecards."""
     found = ledger.by_version(sorted(ledger.projects(), reverse=True)[:limit])
-    cards = scores(sorted(found)) if scores is not None else {}
-    return [project_view(p, t, cards.get(p)) for p, t in sorted(found.items(), reverse=True)]
+    return [project_view(p, t, full=False) for p, t in sorted(found.items(), reverse=True)]
+
+
+def one_project(ledger: Ledger, project: int, scores: ScoreReader | None = None) -> ProjectView | None:
+    """One project's full panel (its page, /projects/<id>), read fresh: one project is cheap."""
+    by_version = ledger.by_version([project]).get(project)
+    if not by_version:
+        return None
+    return project_view(project, by_version, scores([project]).get(project) if scores is not None else None)
 
 
 def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = None) -> dict[str, Any] | None:
@@ -95,10 +106,8 @@ class CachedPanels:
     reading 50 projects x their versions costs tens of ms of reply parsing, reviews change slowly,
     and the live part of the page (the jobs) does not go through here."""
 
-    def __init__(self, ledger: Ledger, ttl: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 scores: ScoreReader | None = None) -> None:
+    def __init__(self, ledger: Ledger, ttl: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._ledger = ledger
-        self._scores = scores
         self._ttl = PANELS_TTL if ttl is None else ttl
         self._clock = clock
         self._lock = threading.Lock()
@@ -109,7 +118,7 @@ class CachedPanels:
         with self._lock:
             if self._clock() - self._at < self._ttl:
                 return self._views
-        fresh = project_views(self._ledger, scores=self._scores)  # outside the lock: a slow Redis holds no other request
+        fresh = project_views(self._ledger)  # outside the lock: a slow Redis holds no other request
         with self._lock:
             self._views, self._at = fresh, self._clock()
         return fresh

@@ -16,7 +16,7 @@ from . import security
 from .actions import ActionRefused, Requeue, retry_failed
 from .data import STATES, JobSource
 from .gemini import GeminiPanel
-from .reports import CachedPanels, ScoreReader, project_report
+from .reports import CachedPanels, ScoreReader, one_project, project_report
 
 REFRESH_MS = 2000  # the page polls /api/jobs this often while it is open
 
@@ -54,7 +54,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
     failed tasks" needs from the server (None: the action answers 409). `gemini`: the Gemini panel's
     reader (web/gemini.py; None: no panel)."""
     scores = _score_reader(source)
-    panels = CachedPanels(ledger, scores=scores) if ledger is not None else None
+    panels = CachedPanels(ledger) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
     @bp.after_request
@@ -78,6 +78,21 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
         response = app.make_response(render_template(
             "page.html", jobs=jobs, projects=projects, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
             shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent, number=number, gemini=panel))
+        security.set_token(response, token, secure=request.is_secure)
+        return response
+
+    @bp.get("/projects/<int:project>")
+    def project_page(project: int):
+        try:
+            view = one_project(ledger, project, scores) if ledger is not None else None
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}; reload the page")
+        if view is None:
+            return _error(404, "no reviewed annotation of this project in the review ledger")
+        token = security.token_for(request)
+        response = app.make_response(render_template("project.html", p=view, problem=None, csrf=token, actions=actions_allowed,
+                                                     shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent,
+                                                     number=number))
         security.set_token(response, token, secure=request.is_secure)
         return response
 

@@ -6,6 +6,7 @@
   const csrf = meta("csrf-token");
   const every = parseInt(meta("refresh-ms"), 10) || 2000;
   const actions = meta("actions") === "on";
+  if (!document.getElementById("jobs")) return;  // a project's report: nothing live to poll
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -67,7 +68,8 @@
       method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
     const body = await r.json().catch(() => ({}));
     const what = verb === "retry" && r.ok ? `retried ${id} as job ${body.job} (${body.tasks} tasks)` : `${verb} ${id}: done`;
-    document.getElementById("status").textContent = r.ok ? what : `${verb} failed (${r.status}): ${body.error || ""}`;
+    // its own live region: the poll rewrites #status every few seconds
+    document.getElementById("action-status").textContent = r.ok ? what : `${verb} failed (${r.status}): ${body.error || ""}`;
     refresh();
   }
 
