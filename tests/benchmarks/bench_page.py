@@ -151,10 +151,11 @@ def main() -> None:
               "projects, their versions, their totals: RedisLedger.by_version); the Gemini panel one GET of today's usage hash "
               "and, per routed model, the two moving windows and the cool-down key (reads: the `limits` window script only "
               "reads); 0 writes, so an open page (one load per 2 s) adds only reads the workers never wait on. The cold page "
-              "was 53.9 ms before: the 50 projects x 3 versions x 10 labels (~12,000 hash fields) went through redis-py's "
-              "pure-Python reply parser (two thirds of the time) and the page rendered all 50 full project panels "
-              "(~15,000 escaped cells); now hiredis parses the replies and the page lists one summary row per project, "
-              "each project's full report being its own page (/projects/<id>). The max and p95 tails are single outliers "
+              "was 53.9 ms before (profiled: a third parsing the 50 projects x 3 versions x 10 labels, ~12,000 ledger hash "
+              "fields, in redis-py's pure-Python reply parser; a third rendering all 50 full project panels, ~15,000 "
+              "escaped cells; a sixth building every label's rows and trends); now hiredis parses the replies, the page "
+              "lists one summary row per project (every label together) and each project's full report is its own page "
+              "(/projects/<id>, read fresh: one project). The max and p95 tails are single outliers "
               "(garbage collection, 2 CPUs shared with other test runs)."]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
