@@ -4,21 +4,18 @@ failed tasks (their image URL, task data, quotes the same markup) are retried fr
 "Retry failed tasks" (a new job of exactly those tasks, run by a `gemini-ls worker`); an annotation
 with that label, delivered by Label Studio's own webhook, shows in the project report as text; no
 alert, no <img> element; axe-core finds no serious or critical violation on the jobs list, the
-project report and the Gemini panel. Screenshots go to artifacts/e2e/ (docs/images/page-project.png
-with UPDATE_DOCS_SCREENSHOT=1)."""
+project report and the Gemini panel. Screenshots go to artifacts/e2e/."""
 
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import time
 
 import pytest
 import requests
 from selenium.common.exceptions import NoAlertPresentException
 
-from tests.fixtures.labelstudio import ARTIFACTS, ROOT
+from tests.fixtures.labelstudio import ARTIFACTS
 
 from .axe import RUN_JS, axe_source
 from .helpers import Chromium, backend_env, find_chromedriver, find_chromium, start_backend_process
@@ -37,7 +34,6 @@ CONFIG = """<View>
     <Label value="Dog" hint="blue circle"/>
   </RectangleLabels>
 </View>"""
-DOCS_PROJECT_IMAGE = ROOT / "docs" / "images" / "page-project.png"
 
 ROW_JS = """const row = document.querySelector('tr[data-id="' + CSS.escape(arguments[0]) + '"]');
 if (!row) return null;
@@ -155,10 +151,8 @@ def test_markup_label_of_a_real_project_is_text_and_retry_requeues_the_failed_ta
         assert version in history and "first reviewed version" in history, history
         _no_markup_ran(browser)
         _axe(browser)  # the project report: table, chart, history, scorecards slot, calibration slot
-        project_shot = browser.screenshot(ARTIFACTS / "page-project.png")
-        if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
-            shutil.copyfile(project_shot, DOCS_PROJECT_IMAGE)
-        assert shot_jobs.exists()
+        project_shot = browser.screenshot(ARTIFACTS / "page-project-markup-label.png")
+        assert shot_jobs.exists() and project_shot.exists()  # the docs' pictures come from test_page_browser.py
     finally:
         browser.close()
         worker.stop()
