@@ -86,6 +86,9 @@ def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str])
     for name in names:
         key = spec.image(name).value_key
         ref = data.get(key)
+        if spec.image(name).value_list:  # pages: pagepredict.py, which this path (Batch API, interactive) is not
+            raise TaskFailure("task_data", f"task {task.get('id')}: <Image name={name!r} valueList> is a multi-page "
+                              "document, predicted by /predict and jobs only (not the Batch API nor interactive pre-annotation)")
         if not isinstance(ref, str) or not ref.strip():
             raise TaskFailure(
                 "task_data",

@@ -33,6 +33,7 @@ from gemini_ls.pages import (
     read_pages,
 )
 from gemini_ls.plan import PlannedRequest, plan_requests
+from gemini_ls.predict import TaskFailure, image_refs
 from gemini_ls.provider import CallHealth
 from gemini_ls.settings import Settings
 
@@ -205,3 +206,10 @@ def test_no_usable_page_list_is_a_clear_task_error_and_no_request(pages, error):
     outcome, provider = _predict(pages)
     assert outcome.status == "failed" and error in (outcome.error or ""), outcome
     assert provider.asked == []
+
+
+def test_a_path_without_pages_says_so_for_its_task():
+    """The Batch API and interactive paths read images with predict.image_refs: a page list fails its
+    task with a sentence naming the paths that predict it."""
+    with pytest.raises(TaskFailure, match="is a multi-page document, predicted by /predict and jobs only"):
+        image_refs({"id": 4, "data": {"pages": ["a.png"]}}, _spec(), ["pdf"])
