@@ -134,3 +134,16 @@ def test_bad_page_lists_cost_only_their_own_task(backend_factory):
 def test_a_model_pages_that_is_no_mode_is_refused_at_setup(backend_server):
     resp = backend_server.post("/setup", {"project": "1.1", "schema": _config("rectangles", "sometimes")})
     assert resp.status_code == 400 and "model_pages='sometimes': one of auto, together, separate" in resp.text
+
+
+def test_every_page_goes_through_the_files_api_cache(backend_factory):
+    """GEMINI_FILES=auto: a page that two requests of the task send (the boxes, the document's Choices)
+    is uploaded once and referenced by both; the same document again uploads nothing."""
+    backend = backend_factory(GEMINI_FILES="auto")
+    scenes = _scenes()
+    label_config = _config("rectangles", "separate")
+    for task_id in (20, 21):
+        (entry,) = _post(backend, [{"id": task_id, "data": {"pages": _pages(scenes)}}], label_config)
+        _check_page_regions(entry["result"], dict(enumerate(scenes)), "rectangles", label_config)
+    assert backend.metric("gemini_ls_files_uploads_total") == len(scenes)
+    assert backend.metric("gemini_ls_files_cache_total", result="hit") >= 3 * len(scenes)
