@@ -190,6 +190,7 @@ class ControlSpec:
 class ImageSpec:
     name: str  # the object's name, a result's to_name
     value_key: str  # the task data key, "image" for value="$image"
+    value_list: bool = False  # valueList="$pages": the key holds a list of page images (pages.py)
 
 
 @dataclass(frozen=True)
@@ -408,7 +409,7 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
         raise LabelConfigError(f"the label config is not valid XML: {exc}") from exc
 
     images = tuple(
-        ImageSpec(name=o.name, value_key=(o.value or "").lstrip("$") or o.name)
+        ImageSpec(name=o.name, value_key=(o.value or "").lstrip("$") or o.name, value_list=bool((o.attr or {}).get("valueList")))
         for o in interface.objects
         if o.tag == "Image"
     )

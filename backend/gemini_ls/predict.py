@@ -54,6 +54,9 @@ class TaskOutcome:
     reason: str | None = None
     seconds: float = 0.0
     upstream: bool = False  # failed because the model provider did (an HTTP 502 when interactive)
+    # what part of a task that still succeeded was not predicted, and why (pages not fetched or
+    # over MAX_PAGES, pagepredict.py); logged with the task
+    note: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -83,6 +86,9 @@ def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str])
     for name in names:
         key = spec.image(name).value_key
         ref = data.get(key)
+        if spec.image(name).value_list:  # pages: pagepredict.py, which this path (Batch API, interactive) is not
+            raise TaskFailure("task_data", f"task {task.get('id')}: <Image name={name!r} valueList> is a multi-page "
+                              "document, predicted by /predict and jobs only (not the Batch API nor interactive pre-annotation)")
         if not isinstance(ref, str) or not ref.strip():
             raise TaskFailure(
                 "task_data",
@@ -209,20 +215,24 @@ class Predictor:
         prepared: dict[str, PreparedImage] = {}
         raws: dict[str, bytes] = {}
         for name, ref in refs.items():
-            try:
-                raw = fetch(ref, task_id)  # the fetcher counts its own failures
-            except ImageError as exc:
-                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
-            raws[name] = raw
-            try:
-                prepared[name] = prepare_image(
-                    raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
-                    decode_pixels=self.settings.image_decode_budget,
-                )
-            except ImageError as exc:
-                self.metrics.image_fetch_errors.labels(exc.reason).inc()
-                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            prepared[name], raws[name] = self.prepare_one(name, ref, task_id, fetch)
         return refs, prepared, raws
+
+    def prepare_one(self, name: str, ref: str, task_id: Any, fetch: Fetch) -> tuple[PreparedImage, bytes]:
+        """One image fetched and prepared as sent, with its downloaded bytes; TaskFailure if it cannot be had."""
+        try:
+            raw = fetch(ref, task_id)  # the fetcher counts its own failures
+        except ImageError as exc:
+            raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+        try:
+            prepared = prepare_image(
+                raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
+                decode_pixels=self.settings.image_decode_budget,
+            )
+        except ImageError as exc:
+            self.metrics.image_fetch_errors.labels(exc.reason).inc()
+            raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+        return prepared, raw
 
     def finish(self, spec: ProjectSpec, task_id: Any, results: list[dict], started: float) -> TaskOutcome:
         """A task's outcome from all its regions: validated, counted, scored (calibrated where the

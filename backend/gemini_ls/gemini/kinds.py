@@ -16,7 +16,15 @@ from ..detections import ParsedAnswer, RequestKind
 from ..plan import PlannedRequest
 from .labels import LabelMatcher
 from .parse import parse_choices, parse_detections, parse_text
-from .prompts import Prompt, choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
+from .prompts import (
+    Prompt,
+    choice_prompt,
+    detection_prompt,
+    pointing_prompt,
+    segmentation_prompt,
+    text_prompt,
+    with_image_index,
+)
 
 # (plan, number of images sent) -> prompt
 PromptBuilder = Callable[[PlannedRequest, int], Prompt]
@@ -87,4 +95,6 @@ def prompt_for(plan: PlannedRequest, n_images: int) -> Prompt:
     """The prompt of `plan` sent with `n_images` images, carrying the plan's media resolution
     (model_media_resolution / GEMINI_MEDIA_RESOLUTION) for wire.build_request."""
     prompt = KINDS[plan.kind].prompt(plan, n_images)
+    if n_images > 1 and not plan.kind.per_task:  # a multi-page document's pages in one request (pages.py)
+        prompt = with_image_index(prompt, n_images)
     return replace(prompt, media_resolution=plan.media_resolution) if plan.media_resolution else prompt
