@@ -92,7 +92,10 @@ ALLOWED: dict[str, set[str]] = {
     "plan": {"detections", "labelconfig"},
     "provider": {"detections", "images", "plan"},
     "regions": {"detections", "labelconfig"},
-    "predict": {"detections", "images", "labelconfig", "metrics", "plan", "provider", "regions", "settings", "tiling"},
+    "dynlabels": {"labelconfig", "plan"},
+    "dynrefs": {"detections", "images", "plan"},
+    "predict": {"detections", "dynlabels", "dynrefs", "images", "labelconfig", "metrics", "plan", "provider", "regions",
+                "settings", "tiling"},
     "tiling": {"detections", "images"},
     "emulator": set(),
 }
