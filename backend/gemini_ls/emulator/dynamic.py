@@ -4,7 +4,7 @@ Recognised by the backend's wording (gemini/dynprompts.py), which a person could
 - a target line described as "the object shown in reference image N": image N is a picture of the
   labelled object. The emulator looks at it like at any image (the largest shape it sees), and a
   scene object is that label when its colour class is the same and its outline is alike: the
-  intersection over union of the two masks scaled to one size, times the ratio of their aspects
+  intersection over union of the two masks scaled to one size, times how alike their aspects are
   (a square and a 2:1 rectangle fill the same scaled box, their aspects tell them apart). The
   reference images themselves are not searched.
 - "referring expression" in the prompt: each target line is a phrase such as "the red circle left
@@ -32,10 +32,12 @@ _RELATION = re.compile(
 )
 OUTLINE_SIDE = 32  # masks are compared at this size
 MIN_SIMILARITY = 0.88  # a circle fills ~0.79 of a square's scaled box, a triangle ~0.5
+ASPECT_TOLERANCE = 0.7  # aspects within 30 % are alike (a product seen at another angle); a 1.7:1 rectangle is no square
 
 
 def outline_similarity(a: SeenObject, b: SeenObject) -> float:
-    """How alike two objects' outlines are: mask IoU at one scale times the ratio of their aspects."""
+    """How alike two objects' outlines are: mask IoU at one scale, times the ratio of their aspects
+    beyond ASPECT_TOLERANCE."""
     def scaled(obj: SeenObject) -> np.ndarray:
         return cv2.resize(obj.mask.astype(np.uint8) * 255, (OUTLINE_SIDE, OUTLINE_SIDE), interpolation=cv2.INTER_AREA) > 127
 
@@ -48,7 +50,7 @@ def outline_similarity(a: SeenObject, b: SeenObject) -> float:
         return max(1, x1 - x0) / max(1, y1 - y0)
 
     ra, rb = aspect(a), aspect(b)
-    return iou * min(ra, rb) / max(ra, rb)
+    return iou * min(1.0, min(ra, rb) / max(ra, rb) / ASPECT_TOLERANCE)
 
 
 def _reference_items(task: Task, lines: list[tuple[str, str | None]], refs: dict[str, int],
