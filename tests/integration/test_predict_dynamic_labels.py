@@ -136,18 +136,57 @@ def test_an_empty_labels_list_is_an_empty_result(backend_server):
     assert backend_server.metric("gemini_ls_gemini_requests_total", kind="masks", outcome="ok") == before  # nothing asked
 
 
+def _asked_by_name(backend, pictures: dict[str, str], seed: int) -> None:
+    scene = make_scene(640, 480, names=list(pictures), seed=seed)
+    (entry,) = _predict(backend, [{"id": 1, "data": {"image": _png(scene), "objects": objects_field(pictures)}}], INVENTORY)
+    assert "result" in entry, entry
+    assert {label: objs for label, objs in _labelled(entry["result"], scene, "polygonlabels").items()} == {
+        name: [name] for name in pictures}
+
+
 def test_unusable_pictures_leave_their_labels_asked_by_name(backend_factory, image_server, emu):
-    """404, too large, not an image, SSRF targets: each label is still asked for, by its name."""
-    backend = backend_factory(FETCH_ALLOWLIST=None, IMAGE_MAX_DOWNLOAD_BYTES="200000")  # loopback blocked again
-    scene = make_scene(640, 480, names=["red circle", "blue square", "green triangle", "orange rectangle"], seed=3)
+    """404, too large, not an image, the cloud metadata address: each label is still asked for, by its name."""
+    backend = backend_factory(IMAGE_MAX_DOWNLOAD_BYTES="200000")
     big = encode_image(make_scene(1200, 1200, 40, seed=4, background="noisy").image, "png")
     assert len(big) > 200_000
-    pictures = {
-        "red circle": "http://127.0.0.1:6379/",  # Redis on loopback: refused by the SSRF guard
-        "blue square": "http://169.254.169.254/latest/meta-data/",  # the cloud metadata address
+    _asked_by_name(backend, {
+        "red circle": image_server.url("/products/gone.png"),  # 404
+        "blue square": "http://169.254.169.254/latest/meta-data/",  # refused by the SSRF guard
         "green triangle": data_uri(big, "image/png"),  # above IMAGE_MAX_DOWNLOAD_BYTES
         "orange rectangle": data_uri(b"not an image", "image/png"),
-    }
-    (entry,) = _predict(backend, [{"id": 1, "data": {"image": _png(scene), "objects": objects_field(pictures)}}], INVENTORY)
-    assert sorted(_labelled(entry["result"], scene, "polygonlabels")) == sorted(pictures)
+    }, seed=3)
+    assert image_server.hits("/products/gone.png") == 1
     assert emu.counters()["uploads"] == 0  # no picture was had, none uploaded
+    assert backend.metric("gemini_ls_image_fetch_errors_total", reason="blocked_address") >= 1
+
+
+def test_a_picture_on_a_private_address_is_refused(backend_factory, emu):
+    backend = backend_factory(FETCH_ALLOWLIST=None)  # the default: loopback and private ranges blocked
+    _asked_by_name(backend, {"red circle": "http://127.0.0.1:6379/", "blue square": "http://10.0.0.1/cola.png"}, seed=8)
+    assert backend.metric("gemini_ls_image_fetch_errors_total", reason="blocked_address") == 2
+
+
+INTERACTIVE = ('<View><Image name="image" value="$image"/>'
+               '<KeyPointLabels name="kp" toName="image" smart="true" value="$objects"/>'
+               '<PolygonLabels name="poly" toName="image" value="$objects"/></View>')
+
+
+def test_a_click_with_a_label_from_the_task(backend_server):
+    scene = make_scene(640, 480, names=["red circle", "red circle", "blue square"], seed=21)
+    target = scene.matching("red", "circle")[0]
+    x, y = target.centre
+    click = {"type": "keypointlabels", "from_name": "kp", "to_name": "image", "original_width": scene.width,
+             "original_height": scene.height, "is_positive": True,
+             "value": {"x": x / scene.width * 100, "y": y / scene.height * 100, "width": 0.5, "keypointlabels": ["Cola"]}}
+    data = {"image": _png(scene), "objects": [{"value": "Cola"}, {"value": "Energy"}]}
+    resp = backend_server.post("/predict", {"tasks": [{"id": 1, "data": data}], "label_config": INTERACTIVE,
+                                            "params": {"context": {"result": [click]}}})
+    assert resp.status_code == 200, resp.text
+    (entry,) = resp.json()["results"]
+    (region,) = entry["result"]
+    assert region["from_name"] == "poly" and region["value"]["polygonlabels"] == ["Cola"]
+    assert box_iou(_box(region, scene), target.box) >= 0.8
+    bad = {"image": data["image"], "objects": "Cola"}
+    resp = backend_server.post("/predict", {"tasks": [{"id": 2, "data": bad}], "label_config": INTERACTIVE,
+                                            "params": {"context": {"result": [click]}}})
+    assert resp.status_code == 422 and "is str, not a list" in resp.text, resp.text  # the interactive contract
