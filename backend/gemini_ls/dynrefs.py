@@ -25,7 +25,9 @@ from .plan import PlannedRequest
 log = logging.getLogger("gemini_ls.dynrefs")
 
 REFERENCE_MAX_SIDE = 512  # pixels, the long side a reference picture is sent at
-MAX_REFERENCE_IMAGES = 16  # per request; labels past it are asked by name (each picture costs tokens)
+# per request, and downloads tried per request (a task of 200 dead links must not take 200 timeouts);
+# labels past it are asked by name (each picture costs tokens)
+MAX_REFERENCE_IMAGES = 16
 REFERENCE_USES = 2  # "needed by more than one request": the Files API policy uploads it once
 
 # a picture's URL -> the prepared picture (fetch + prepare_image at REFERENCE_MAX_SIDE), or ImageError
@@ -56,7 +58,7 @@ def with_references(plan: PlannedRequest, prepare: Prepare, task_id: object = No
     skipped: list[str] = []
     for label in wanted:
         url = label.reference or ""
-        if len(images) >= MAX_REFERENCE_IMAGES:
+        if url not in got and len(got) >= MAX_REFERENCE_IMAGES:  # downloads tried, failed ones included
             skipped.append(f"{label.value}: more than {MAX_REFERENCE_IMAGES} reference pictures in one request")
             continue
         if url not in got:

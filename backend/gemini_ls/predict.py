@@ -226,9 +226,14 @@ class Predictor:
                 raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
         return refs, prepared, raws
 
-    def references(self, plan: PlannedRequest, fetch: Fetch, task_id: Any) -> References:
-        """The reference pictures of `plan`'s labels from the task (dynrefs.py), through the task's fetcher."""
+    def references(self, plan: PlannedRequest, fetch: Fetch, task_id: Any, deadline: float) -> References:
+        """The reference pictures of `plan`'s labels from the task (dynrefs.py), through the task's fetcher;
+        none is fetched past half the time left (the request itself needs the rest)."""
+        cutoff = time.monotonic() + (deadline - time.monotonic()) / 2
+
         def prepare(url: str) -> PreparedImage:
+            if time.monotonic() >= cutoff:
+                raise ImageError("timeout", "no time left in the task to download it")
             raw = fetch(url, task_id)
             return prepare_image(raw, name=f"reference {url[:80]}", max_side=REFERENCE_MAX_SIDE,
                                  max_pixels=self.settings.image_max_pixels, decode_pixels=self.settings.image_decode_budget)
@@ -270,7 +275,7 @@ class Predictor:
                 plan = resolve_plan(plan.for_task(task_id), task.get("data"), self.settings.max_dynamic_labels)
                 if not plan.labels and plan.kind is not RequestKind.TEXT:
                     continue  # labels from the task, and this task has none: nothing to look for
-                references = self.references(plan, fetch, task_id)
+                references = self.references(plan, fetch, task_id, deadline)
                 plan = references.plan
                 images = [prepared[n] for n in plan.image_names]
                 uses = {

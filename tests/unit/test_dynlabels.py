@@ -145,6 +145,14 @@ def test_references_are_capped_per_request_and_only_for_regions():
     plan = resolve_plan(_plan(INVENTORY), {"objects": entries}, 200)
     refs = with_references(plan, lambda url: _prepared(url, url))
     assert len(refs.images) == MAX_REFERENCE_IMAGES and len(refs.skipped) == 3
+    tried: list[str] = []
+
+    def dead(url: str) -> PreparedImage:  # 19 dead links: 16 downloads tried, not 19 timeouts
+        tried.append(url)
+        raise ImageError("timeout", "took too long")
+
+    refs = with_references(plan, dead)
+    assert len(tried) == MAX_REFERENCE_IMAGES and refs.images == () and len(refs.skipped) == MAX_REFERENCE_IMAGES + 3
     choice = resolve_plan(_plan('<View><Choices name="c" toName="image" value="$opts"/><Image name="image" '
                                 'value="$image"/></View>'), {"opts": entries[:2]}, 200)
     assert choice.kind is RequestKind.CHOICE and with_references(choice, lambda url: _prepared(url, url)).images == ()
