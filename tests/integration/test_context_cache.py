@@ -1,0 +1,132 @@
+"""Few-shot examples through Gemini's context cache, over the real google-genai SDK and HTTP: the
+backend's /predict sends each task naming one cachedContents resource (made once for all tasks), the
+emulator reports cachedContentTokenCount, an expired cache costs no task, a failed caches.create
+leaves the examples inline, a set below the model's minimum is never cached, and the caches of an
+example set are deleted when its job ends."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gemini_ls.emulator.caches import min_tokens
+from gemini_ls.emulator.scenes import encode_image, make_scene
+from gemini_ls.review.fewshot import tag_of_version
+from tests.helpers import scene_rect_regions
+from tests.integration.test_fewshot import CONFIG, PROJECT, FakeProject, start, version_of
+
+CACHED_MODEL = "gemini-2.5-flash-lite"  # 640x480 examples: 4 tiles of 258 tokens each; three pass its 2,048 minimum
+
+
+@pytest.fixture
+def project(image_server):
+    return FakeProject(image_server)
+
+
+def reviewed(backend_factory, image_server, project, k=3, seed=900, **env):
+    for i in range(1, k + 1):
+        sc = make_scene(640, 480, 4, seed=seed + i)
+        project.add(i, image_server.add(f"/cx{seed}-{i}.png", encode_image(sc.image, "png")), scene_rect_regions(sc))
+    backend = start(backend_factory, image_server, k, **env)
+    for tid in range(1, k + 1):
+        project.webhook(backend, tid)
+    return backend, version_of(backend)
+
+
+def tasks_for(image_server, n, seed):
+    scenes = [make_scene(640, 480, 4, seed=seed + i) for i in range(n)]
+    return [{"id": seed + i, "data": {"image": image_server.add(f"/ct{seed}-{i}.png", encode_image(sc.image, "png"))}}
+            for i, sc in enumerate(scenes)]
+
+
+def predict(backend, tasks):
+    r = backend.post("/predict", {"tasks": tasks, "label_config": CONFIG, "project": PROJECT})
+    assert r.status_code == 200, r.text
+    assert all(entry.get("result") for entry in r.json()["results"]), r.json()
+    return r.json()
+
+
+def cache_refs(bodies):
+    return [b.get("cachedContent") or b.get("cached_content") for b in bodies]
+
+
+def test_one_cache_serves_every_task_and_its_tokens_are_reported_as_cached(emu, image_server, project, backend_factory):
+    backend, version = reviewed(backend_factory, image_server, project, GEMINI_MODEL=CACHED_MODEL)
+    emu.record(50)
+    predict(backend, tasks_for(image_server, 6, 1000))
+    bodies = list(emu.recorded)
+    assert len(bodies) == 6
+    refs = cache_refs(bodies)
+    assert len(set(refs)) == 1 and refs[0].startswith("cachedContents/")
+    for body in bodies:  # the examples and the system instruction live in the cache, not in the request
+        assert len(body["contents"]) == 1 and "systemInstruction" not in body and "system_instruction" not in body
+    counters = emu.counters()
+    assert counters["requests"]["cachedContents.create"] == 1 and counters["caches"]["live"] == 1
+    (cache,) = emu.caches.live()
+    assert cache.tokens >= min_tokens(CACHED_MODEL) and cache.model == f"models/{CACHED_MODEL}"
+    assert [c["role"] for c in cache.contents] == ["user", "model"] * 3
+    # usageMetadata.cachedContentTokenCount, read through the SDK, counted per request
+    assert backend.metric("gemini_ls_gemini_tokens_total", direction="cached") == 6 * cache.tokens
+    assert backend.metric("gemini_ls_gemini_tokens_total", direction="input") > 6 * cache.tokens
+    assert backend.metric("gemini_ls_context_cache_total", result="created") == 1
+    assert backend.metric("gemini_ls_context_cache_total", result="hit") == 5
+
+    # the job of this version ends: its cache is deleted, not left to cost storage until its TTL
+    caches = backend.backend.gateway.fewshot.caches
+    assert caches.release(tag_of_version(version)) == 1
+    assert emu.counters()["caches"]["live"] == 0 and emu.counters()["requests"]["cachedContents.delete"] == 1
+
+
+def test_an_expired_cache_costs_no_task_and_a_new_one_is_made(emu, image_server, project, backend_factory, caplog):
+    caplog.set_level(logging.INFO, logger="gemini_ls")
+    backend, _ = reviewed(backend_factory, image_server, project, seed=910, GEMINI_MODEL=CACHED_MODEL)
+    predict(backend, tasks_for(image_server, 2, 1100))
+    assert emu.caches.expire() == 1  # its TTL ran out while our Redis/memory entry still names it
+    emu.record(20)
+    predict(backend, tasks_for(image_server, 3, 1200))
+    bodies = list(emu.recorded)
+    # each task (they run at once) named the expired cache, got Gemini's 403, and went again with the
+    # examples inline: no task failed
+    refs = cache_refs(bodies)
+    assert len(bodies) == 6 and len({r for r in refs if r}) == 1 and refs.count(None) == 3
+    assert sorted(len(b["contents"]) for b in bodies) == [1, 1, 1, 7, 7, 7]
+    expired = next(r for r in refs if r)
+    emu.record(20)
+    predict(backend, tasks_for(image_server, 2, 1250))
+    (fresh,) = set(cache_refs(emu.recorded))  # the next tasks made and share a new cache
+    assert fresh and fresh != expired
+    assert emu.counters()["requests"]["cachedContents.create"] == 2
+    assert "refused by Gemini: examples go inline" in caplog.text
+    assert backend.metric("gemini_ls_context_cache_total", result="evicted") == 3
+
+
+def test_a_failed_cache_create_leaves_the_examples_inline(emu, image_server, project, backend_factory, caplog):
+    caplog.set_level(logging.WARNING, logger="gemini_ls")
+    backend, _ = reviewed(backend_factory, image_server, project, seed=920, GEMINI_MODEL=CACHED_MODEL)
+    emu.add_fault("500", count=1, routes=["cachedContents.create"])
+    emu.record(20)
+    predict(backend, tasks_for(image_server, 3, 1300))
+    bodies = list(emu.recorded)
+    assert cache_refs(bodies) == [None] * 3 and [len(b["contents"]) for b in bodies] == [7] * 3
+    assert emu.counters()["requests"]["cachedContents.create"] == 1  # not retried by every task (RETRY_SECONDS)
+    assert "few-shot context cache not created" in caplog.text
+    assert backend.metric("gemini_ls_context_cache_total", result="failed") == 1
+
+
+def test_examples_below_the_models_minimum_are_not_cached(emu, image_server, project, backend_factory):
+    # gemini-3.6-flash: one example image at HIGH is 1,120 tokens, its minimum is 4,096
+    backend, _ = reviewed(backend_factory, image_server, project, k=1, seed=930)
+    emu.record(10)
+    predict(backend, tasks_for(image_server, 2, 1400))
+    assert cache_refs(emu.recorded) == [None, None] and [len(b["contents"]) for b in emu.recorded] == [3, 3]
+    assert "cachedContents.create" not in emu.counters()["requests"]
+    assert backend.metric("gemini_ls_context_cache_total", result="too_small") == 2
+
+
+def test_few_shot_cache_off_sends_the_examples_inline(emu, image_server, project, backend_factory):
+    backend, _ = reviewed(backend_factory, image_server, project, seed=940, GEMINI_MODEL=CACHED_MODEL, FEW_SHOT_CACHE="false")
+    emu.record(10)
+    predict(backend, tasks_for(image_server, 2, 1500))
+    assert cache_refs(emu.recorded) == [None, None] and [len(b["contents"]) for b in emu.recorded] == [7, 7]
+    assert "cachedContents.create" not in emu.counters()["requests"]
