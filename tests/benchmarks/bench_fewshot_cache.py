@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import subprocess
 from pathlib import Path
 
 from gemini_ls.emulator.scenes import make_scene
@@ -52,6 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = []
+    load_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     with EmulatorServer("127.0.0.1", 0).start() as emu, ImageServer() as images:
         pool = []
         for i in range(12):
@@ -83,6 +85,9 @@ def main() -> None:
         f"### Few-shot K=3 (and K=4 on 3.x): overhead per task with the context cache vs without ({args.tasks} tasks per variant, one run)",
         "",
         f"Command: `.venv/bin/python -m tests.benchmarks.bench_fewshot_cache --tasks {args.tasks}`",
+        "",
+        f"Load (`uptime`) before: `{load_before}`; after: "
+        f"`{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}` (2 CPUs shared with other work).",
         "",
         "RectangleLabels, 640x480 scenes; examples = reviewed scenes (annotated perfectly), images through the Files "
         f"API cache. Cached input billed at {CACHED_INPUT_RATIO:.0%} of the input rate; a cache's creation is billed "

@@ -130,3 +130,20 @@ def test_few_shot_cache_off_sends_the_examples_inline(emu, image_server, project
     predict(backend, tasks_for(image_server, 2, 1500))
     assert cache_refs(emu.recorded) == [None, None] and [len(b["contents"]) for b in emu.recorded] == [7, 7]
     assert "cachedContents.create" not in emu.counters()["requests"]
+
+
+def test_two_replicas_on_one_redis_share_one_cache(emu, image_server, project, backend_factory, redis_url, redis_prefix):
+    shared = dict(GEMINI_MODEL=CACHED_MODEL, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, SERVE_WORKER="false")
+    a, version = reviewed(backend_factory, image_server, project, seed=950, **shared)
+    b = start(backend_factory, image_server, 3, **shared)  # the review ledger is in Redis: b learns the same examples
+    assert version_of(b) == version
+    emu.record(20)
+    predict(a, tasks_for(image_server, 2, 1600))
+    predict(b, tasks_for(image_server, 2, 1700))
+    (name,) = set(cache_refs(emu.recorded))
+    assert name and emu.counters()["requests"]["cachedContents.create"] == 1
+    assert b.metric("gemini_ls_context_cache_total", result="hit") == 2  # b found a's cache in Redis
+    # either replica ends the job: the shared record goes with the cache
+    assert b.backend.gateway.fewshot.caches.release(tag_of_version(version)) == 1
+    assert a.backend.gateway.fewshot.caches.release(tag_of_version(version)) == 0
+    assert emu.counters()["caches"]["live"] == 0
