@@ -102,6 +102,10 @@ class CacheStore:
         with self._lock:
             self._caches.clear()
 
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._created = self._deleted = 0
+
     def expire(self) -> int:
         """Every cache expires now (as if its TTL ran out); returns how many."""
         with self._lock:

@@ -104,6 +104,7 @@ class EmulatorState:
             self._counters = self._zero_counters()
             self.recorded = deque(maxlen=0)
         self.batches.reset(batches=files)
+        self.caches.reset_counts()
         if files:
             self.files.clear()
             self.caches.clear()
