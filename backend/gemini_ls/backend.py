@@ -116,6 +116,7 @@ class Backend:
     job_queue: RQJobQueue | None  # with REDIS_URL (built once: /metrics reads it per scrape)
     batch_metrics: BatchJobsMetrics  # every Batch API job's numbers, from Redis
     redis_probe: BackgroundProbe | None = field(default=None, init=False)
+    pipeline: Pipeline | None = None  # the whole, for the page's prelabel estimate (web/actions.py)
 
     def __post_init__(self) -> None:
         healthy = getattr(self.cache, "healthy", None)
@@ -230,5 +231,5 @@ def build_backend(settings: Settings) -> Backend:
         settings=settings, metrics=pipeline.metrics, credentials=pipeline.credentials, fetcher=pipeline.fetcher,
         gateway=pipeline.gateway, runner=pipeline.runner, cache=pipeline.cache, emulator=pipeline.emulator,
         review=review.service, learner=review.learner, rate_gate=pipeline.rate_gate, interactive=interactive,
-        oneclick=jobs.oneclick, job_queue=jobs.queue, batch_metrics=BatchJobsMetrics(settings),
+        oneclick=jobs.oneclick, job_queue=jobs.queue, batch_metrics=BatchJobsMetrics(settings), pipeline=pipeline,
     )

@@ -7,6 +7,7 @@ asks again, so nothing is computed twice. Each task is one `Predictor.predict_ta
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
@@ -164,7 +165,8 @@ class SelectionRunner:
                             task, spec, plans, fetch, deadline=time.monotonic() + budget, uses_by_ref=uses_by_ref
                         )
 
-                    fut = submitted = self.pool.submit(job)
+                    # with the caller's context: a job chunk's usage tally (gemini/usage.py) sees its tasks' calls
+                    fut = submitted = self.pool.submit(contextvars.copy_context().run, job)
                     self._inflight[key] = fut
                     own.add(id(fut))
             if submitted is not None:

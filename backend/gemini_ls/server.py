@@ -290,6 +290,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         return Response(_metrics_text(backend), mimetype=CONTENT_TYPE_LATEST)
 
     # GET / is the jobs page for a browser and this health JSON for everything else (web/views.py)
+    from .jobs.context import api_from
+    from .web.actions import PrelabelActions
+
+    prelabel = PrelabelActions(backend.settings, backend.pipeline, lambda: api_from(backend.settings, backend.credentials),
+                               emulated=backend.emulator is not None)
     web_views.register(app, JobSource.from_settings(settings), backend.review.ledger if backend.review is not None else None,
-                       actions_allowed=bool(settings.basic_auth_user), health=health)
+                       actions_allowed=bool(settings.basic_auth_user), health=health, prelabel=prelabel)
     return app

@@ -23,7 +23,7 @@ from tests.fixtures.labelstudio import ARTIFACTS, ROOT
 
 from .axe import RUN_JS, axe_source
 from .helpers import Chromium, backend_env, find_chromedriver, find_chromium, start_backend_process
-from .jobs_helpers import gemini_ls, url_project
+from .jobs_helpers import gemini_ls, predictions_per_task, url_project
 from .test_jobs_prelabel import job_env, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -171,6 +171,56 @@ def test_cancel_on_the_page_stops_a_real_prelabel_job(label_studio, emulator_fac
         assert row["state"] == "cancelled" and row["value"] <= 30 and last <= 30, (row, last)
         assert len(ls.tasks(pid)) == TASKS  # Label Studio still holds every task; only the predictions stopped
         print(f"cancelled at {row['counts']}; {last} Gemini calls")
+    finally:
+        browser.close()
+        worker.stop()
+        backend.stop()
+
+
+def test_start_prelabel_of_a_view_shows_the_estimate_first(label_studio, emulator_factory, cors_images, redis_url, redis_prefix):
+    """The page's "Start prelabel" for a Data Manager view: Estimate shows the figures (countTokens
+    only: no generateContent), Start is enabled only then, and the job it starts predicts exactly
+    the view's tasks, once each."""
+    if not find_chromium() or not find_chromedriver():
+        pytest.fail("Chromium or chromedriver not found: apt-get install chromium chromium-driver", pytrace=False)
+    ls = label_studio
+    emu = emulator_factory()
+    pid, ids = url_project(ls, cors_images, None, "e2e page start prelabel", 30)
+    in_view = ids[:12]
+    view = ls.request("POST", "/api/dm/views", json={"project": pid, "data": {"title": "first 12", "filters": {
+        "conjunction": "and", "items": [{"filter": "filter:tasks:id", "operator": "less_or_equal", "type": "Number",
+                                         "value": in_view[-1]}]}}}, expect=201).json()["id"]
+    env = job_env(emu, ls, redis_url, redis_prefix)
+    backend = start_backend_process("page-start", backend_env(emu.url, ls, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+                                                              BASIC_AUTH_USER=USER, BASIC_AUTH_PASS=PASSWORD, SERVE_WORKER="false"))
+    worker = gemini_ls("page-start-worker", ["worker"], env)
+    browser = Chromium(width=1400, height=800)
+    try:
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        browser.driver.execute_cdp_cmd("Network.enable", {})
+        browser.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+        browser.driver.get(backend.url + "/")
+        assert browser.evaluate("document.getElementById('prelabel-start').disabled") is True
+        browser.driver.execute_script(
+            "const f = document.getElementById('prelabel'); f.project.value = arguments[0]; f.view.value = arguments[1];"
+            "document.getElementById('prelabel-estimate').click();", str(pid), str(view))
+        browser.wait_for("document.getElementById('prelabel-result').textContent.startsWith('estimate for')", timeout=90)
+        text = browser.evaluate("document.getElementById('prelabel-result').textContent")
+        assert text.startswith("estimate for 12 tasks (countTokens on 12 sampled): 12 requests") and "with --batch" in text, text
+        assert emu.counters()["requests"].get("countTokens", 0) == 12
+        assert _gemini_calls(emu) == 0  # the estimate predicts nothing
+        assert browser.evaluate("document.getElementById('prelabel-start').disabled") is False
+        browser.driver.execute_script("document.getElementById('prelabel-start').click()")
+        browser.wait_for("document.getElementById('prelabel-result').textContent.startsWith('started job')", timeout=60)
+        job_id = browser.evaluate("document.getElementById('prelabel-result').textContent").split()[2].rstrip(":")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and ((row := _row(browser, job_id)) is None or row["state"] != "done"):
+            time.sleep(0.3)
+        assert row is not None and row["state"] == "done" and row["value"] == row["max"] == 12, row
+        (version,) = [v for v, n in ls.get(f"/api/projects/{pid}/model-versions/").items() if n]
+        counts = predictions_per_task(ls, pid, version)
+        assert {t: counts[t] for t in ids} == {t: int(t in in_view) for t in ids}, counts
+        assert _gemini_calls(emu) == 12
     finally:
         browser.close()
         worker.stop()

@@ -209,3 +209,26 @@ def test_project_report_json_and_panel_from_the_review_ledger(app_for, redis_url
     html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
     assert "Project 9" in html and XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "75% → 25%" in html
+
+
+def test_start_prelabel_actions_need_auth_csrf_and_valid_fields(app_for, redis_url, redis_prefix):
+    """The page's "Start prelabel" endpoints on the real app (the whole flow against the real Label
+    Studio is tests/e2e/test_page_browser.py): read-only without basic auth, CSRF checked before any
+    work, fields validated, and no Label Studio credentials said plainly."""
+    read_only = app_for()
+    assert read_only.post("/api/prelabel/estimate", data={"project": "1"}).status_code == 403
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    page = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert 'id="prelabel"' in page and 'id="prelabel-start" disabled' in page
+    cookie = client.get_cookie(COOKIE)
+    assert cookie is not None
+    for path in ("/api/prelabel/estimate", "/api/prelabel/start"):
+        assert client.post(path, data={"project": "1"}, headers=_auth()).status_code == 403  # no token
+        headers = {**_auth(), "X-CSRF-Token": cookie.value}
+        bad = client.post(path, data={"project": XSS}, headers=headers)
+        assert bad.status_code == 400 and "not a number" in bad.get_json()["error"]
+        assert bad.headers["Content-Type"].startswith("application/json")  # never HTML: the markup is data
+        assert client.post(path, data={"project": "1", "max_cost": "-2"}, headers=headers).status_code == 400
+        assert client.post(path, json={"view": "3"}, headers=headers).get_json()["error"].startswith("project")
+        missing = client.post(path, data={"project": "1"}, headers=headers)
+        assert missing.status_code == 409 and "LABEL_STUDIO_URL" in missing.get_json()["error"], missing.get_json()

@@ -44,6 +44,7 @@ from ..settings import Settings
 from .errors import GeminiError, from_api_error, redact
 from .prompts import Prompt
 from .rategate import RateGate
+from .usage import record as record_usage
 from .wire import Reply, build_request, reply_from
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ class GeminiCaller:
         charge = getattr(self.gate, "charge", None)  # the shared quota (gemini/quota.py) counts input tokens
         if charge is not None:
             charge(reply.usage.prompt_tokens, model)
+        record_usage(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens)
         for direction, tokens in (
             ("input", reply.usage.prompt_tokens),
             ("output", reply.usage.output_tokens),

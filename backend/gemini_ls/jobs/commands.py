@@ -17,7 +17,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.command == "prelabel":
-            return batch_cli.prelabel(args, settings) if args.batch else run_prelabel(args, settings)
+            return batch_cli.prelabel(args, settings) if (args.batch and not args.estimate) else run_prelabel(args, settings)
         if args.command == "jobs":
             return run_jobs(args, settings)
         from .worker import run_worker

@@ -10,6 +10,7 @@ from .. import redisconn
 from ..labelstudio import CredentialStore, LabelStudioApi
 from ..redisconn import JOB
 from ..settings import Settings
+from .budget import Budget, MemoryBudget, RedisBudget
 from .claims import Claims, MemoryClaims, RedisClaims
 from .memstore import MemoryJobStore
 from .records import JobStore
@@ -29,6 +30,19 @@ def make_store(settings: Settings, client: redis.Redis | None = None) -> JobStor
     return RedisJobStore(client or redisconn.client(settings.redis_url, JOB), settings.redis_prefix)
 
 
+_memory_budget: MemoryBudget | None = None
+
+
+def make_budget(settings: Settings, client: redis.Redis | None = None) -> Budget:
+    """Jobs' spend and caps (budget.py); without Redis one per process, shared by its executor and command."""
+    global _memory_budget
+    if not settings.redis_url:
+        if _memory_budget is None:
+            _memory_budget = MemoryBudget(settings.price_overrides)
+        return _memory_budget
+    return RedisBudget(client or redisconn.client(settings.redis_url, JOB), settings.redis_prefix, settings.price_overrides)
+
+
 def api_from(settings: Settings, credentials: CredentialStore) -> LabelStudioApi | None:
     auth = credentials.current()
     return LabelStudioApi(auth, timeout=settings.writeback_timeout) if auth is not None else None
@@ -43,5 +57,5 @@ def build_executor(settings: Settings, store: JobStore | None = None, claims: Cl
     pipeline = build_pipeline(settings, make_outcomes(settings))
     review = build_review(pipeline.settings, pipeline.credentials, pipeline.metrics, pipeline.few_shot)
     return ChunkExecutor(pipeline, review.learner, store or make_store(settings), claims or make_claims(settings),
-                         api or api_from(pipeline.settings, pipeline.credentials))
+                         api or api_from(pipeline.settings, pipeline.credentials), budget=make_budget(settings))
 

@@ -12,23 +12,18 @@ exactly the chunks RQ keeps in its failed registry for that job (their written t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..labelconfig import LabelConfigError, parse_label_config
-from ..labelstudio import LabelStudioApi, LabelStudioApiError, LabelStudioAuth
-from ..modelversion import model_version_for
-from ..review.learning import learned_state
+from ..labelstudio import LabelStudioApi, LabelStudioAuth
 from ..settings import Settings
 from .claims import scope_of
-from .context import make_claims, make_store
-from .records import JobInfo, JobStore, new_job_id
-
-
-class UsageError(Exception):
-    pass
+from .context import make_budget, make_claims, make_store
+from .records import JobInfo, JobStore
+from .start import UsageError, cap_problem, iter_tasks, run_estimate, select_tasks, submit_job
 
 
 def parse_task_ids(spec: str) -> list[int]:
@@ -63,6 +58,11 @@ def add_arguments(sub: Any) -> None:
     pre.add_argument("--url", help="Label Studio URL (default $LABEL_STUDIO_URL)")
     pre.add_argument("--api-key", help="Label Studio API key (default $LABEL_STUDIO_API_KEY)")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.add_argument("--estimate", action="store_true",
+                     help="print requests, tokens and dollars (countTokens on <= 20 sampled tasks) and stop: no job, no prediction")
+    pre.add_argument("--max-cost", type=float, metavar="USD",
+                     help="stop before a chunk would take the job's spend past USD (rerun with a higher cap to go on)")
+    pre.add_argument("--json", action="store_true", help="--estimate: machine-readable output")
     from ..batch.cli import add_batch_options
 
     add_batch_options(pre)
@@ -83,12 +83,6 @@ def _api(args: argparse.Namespace, settings: Settings) -> LabelStudioApi:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return LabelStudioApi(auth, timeout=settings.writeback_timeout)
-
-
-def _tasks(api: LabelStudioApi, project: int, view: int | None, ids: Sequence[int] | None) -> Iterable[dict]:
-    """The project's tasks (all, a view's, or these ids), paged, as a job's chunks carry them."""
-    for task in api.iter_tasks(project, view=view, ids=ids):
-        yield {"id": int(task["id"]), "data": dict(task.get("data") or {}), "project": project}
 
 
 def _queue(settings: Settings, executor_settings: Settings):
@@ -163,7 +157,7 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.write(f"job {info.id}: no failed tasks\n")
             return 0
         # the tasks as Label Studio has them NOW (an image fixed since is used), exactly the failed ones
-        again = list(_tasks(_api(args, settings), info.project, None, failed_ids))
+        again = list(iter_tasks(_api(args, settings), info.project, None, failed_ids))
         n = queue.drop_failed(info.id, store.rq_ids(info.id))
         size = settings.job_chunk
         rq_ids = queue.submit(info.id, [again[i : i + size] for i in range(0, len(again), size)])
@@ -175,58 +169,41 @@ def run_prelabel(args: argparse.Namespace, settings: Settings) -> int:
         return _report(wait_for(store, queue, info.id, quiet=args.quiet))
     if args.project is None:
         raise UsageError("--project ID is required (or --retry-failed JOB)")
-    if args.no_wait and not settings.redis_url:
+    if args.no_wait and not settings.redis_url and not args.estimate:
         raise UsageError("--no-wait needs REDIS_URL: without it the job runs in this process")
     api = _api(args, settings)
-    try:
-        project = api.project(args.project)
-        config = project.get("label_config") or ""
-        parsed = parse_label_config(config, settings.defaults)
-    except LabelStudioApiError as exc:
-        raise UsageError(f"cannot read project {args.project}: {exc}") from None
-    except LabelConfigError as exc:
-        raise UsageError(f"project {args.project}'s label config: {exc}") from None
-    # The server's own effective spec and derivation, with what the review loop learned for this project (when on).
-    spec = learned_state(settings, args.project).applied(parsed)
-    version = model_version_for(settings, spec, emulated=settings.uses_emulator)
     wanted = parse_task_ids(args.tasks) if args.tasks else None
-    tasks: list[dict] = []
-    for task in _tasks(api, args.project, args.view, wanted):
-        tasks.append(task)
-        if args.limit is not None and len(tasks) >= args.limit and not args.force:
-            break
-    holding = api.tasks_holding(args.project, version, [t["id"] for t in tasks]) if tasks else set()
+    selection = select_tasks(api, settings, args.project, view=args.view, ids=wanted, limit=args.limit, force=args.force)
+    est = None
+    if args.estimate or args.max_cost is not None:
+        est = run_estimate(settings, selection)
+        if args.estimate:  # nothing else: no job, no generateContent call, no prediction deleted
+            print(json.dumps(est.to_json(), indent=2) if getattr(args, "json", False) else est.describe())
+            return 0
+        problem = cap_problem(args.max_cost, est)
+        if problem:
+            raise UsageError(problem)
+        sys.stderr.write(est.describe() + f"; capped at ${args.max_cost:.4f}\n")
     if args.force:
-        _forget(api, settings, args.project, version, holding)
-    else:
-        tasks = [t for t in tasks if t["id"] not in holding]
-    if args.limit is not None:
-        tasks = tasks[: args.limit]
-    sys.stderr.write(f"project {args.project}: {len(tasks)} tasks to predict as {version}"
-                     + (f" ({len(holding)} already hold it, skipped)" if holding and not args.force else "") + "\n")
-    info = JobInfo(id=new_job_id(), project=args.project, model_version=version, total=len(tasks), created=time.time(),
-                   ls_url=api.base_url, force=bool(args.force))
-    store.create(info, config)
-    if not tasks:
+        _forget(api, settings, args.project, selection.version, selection.holding)
+    sys.stderr.write(f"project {args.project}: {len(selection.tasks)} tasks to predict as {selection.version}"
+                     + (f" ({len(selection.holding)} already hold it, skipped)" if selection.holding and not args.force else "") + "\n")
+    info, queue, rq_ids = submit_job(settings, api, selection, store, force=bool(args.force), max_cost=args.max_cost, est=est)
+    if queue is None:
         print(info.id)
         return 0
-    if not settings.redis_url:
-        from .context import build_executor
-        from .queue import set_process_executor
-
-        set_process_executor(build_executor(settings, store=store, api=api))
-    queue = _queue(settings, settings)
-    size = settings.job_chunk
-    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-    rq_ids = queue.submit(info.id, chunks)
-    store.set_chunks(info.id, len(chunks), rq_ids)
-    sys.stderr.write(f"job {info.id}: {len(chunks)} chunks on the {'RQ queue' if queue.kind == 'rq' else 'in-process pool'}\n")
+    sys.stderr.write(f"job {info.id}: {len(rq_ids)} chunks on the {'RQ queue' if queue.kind == 'rq' else 'in-process pool'}\n")
     if args.no_wait:
         print(info.id)
         return 0
     final = wait_for(store, queue, info.id, quiet=args.quiet)
     print(info.id)
-    return _report(final)
+    code = _report(final)
+    stopped = make_budget(settings).state(info.id).stopped
+    if stopped:
+        sys.stderr.write(f"job {info.id} stopped: {stopped}\n")
+        return 1
+    return code
 
 
 def _forget(api: LabelStudioApi, settings: Settings, project: int, version: str, task_ids: Iterable[int]) -> None:

@@ -14,6 +14,7 @@ from ..gemini.pricing import Tokens
 PRELABEL, BATCH = "prelabel", "batch"
 ACTIVE_STATES = ("PENDING", "RUNNING", "SUBMITTED")  # a Batch API job that has not ended
 WAITING = "waiting for the Batch API"
+STOPPED = "stopped"  # a prelabel job --max-cost stopped before a chunk would pass the cap
 
 
 def batch_job_id(project: int | str, model_version: str) -> str:
@@ -60,8 +61,9 @@ class JobInfo:
     kind: str = PRELABEL
     cancelled: bool = False
     batches: tuple[BatchRecord, ...] = ()  # batch: its Batch API jobs
-    usage: Mapping[str, Tokens] = field(default_factory=dict)  # batch: model -> token sums
+    usage: Mapping[str, Tokens] = field(default_factory=dict)  # model -> token sums (batch, and prelabel chunks)
     submitting: bool = False  # batch: a batches.create is (or was, when killed) under way
+    stopped: str = ""  # why --max-cost stopped the job (jobs/budget.py); "" while it may go on
 
     @property
     def finished(self) -> bool:
@@ -92,6 +94,7 @@ class JobCounts:
     batches: tuple[BatchRecord, ...] = ()
     usage: Mapping[str, Tokens] = field(default_factory=dict)
     submitting: bool = False
+    stopped: str = ""
 
     @property
     def finished(self) -> bool:
@@ -108,6 +111,8 @@ class JobCounts:
             return "cancelled"
         if self.waiting:
             return WAITING
+        if self.stopped and not self.finished:
+            return STOPPED
         if not self.finished:
             return "running"
         return "failed" if self.failed else "finished"
@@ -130,7 +135,7 @@ class JobCounts:
 def counts_of(info: JobInfo) -> JobCounts:
     return JobCounts(info.id, info.kind, str(info.project), info.model_version, info.total, info.created,
                      len(info.done), {str(k): v for k, v in info.failed.items()}, len(info.elsewhere),
-                     info.cancelled, info.batches, dict(info.usage), info.submitting)
+                     info.cancelled, info.batches, dict(info.usage), info.submitting, info.stopped)
 
 
 def new_job_id() -> str:

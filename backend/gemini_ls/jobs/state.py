@@ -88,7 +88,8 @@ return 0
 
 
 def _info(job_id: str, m: Mapping[str, str], done: Iterable[Any], failed: Mapping[Any, Any],
-          elsewhere: Mapping[Any, Any], batches: Mapping[Any, Any], usage: Mapping[Any, Any], submitting: Any) -> JobInfo:
+          elsewhere: Mapping[Any, Any], batches: Mapping[Any, Any], usage: Mapping[Any, Any], submitting: Any,
+          stopped: str = "") -> JobInfo:
     return JobInfo(
         id=job_id, project=int(m["project"]), model_version=m["model_version"], total=int(m.get("total", 0)),
         created=float(m.get("created", 0)), ls_url=m.get("ls_url", ""), force=m.get("force") == "1",
@@ -96,7 +97,7 @@ def _info(job_id: str, m: Mapping[str, str], done: Iterable[Any], failed: Mappin
         failed={int(_s(k)): _s(v) for k, v in failed.items()}, elsewhere={int(_s(k)): _s(v) for k, v in elsewhere.items()},
         kind=m.get("kind", PRELABEL), cancelled=m.get("cancelled") == "1",
         batches=tuple(decode_batch(n, v) for n, v in sorted(batches.items())), usage=decode_usage(usage),
-        submitting=bool(submitting),
+        submitting=bool(submitting), stopped=stopped,
     )
 
 
@@ -192,10 +193,12 @@ class RedisJobStore:
         for part in ("", "done", "failed", "elsewhere", "batches", "usage"):
             (pipe.smembers if part == "done" else pipe.hgetall)(self._k(job_id, part))
         pipe.get(self._k(job_id, "submitting"))
-        meta, done, failed, elsewhere, batches, usage, submitting = pipe.execute()
+        pipe.hget(self._k(job_id, "budget"), "stopped")  # jobs/budget.py
+        meta, done, failed, elsewhere, batches, usage, submitting, stopped = pipe.execute()
         if not meta:
             return None
-        return _info(job_id, {_s(k): _s(v) for k, v in meta.items()}, done, failed, elsewhere, batches, usage, submitting)
+        return _info(job_id, {_s(k): _s(v) for k, v in meta.items()}, done, failed, elsewhere, batches, usage, submitting,
+                     _s(stopped or ""))
 
     def counts(self, job_ids: Sequence[str]) -> list[JobCounts]:
         """The jobs as counts (SCARD/HLEN instead of the task sets), in one round trip: what a list
@@ -207,15 +210,19 @@ class RedisJobStore:
             pipe.scard(self._k(job_id, "done"))
             pipe.hvals(self._k(job_id, "failed"))
             pipe.hlen(self._k(job_id, "elsewhere"))
+            pipe.hgetall(self._k(job_id, "usage"))
             if job_id.startswith(f"{BATCH}:"):
                 pipe.hgetall(self._k(job_id, "batches"))
-                pipe.hgetall(self._k(job_id, "usage"))
                 pipe.exists(self._k(job_id, "submitting"))
+            else:
+                pipe.hget(self._k(job_id, "budget"), "stopped")  # jobs/budget.py
         replies = iter(pipe.execute() if job_ids else [])
         out = []
         for job_id in job_ids:
-            meta, done, failed, elsewhere = (next(replies) for _ in range(4))
-            batches, usage, submitting = (next(replies) for _ in range(3)) if job_id.startswith(f"{BATCH}:") else ({}, {}, 0)
+            meta, done, failed, elsewhere, usage = (next(replies) for _ in range(5))
+            is_batch = job_id.startswith(f"{BATCH}:")
+            batches, submitting = (next(replies), next(replies)) if is_batch else ({}, 0)
+            stopped = "" if is_batch else _s(next(replies) or "")
             if not meta:
                 continue
             m = {_s(k): _s(v) for k, v in meta.items()}
@@ -223,7 +230,7 @@ class RedisJobStore:
                 job_id, m.get("kind", PRELABEL), m.get("project", "?"), m.get("model_version", ""), int(m.get("total", 0)),
                 float(m.get("created", 0)), int(done), {str(n): _s(v) for n, v in enumerate(failed)}, int(elsewhere),
                 m.get("cancelled") == "1", tuple(decode_batch(n, v) for n, v in sorted(batches.items())),
-                decode_usage(usage), bool(submitting)))
+                decode_usage(usage), bool(submitting), stopped))
         return out
 
     def ids(self, limit: int | None = None) -> list[str]:

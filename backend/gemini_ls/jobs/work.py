@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from ..gemini.usage import recording
 from ..labelconfig import parse_label_config
 from ..labelstudio import LabelStudioApi, LabelStudioApiError, PredictionRecord, PredictionWriter
 from ..review.learning import LearnedState, Learner
+from .budget import Budget
 from .claims import WRITTEN, WRITTEN_SECONDS, Claims, queued_owner, scope_of
 from .records import JobStore
 
@@ -87,13 +89,14 @@ class ChunkExecutor:
     /predict answer for its tasks (None: nothing learned)."""
 
     def __init__(self, pipeline: Pipeline, learner: Learner | None, store: JobStore, claims: Claims,
-                 api: LabelStudioApi | None) -> None:
+                 api: LabelStudioApi | None, budget: Budget | None = None) -> None:
         self.pipeline = pipeline
         self.learner = learner
         self.settings = pipeline.settings
         self.store = store
         self.claims = claims
         self.api = api
+        self.budget = budget  # the job's spend and --max-cost (None: not recorded)
 
     @property
     def lease_seconds(self) -> float:
@@ -148,9 +151,18 @@ class ChunkExecutor:
             phases["check"] = time.monotonic() - mark
             mark = time.monotonic()
             records: list[PredictionRecord] = []
+            reserved, stopped = self.budget.reserve(job_id, len(todo)) if (todo and self.budget is not None) else (0.0, None)
+            if stopped is not None:  # --max-cost: these tasks stay undone (not failed) for a rerun with a higher cap
+                log.warning("job %s: chunk of %d tasks not started: %s", job_id, len(todo), stopped)
+                self.claims.release(scope, [int(t["id"]) for t in todo], owner)
+                elsewhere = {**elsewhere, **{int(t["id"]): "not started: " + stopped for t in todo}}
+                todo = []
             if todo:
                 deadline = time.monotonic() + self.settings.job_timeout * 0.9
-                outcomes = self.pipeline.runner.run(todo, spec, version, self.pipeline.fetch, deadline=deadline)
+                with recording() as tally:
+                    outcomes = self.pipeline.runner.run(todo, spec, version, self.pipeline.fetch, deadline=deadline)
+                if self.budget is not None:
+                    self.budget.settle(job_id, reserved, tally.snapshot(), len(todo))
                 for outcome in outcomes:
                     tid = int(outcome.task_id)
                     if outcome.succeeded:

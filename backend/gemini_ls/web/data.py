@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..gemini.pricing import cost_by_model
-from ..jobs.records import BATCH, WAITING, JobCounts, counts_of
+from ..jobs.records import BATCH, STOPPED, WAITING, JobCounts, counts_of
 from ..jobs.state import RedisJobStore
 from ..settings import Settings
 
 # The states the page shows (docs/page.md); the store's own words map onto them here.
-STATES = ("queued", "running", WAITING, "done", "cancelled", "failed")
+STATES = ("queued", "running", WAITING, "done", "cancelled", STOPPED, "failed")
 FAILURES_SHOWN = 50  # a job's failures listed in its detail: the first ones, the count says the rest
 
 
@@ -75,15 +75,18 @@ def job_view(settings: Settings, job: JobCounts, *, now: float, detail: bool = F
     shown = dict(sorted(job.failed.items())[:FAILURES_SHOWN]) if detail else {}
     tokens: int | None = None
     cost: float | None = None
-    models: tuple[str, ...] = ()
-    if job.kind == BATCH:
+    models = tuple(sorted({b.model for b in job.batches if b.model} | set(job.usage)))
+    if job.kind == BATCH or job.usage:  # a prelabel job's chunks add their usage as they settle (jobs/budget.py)
         tokens = sum(t.prompt + t.output + t.thoughts for t in job.usage.values())
-        cost = cost_by_model(job.usage, settings.price_overrides, settings.batch_discount).batch_usd
-        models = tuple(sorted({b.model for b in job.batches if b.model} | set(job.usage)))
+        costs = cost_by_model(job.usage, settings.price_overrides, settings.batch_discount)
+        cost = costs.batch_usd if job.kind == BATCH else costs.sync_usd
+    reasons = job.failed_by_reason()
+    if state == STOPPED:  # --max-cost's reason is shown with the failures
+        reasons = {**reasons, job.stopped: 0}
     return JobView(id=job.id, kind=job.kind, project=job.project, model_version=job.model_version, state=state,
                    total=job.total, done=job.done, failed=len(job.failed), skipped=job.elsewhere,
                    created=job.created or None, rate_per_min=rate, eta_seconds=eta, models=models, tokens=tokens,
-                   cost_usd=cost, failed_by_reason=job.failed_by_reason(), failures=shown,
+                   cost_usd=cost, failed_by_reason=reasons, failures=shown,
                    can_cancel=state in ("queued", "running", WAITING))
 
 

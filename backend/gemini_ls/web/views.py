@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, jsonify, redirect, render_template, request
 
 from ..review.ledger import Ledger
 from . import security
+from .actions import ActionError, PrelabelActions, parse_request
 from .data import STATES, JobSource
 from .reports import CachedPanels, project_report
 
@@ -27,9 +28,11 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
-def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any]) -> None:
+def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_allowed: bool, health: Callable[[], Any],
+             prelabel: PrelabelActions | None = None) -> None:
     """`actions_allowed`: BASIC_AUTH_USER is set; without it the page and the JSON are read-only.
-    `ledger`: the review loop's (None: no review loop, no project panels)."""
+    `ledger`: the review loop's (None: no review loop, no project panels). `prelabel`: the
+    "Start prelabel" action (estimate first, then start), None: not offered."""
     panels = CachedPanels(ledger) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
@@ -52,7 +55,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
             jobs, projects, problem = [], [], f"Redis did not answer ({type(exc).__name__}); the page retries"
         response = app.make_response(render_template(
             "page.html", jobs=jobs, projects=projects, problem=problem, csrf=token, actions=actions_allowed, states=STATES,
-            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent))
+            shared=source.client is not None, refresh_ms=REFRESH_MS, percent=percent, prelabel=prelabel is not None))
         security.set_token(response, token, secure=request.is_secure)
         return response
 
@@ -94,5 +97,30 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
         if request.form.get(security.FIELD):  # the page's form without script: back to the page
             return redirect("/", code=303)
         return jsonify({"status": "ok", "cancelled": job_id})
+
+    def _prelabel_action(what: str):
+        if not actions_allowed:
+            return _error(403, "read-only: actions need BASIC_AUTH_USER/BASIC_AUTH_PASS (docs/page.md)")
+        if not security.csrf_ok(request):
+            return _error(403, "missing or wrong CSRF token: reload the page")
+        if prelabel is None:
+            return _error(409, "prelabel from the page is not available on this server")
+        form = request.get_json(silent=True) if request.is_json else request.form
+        try:
+            req = parse_request(form or {})
+            return jsonify(prelabel.estimate(req) if what == "estimate" else prelabel.start(req))
+        except ActionError as exc:
+            return _error(exc.status, exc.message)
+        except (redis.RedisError, OSError) as exc:
+            return _error(503, f"Redis did not answer: {type(exc).__name__}")
+
+    @bp.post("/api/prelabel/estimate")
+    def api_prelabel_estimate():
+        """What `gemini-ls prelabel --estimate` prints, as JSON: shown before the job can start."""
+        return _prelabel_action("estimate")
+
+    @bp.post("/api/prelabel/start")
+    def api_prelabel_start():
+        return _prelabel_action("start")
 
     app.register_blueprint(bp)

@@ -79,6 +79,33 @@
     }
   }
 
+  // "Start prelabel": the estimate first (POST estimate, shown), then Start posts the same fields.
+  // Any edit after the estimate disables Start until the new figures are shown. Text only (textContent).
+  const form = document.getElementById("prelabel");
+  if (form) {
+    const result = document.getElementById("prelabel-result");
+    const start = document.getElementById("prelabel-start");
+    const post = (path) => fetch(path, { method: "POST", body: new FormData(form), credentials: "same-origin",
+                                         headers: { "X-CSRF-Token": csrf, Accept: "application/json" } });
+    form.addEventListener("input", () => { start.disabled = true; });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      start.disabled = true;
+      result.textContent = "counting tokens on a sample of the tasks...";
+      const r = await post("/api/prelabel/estimate");
+      const body = await r.json();
+      result.textContent = r.ok ? body.text : `estimate failed: ${body.error}`;
+      start.disabled = !r.ok || body.tasks === 0;
+    });
+    start.addEventListener("click", async () => {
+      start.disabled = true;
+      const r = await post("/api/prelabel/start");
+      const body = await r.json();
+      result.textContent = r.ok ? `started job ${body.job}: ${body.tasks} tasks` : `start failed: ${body.error}`;
+      refresh();
+    });
+  }
+
   refresh();
   setInterval(refresh, every);
 })();
