@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw
 
 from ..detections import Detection, NormBox, ParsedAnswer, RequestKind
 from ..plan import PlannedRequest, example_set_tag
-from .ctxcache import ContextCaches
+from .ctxcache import ContextCaches, min_cache_tokens
 from .models import resolve
 from .prompts import Prompt
 from .wire import build_parts
@@ -214,8 +214,10 @@ class FewShotWire:
             return None
         return n
 
-    def contents_for(self, plan: PlannedRequest, prompt: Prompt, *, deadline: float, model: str | None = None) -> History | None:
-        """The examples of `plan` as prior turns, within FEW_SHOT_MAX_TOKENS; None when there are none."""
+    def contents_for(self, plan: PlannedRequest, prompt: Prompt, *, deadline: float, model: str | None = None,
+                     cache: bool = True) -> History | None:
+        """The examples of `plan` as prior turns, within FEW_SHOT_MAX_TOKENS; None when there are none.
+        `cache=False`: never a context cache (an estimate must not create one: it costs money)."""
         turns = example_turns(plan)
         if not turns:
             return None
@@ -251,8 +253,14 @@ class FewShotWire:
         if not kept:
             return None
         tag = example_set_tag(sorted({e.key for e in plan.examples}))
-        cache = self.caches.reference(target, prompt.system, contents, tokens, tag, deadline) if self.caches else None
-        return History(tuple(contents), tuple(sent), tokens, kept, extra_bytes, tag, cache, target, prompt.system)
+        name = self.caches.reference(target, prompt.system, contents, tokens, tag, deadline) if (
+            self.caches is not None and cache) else None
+        return History(tuple(contents), tuple(sent), tokens, kept, extra_bytes, tag, name, target, prompt.system)
+
+    def would_cache(self, history: History) -> bool:
+        """Whether a job would send `history` through a context cache (FEW_SHOT_CACHE on, the model's
+        minimum reached): what an estimate bills at the cached rate."""
+        return self.caches is not None and history.tag is not None and history.tokens >= min_cache_tokens(history.model)
 
     def evict(self, history: History) -> History:
         """Gemini refused `history`'s context cache (expired, deleted): forget it; the history inline."""

@@ -190,7 +190,8 @@ class GeminiCaller:
         charge = getattr(self.gate, "charge", None)  # the shared quota (gemini/quota.py) counts input tokens
         if charge is not None:
             charge(reply.usage.prompt_tokens, model)
-        record_usage(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens)
+        record_usage(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens,
+                     reply.usage.cached_tokens)
         for direction, tokens in (
             ("input", reply.usage.prompt_tokens),
             ("output", reply.usage.output_tokens),
