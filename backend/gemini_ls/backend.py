@@ -20,6 +20,7 @@ import redis
 from . import redisconn
 from .batch.metrics import BatchJobsMetrics
 from .gemini.cache import FileCache
+from .gemini.daily import DailyUsage
 from .gemini.gateway import GeminiGateway
 from .gemini.rategate import RateGate
 from .images.fetch import ImageFetcher
@@ -115,6 +116,7 @@ class Backend:
     oneclick: OneClick | None  # late tasks of a click written back to Label Studio
     job_queue: RQJobQueue | None  # with REDIS_URL (built once: /metrics reads it per scrape)
     batch_metrics: BatchJobsMetrics  # every Batch API job's numbers, from Redis
+    usage: DailyUsage | None = None  # today's Gemini tokens and Files API savings (gemini/usage.py), the jobs page
     redis_probe: BackgroundProbe | None = field(default=None, init=False)
     pipeline: Pipeline | None = None  # the whole, for the page's prelabel estimate (web/actions.py)
 
@@ -231,5 +233,6 @@ def build_backend(settings: Settings) -> Backend:
         settings=settings, metrics=pipeline.metrics, credentials=pipeline.credentials, fetcher=pipeline.fetcher,
         gateway=pipeline.gateway, runner=pipeline.runner, cache=pipeline.cache, emulator=pipeline.emulator,
         review=review.service, learner=review.learner, rate_gate=pipeline.rate_gate, interactive=interactive,
-        oneclick=jobs.oneclick, job_queue=jobs.queue, batch_metrics=BatchJobsMetrics(settings), pipeline=pipeline,
+        usage=pipeline.usage, oneclick=jobs.oneclick, job_queue=jobs.queue, batch_metrics=BatchJobsMetrics(settings),
+        pipeline=pipeline,
     )

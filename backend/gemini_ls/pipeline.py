@@ -22,6 +22,7 @@ from .detections import ParsedAnswer
 from .gemini.cache import FileCache, make_file_cache
 from .gemini.client import make_client
 from .gemini.ctxcache import ContextCaches, make_cache_store
+from .gemini.daily import DailyUsage, make_daily_usage
 from .gemini.fewshot import FewShotWire
 from .gemini.files import FilesManager
 from .gemini.gateway import GeminiGateway
@@ -90,6 +91,7 @@ class Pipeline:
     rate_gate: RateGate  # the process's shared 429 cool-down (and GEMINI_RPM / GEMINI_TPM), for /health
     emulator: EmulatorServer | None = None
     few_shot: FewShotBook | None = None  # FEW_SHOT_EXAMPLES: the examples put onto the plans
+    usage: DailyUsage | None = None  # today's Gemini tokens and Files API savings, shared in Redis (the jobs page)
 
     @property
     def emulated(self) -> bool:
@@ -139,7 +141,8 @@ def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None, *,
         log.warning(BANNER, emulator.url)
     gate = make_gate(settings, metrics)
     cache = make_file_cache(settings.redis_url, settings.redis_prefix, metrics)  # redisconn's `request` profile
-    gateway = _gateway(settings, metrics, gate, cache) if settings.gemini_configured else None
+    usage = make_daily_usage(settings.redis_url, settings.redis_prefix)
+    gateway = _gateway(settings, metrics, gate, cache, usage) if settings.gemini_configured else None
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
     predictor = Predictor(settings, metrics, gateway if gateway is not None else UnconfiguredProvider())
@@ -147,13 +150,13 @@ def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None, *,
     book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
     runner.few_shot = book
     return Pipeline(settings=settings, metrics=metrics, credentials=credentials, fetcher=fetcher, gateway=gateway,
-                    runner=runner, cache=cache, rate_gate=gate, emulator=emulator, few_shot=book)
+                    runner=runner, cache=cache, rate_gate=gate, emulator=emulator, few_shot=book, usage=usage)
 
 
-def _gateway(settings: Settings, metrics: Metrics, gate: RateGate, cache: FileCache) -> GeminiGateway:
+def _gateway(settings: Settings, metrics: Metrics, gate: RateGate, cache: FileCache, usage: DailyUsage | None = None) -> GeminiGateway:
     client = make_client(settings)
-    caller = GeminiCaller(client, settings, metrics, gate)
-    files = FilesManager(client, cache, settings, metrics)
+    caller = GeminiCaller(client, settings, metrics, gate, usage=usage)
+    files = FilesManager(client, cache, settings, metrics, usage=usage)
     caches = ContextCaches(client, make_cache_store(settings.redis_url, settings.redis_prefix), settings, metrics) if (
         settings.few_shot_cache) else None
     fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix), caches) if (

@@ -29,6 +29,7 @@ from .review.learning import project_id
 from .settings import Settings
 from .web import views as web_views
 from .web.data import JobSource
+from .web.gemini import gemini_panel
 
 log = logging.getLogger("gemini_ls.server")
 
@@ -296,5 +297,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     prelabel = PrelabelActions(backend.settings, backend.pipeline, lambda: api_from(backend.settings, backend.credentials),
                                emulated=backend.emulator is not None)
     web_views.register(app, JobSource.from_settings(settings), backend.review.ledger if backend.review is not None else None,
-                       actions_allowed=bool(settings.basic_auth_user), health=health, prelabel=prelabel)
+                       actions_allowed=bool(settings.basic_auth_user), health=health, prelabel=prelabel,
+                       gemini=lambda: gemini_panel(backend.settings, backend.rate_gate, backend.usage))
     return app

@@ -295,7 +295,7 @@ def test_jobs_cancel_stops_the_batch_and_prelabel_does_not_resubmit(label_studio
     assert run_prelabel(env, project.id, "--no-wait").returncode == 0
     job = f"batch:{project.id}:{_version(LABEL_CONFIG)}"
     jobs = subprocess.run([str(GEMINI_LS_BIN), "jobs"], env=env, capture_output=True, text=True, timeout=120)
-    assert jobs.returncode == 0 and job in jobs.stdout and "SUBMITTED" in jobs.stdout, jobs.stdout + jobs.stderr
+    assert jobs.returncode == 0 and job in jobs.stdout and "waiting for the Batch API" in jobs.stdout, jobs.stdout + jobs.stderr
     cancel = subprocess.run([str(GEMINI_LS_BIN), "jobs", "cancel", job], env=env, capture_output=True, text=True, timeout=120)
     assert cancel.returncode == 0, cancel.stderr
     assert batch_emulator.counters()["batches"]["cancelled"] == 2  # one batch per model

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 from gemini_ls.jobs.records import JobInfo
 from gemini_ls.jobs.state import RedisJobStore
@@ -74,7 +75,9 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
             if row is not None:
                 if not seen or row["value"] != seen[-1]:
                     seen.append(row["value"])
-                if shot is None and 0 < row["value"] < row["max"]:
+                if shot is None and 15 <= row["value"] < row["max"] - 15:
+                    browser.driver.refresh()  # the Gemini panel is rendered at load: show the job's calls so far
+                    browser.wait_for(f"document.querySelector('tr[data-id=\"{job_id}\"]')", timeout=30)
                     shot = browser.screenshot(ARTIFACTS / "page-jobs.png")  # the page during the job
                 if row["value"] >= row["max"] and row["state"] == "done":
                     break
@@ -87,6 +90,10 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         intermediate = [v for v in seen if 0 < v < held]
         assert len(intermediate) >= 2 and intermediate == sorted(intermediate), seen  # it moved, forward only
         assert shot is not None
+        # the worker's Gemini calls (another process) are in the panel's numbers for today, through Redis
+        gemini = requests.get(backend.url + "/api/gemini", auth=(USER, PASSWORD), timeout=30).json()
+        assert sum(t["requests"] for t in gemini["today"]["tokens"].values()) >= TASKS, gemini["today"]
+        assert all(t["input"] > 0 for t in gemini["today"]["tokens"].values()), gemini["today"]
 
         # a failure reason that is markup (a label name quoted in an error) is shown as text
         store = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix)
@@ -94,26 +101,32 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         store.mark_failed("xss-job", {1: f"{XSS}: not a label of the project"})
         browser.wait_for("document.querySelector('tr[data-id=\"xss-job\"]')", timeout=30)
         cell = browser.evaluate("document.querySelector('tr[data-id=\"xss-job\"] .failures').textContent")
-        assert cell == f"{XSS}: 1", cell
+        assert cell == f"{XSS}: 1{XSS}: not a label of the project", cell  # the count by reason, then the message
         assert browser.evaluate("document.querySelectorAll('#jobs img').length") == 0
         # the project panel: a label called <img ...> in the review ledger, as the webhook fills it, two versions
         ledger = RedisLedger.from_url(redis_url, redis_prefix)
-        for n, (version, deleted) in enumerate((("gemini-ls-v1", 4), ("gemini-ls-v2", 1))):
+        versions = ("gemini-ls-gemini-3.6-flash-p1-0a1b2c3d", "gemini-ls-gemini-3.6-flash-p1-9f8e7d6c-l5e6f7a8b")
+        for n, (version, deleted) in enumerate(zip(versions, (4, 1))):
             tally = Tally({XSS: LabelStats(accepted=6, adjusted=2, deleted=deleted, missed=1),
                            "red square": LabelStats(accepted=9, adjusted=1, deleted=deleted - 1)}, 10)
             ledger.replace(900 + n, Contribution(900 + n, pid, 900 + n, version, tally, updated_at=time.time() + n))
         browser.driver.refresh()  # server-rendered HTML, before the script runs again
         assert browser.evaluate("document.querySelectorAll('img').length") == 0
         assert XSS in browser.evaluate("document.querySelector('tr[data-id=\"xss-job\"] .failures').textContent")
-        labels = browser.evaluate(f"Array.from(document.querySelectorAll('#project-{pid} ~ table th[scope=row]')).map(e => e.textContent)")
-        assert labels == [XSS, "red square", "all"], labels
-        browser.driver.execute_script(f"document.getElementById('project-{pid}').scrollIntoView()")
-        project_shot = browser.screenshot(ARTIFACTS / "page-project.png")
-
         browser.driver.execute_script(axe_source())
         browser.driver.set_script_timeout(60)
         violations = browser.driver.execute_async_script(RUN_JS)
-        assert violations == [], violations
+        assert violations == [], violations  # the jobs list, the Gemini panel, the project summaries
+        browser.driver.get(f"{backend.url}/projects/{pid}")
+        labels = browser.evaluate("Array.from(document.querySelectorAll('table.report th[scope=row]')).map(e => e.textContent)")
+        assert labels == [XSS, "red square", "all"], labels
+        history = browser.evaluate("document.querySelector('table.history').textContent")
+        assert "label settings or hints changed" in history and "learned thresholds/synonyms added" in history, history
+        assert browser.evaluate("document.querySelectorAll('img').length") == 0
+        project_shot = browser.screenshot(ARTIFACTS / "page-project.png")
+        browser.driver.execute_script(axe_source())
+        violations = browser.driver.execute_async_script(RUN_JS)
+        assert violations == [], violations  # the project report
         if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
             DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shot, DOCS_IMAGE)

@@ -66,7 +66,7 @@ def test_jobs_lists_an_rq_job_and_a_batch_job_in_one_table(env, capsys, redis_ur
     assert main(["jobs", "--json"]) == 0
     listed = {j["id"]: j for j in json.loads(capsys.readouterr().out)}
     assert (listed[batch_id]["kind"], listed[batch_id]["done"], listed[batch_id]["total"]) == ("batch", 1, 3)
-    assert listed["20261206-010000-aaaaaa"]["state"] == "running"
+    assert listed["20261206-010000-aaaaaa"]["state"] == "queued"  # the page's word: nothing done yet
 
 
 def test_cancel_of_an_rq_job_takes_its_chunks_off_the_queue_and_releases_its_queued_claims(env, capsys, redis_url,

@@ -5,7 +5,12 @@ escaped; the headers, basic auth, read-only mode and the CSRF check hold."""
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -22,6 +27,7 @@ from gemini_ls.web.security import COOKIE
 
 XSS = "<img src=x onerror=alert(1)>"
 USER, PASSWORD = "lead", "pa55-Word"
+CONFIG = '<View><Image name="img" value="$image"/><RectangleLabels name="r" toName="img"><Label value="car"/></RectangleLabels></View>'
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
@@ -207,8 +213,13 @@ def test_project_report_json_and_panel_from_the_review_ledger(app_for, redis_url
     assert client.get("/api/projects/10/report", headers=_auth()).status_code == 404
     assert client.get("/api/projects/9/report").status_code == 401
     html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
-    assert "Project 9" in html and XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "75% → 25%" in html
+    assert '<a href="/projects/9">Project 9</a>' in html and "33% → 11%" in html  # the summary: every label together
+    page = client.get("/projects/9", headers={**HTML, **_auth()})
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html and "75% → 25%" in html
+    assert client.get("/projects/10", headers={**HTML, **_auth()}).status_code == 404
+    assert client.get("/projects/9", headers=HTML).status_code == 401
 
 
 def test_start_prelabel_actions_need_auth_csrf_and_valid_fields(app_for, redis_url, redis_prefix):
@@ -232,3 +243,203 @@ def test_start_prelabel_actions_need_auth_csrf_and_valid_fields(app_for, redis_u
         assert client.post(path, json={"view": "3"}, headers=headers).get_json()["error"].startswith("project")
         missing = client.post(path, data={"project": "1"}, headers=headers)
         assert missing.status_code == 409 and "LABEL_STUDIO_URL" in missing.get_json()["error"], missing.get_json()
+
+
+def _ls_tasks(fake_label_studio, project: int, ids: list[int]) -> None:
+    """The fake Label Studio's project `project`: GET /api/tasks gives the tasks `ids`, filtered by
+    the selectedItems query the client sends (labelstudio/tasks.py); its config is CONFIG."""
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.fixtures.servers import Reply
+
+    def serve(req):
+        if not fake_label_studio._authorized(req.headers.get("authorization", "")):
+            return Reply(401, b"{}", "application/json")
+        q = parse_qs(urlsplit(req.path).query)
+        assert q["project"] == [str(project)]
+        wanted = json.loads(q["query"][0])["selectedItems"]["included"]
+        tasks = [{"id": t, "data": {"image": f"https://img.example/{t}.png"}} for t in ids if t in wanted]
+        return Reply(200, json.dumps({"tasks": tasks, "total": len(tasks)}).encode(), "application/json")
+
+    fake_label_studio.server.add_handler("/api/tasks", serve)
+    # what a retry reads as `gemini-ls prelabel --tasks` does (jobs/start.py): the project's config
+    # (its model_version is the server's own derivation) and which versions the project holds
+    project_body = json.dumps({"id": project, "label_config": CONFIG}).encode()
+    fake_label_studio.server.add_handler(f"/api/projects/{project}", lambda req: Reply(200, project_body, "application/json"))
+    fake_label_studio.server.add_handler(f"/api/projects/{project}/model-versions/",
+                                         lambda req: Reply(200, b"{}", "application/json"))
+
+
+def test_retry_requeues_only_the_failed_tasks_as_a_new_job(app_for, redis_url, redis_prefix, fake_label_studio):
+    from rq.job import Job
+
+    from gemini_ls.jobs.queue import RQJobQueue
+
+    _ls_tasks(fake_label_studio, 7, list(range(1, 11)))
+    store = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix)
+    info = JobInfo(id="20261205-130000-retry1", project=7, model_version="old", total=5, created=time.time() - 60)
+    store.create(info, CONFIG)
+    store.mark_done(info.id, [1, 2, 3])
+    store.mark_failed(info.id, {4: "timeout: Gemini did not answer", 9: f"bad_label: {XSS}"})
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD, label_studio_url=fake_label_studio.url,
+                     label_studio_api_key=fake_label_studio.legacy_token, job_chunk=1)
+    job = client.get(f"/api/jobs/{info.id}", headers=_auth()).get_json()
+    assert job["state"] == "failed" and job["can_retry"] and not job["can_cancel"]
+    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "Retry failed tasks" in html
+    token = client.get_cookie(COOKIE).value
+    url = f"/api/jobs/{info.id}/retry"
+    assert client.post(url, headers=_auth()).status_code == 403  # no CSRF token
+    assert client.post(url, headers={**_auth(), "X-CSRF-Token": "y" * 43}).status_code == 403
+    answer = client.post(url, headers={**_auth(), "X-CSRF-Token": token})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert body["retry_of"] == info.id and body["tasks"] == 2 and body["job"] != info.id
+    new = client.get(f"/api/jobs/{body['job']}", headers=_auth()).get_json()
+    assert (new["kind"], new["project"], new["state"], new["total"], new["done"]) == ("prelabel", "7", "queued", 2, 0)
+    assert new["model_version"].startswith("gemini-ls-")  # the server's own derivation, as a worker checks it
+    # exactly the failed tasks, one chunk each (JOB_CHUNK=1), with Label Studio's data, on the one jobs queue
+    rq_ids = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix).rq_ids(body["job"])
+    queue = RQJobQueue(Settings(redis_url=redis_url, redis_prefix=redis_prefix), redis.Redis.from_url(redis_url))
+    assert queue.queue.count == 2
+    chunks = [Job.fetch(r, connection=queue.client).args for r in rq_ids]
+    assert sorted(args[1][0]["id"] for args in chunks) == [4, 9]
+    assert {args[1][0]["data"]["image"] for args in chunks} == {"https://img.example/4.png", "https://img.example/9.png"}
+    # the old job is unchanged; the form without script goes back to the page; a running job is refused
+    assert client.get(f"/api/jobs/{info.id}", headers=_auth()).get_json()["failed"] == 2
+    again = client.post(url, data={"csrf_token": token}, headers=_auth())
+    assert again.status_code == 303 and again.headers["Location"].endswith("/")
+    refused = client.post(f"/api/jobs/{body['job']}/retry", headers={**_auth(), "X-CSRF-Token": token})
+    assert refused.status_code == 409 and "running" in refused.get_json()["error"]
+    assert client.post("/api/jobs/nope/retry", headers={**_auth(), "X-CSRF-Token": token}).status_code == 404
+
+
+def test_retry_is_refused_read_only_and_without_label_studio(app_for, redis_url, redis_prefix):
+    store = RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix)
+    info = JobInfo(id="20261205-140000-retry2", project=7, model_version="old", total=1, created=time.time())
+    store.create(info, "<View/>")
+    store.mark_failed(info.id, {1: "timeout"})
+    read_only = app_for()
+    read_only.get("/", headers=HTML)
+    token = read_only.get_cookie(COOKIE).value
+    assert read_only.post(f"/api/jobs/{info.id}/retry", headers={"X-CSRF-Token": token}).status_code == 403
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    client.get("/", headers={**HTML, **_auth()})
+    token = client.get_cookie(COOKIE).value
+    refused = client.post(f"/api/jobs/{info.id}/retry", headers={**_auth(), "X-CSRF-Token": token})
+    assert refused.status_code == 409 and "LABEL_STUDIO_URL" in refused.get_json()["error"]
+
+
+def test_project_panel_has_chart_history_scorecards_and_calibration_slot(app_for, redis_url, redis_prefix):
+    from gemini_ls.review import scorecards
+
+    ledger = RedisLedger.from_url(redis_url, redis_prefix)
+    v1 = "gemini-ls-gemini-2.5-flash-p1-0a1b2c3d"
+    v2 = "gemini-ls-gemini-2.5-flash-p1-9f8e7d6c-l12345678"
+    tallies = {v1: Tally({"car": LabelStats(accepted=1, deleted=3)}, 4),
+               v2: Tally({"car": LabelStats(accepted=3, deleted=1), XSS: LabelStats(accepted=2)}, 5)}
+    for n, (version, t) in enumerate(tallies.items()):
+        ledger.replace(300 + n, Contribution(300 + n, 11, 400 + n, version, t, updated_at=time.time() + n))
+    card = scorecards.scorecard("flash", "gemini-2.5-flash, max_objects=20", Tally({XSS: LabelStats(accepted=3, deleted=1)}, 4),
+                                4, 0, 4000, 400, 0.00012, [1.0, 2.0, 3.0])
+    scorecards.save(redis.Redis.from_url(redis_url), redis_prefix, scorecards.Evaluation(11, 1_780_000_000.0, (card,)))
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    report = client.get("/api/projects/11/report", headers=_auth()).get_json()
+    assert [h["model_version"] for h in report["history"]] == [v1, v2]
+    assert report["history"][1]["changes"] == [f"labels added: {XSS}", "learned thresholds/synonyms added"]
+    assert report["calibration"] is None
+    scored = report["evaluation"]["scorecards"][0]
+    assert scored["variant"] == "flash" and scored["labels"][XSS]["precision"] == 0.75 and scored["latency_p50"] == 2.0
+    html = client.get("/projects/11", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "<svg role=\"img\"" in html and "<polyline" in html and "not fitted yet" in html
+    assert "labels added: &lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
+    assert "gemini-2.5-flash, max_objects=20" in html and "2026-05-28" in html
+
+
+def test_evaluate_stores_its_scorecards_where_the_page_reads_them(app_for, redis_url, redis_prefix):
+    """`gemini-ls evaluate`'s hook (review/cli.py `store_scorecards`) with the results it computed."""
+    from gemini_ls.review.cli import store_scorecards
+    from gemini_ls.review.evaluate import VariantResult, parse_variant
+
+    settings = Settings(redis_url=redis_url, redis_prefix=redis_prefix, api_key="k")
+    variant = parse_variant("name=pro,model=gemini-2.5-pro,max_objects=5", settings, 0)
+    result = VariantResult(variant, Tally({"car": LabelStats(accepted=4)}, 4), tasks=4, failed=0, input_tokens=8000,
+                           output_tokens=800, latencies=(0.5, 1.5), seconds=2.0)
+    store_scorecards(settings, 12, [result])
+    _review(redis_url, redis_prefix)  # project 9 has reviews; 12 has only the evaluation
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+    body = client.get("/api/projects/12/report", headers=_auth()).get_json()
+    card = body["evaluation"]["scorecards"][0]
+    assert card["variant"] == "pro" and "gemini-2.5-pro, max_objects=5" in card["settings"]
+    assert card["input_tokens_per_task"] == 2000 and card["labels"]["all"]["recall"] == 1.0 and card["latency_p50"] == 1.0
+    assert body["versions"] == [] and body["calibration"] is None
+
+
+def test_gemini_panel_shows_routing_quota_cooldown_files_cache_and_spend(app_for, redis_url, redis_prefix, image_server):
+    """Real /predict calls (the real SDK against the emulator, GEMINI_FILES=always): two processes'
+    worth of calls land in the one shared window and the one daily usage hash the panel reads."""
+    from gemini_ls.emulator.scenes import encode_image, make_scene
+    from tests.helpers import config, rect_control
+
+    model = Settings().model  # GEMINI_MODEL's default
+    url = image_server.add("/panel.png", encode_image(make_scene(320, 240, 2, seed=7).image, "png"))
+    tasks = [{"id": 1, "data": {"image": url}}]
+    extra = dict(basic_auth_user=USER, basic_auth_pass=PASSWORD, files_policy="always", fetch_allowlist=("127.0.0.1",),
+                 gemini_rpm=100, gemini_tpm=1_000_000, prices=((model, 0.30, 2.50),))
+    first, second = app_for(**extra, model_version_suffix="a"), app_for(**extra, model_version_suffix="b")
+    for client in (first, second):  # another process: the second one finds the uploaded file in the shared cache
+        r = client.post("/predict", json={"tasks": tasks, "label_config": config(rect_control())}, headers=_auth())
+        assert r.status_code == 200 and r.get_json()["results"][0]["result"], r.get_data(as_text=True)
+    gemini = client.get("/api/gemini", headers=_auth()).get_json()
+    assert gemini["routing"]["boxes"] == model
+    quota = {q["model"]: q for q in gemini["quota"]}[model]
+    assert quota["requests"] == 2 and quota["rpm"] == 100 and quota["input_tokens"] > 0 and quota["cooldown_seconds"] == 0
+    today = gemini["today"]
+    flash = today["tokens"][model]
+    assert flash["requests"] == 2 and flash["input"] == quota["input_tokens"] and flash["output"] > 0
+    assert today["cost_usd"] == pytest.approx((flash["input"] * 0.30 + (flash["output"] + flash["thoughts"]) * 2.50) / 1e6)
+    files = today["files_cache"]
+    assert (files["hits"], files["misses"], files["hit_rate"]) == (1, 1, 0.5) and files["bytes_saved"] > 1000
+    # a 429's cool-down, shared through Redis, as the gate records it
+    first.application.extensions["gemini_ls"].rate_gate.cool_down(30, model)
+    quota = {q["model"]: q for q in client.get("/api/gemini", headers=_auth()).get_json()["quota"]}[model]
+    assert 25 < quota["cooldown_seconds"] <= 30
+    html = client.get("/", headers={**HTML, **_auth()}).get_data(as_text=True)
+    assert "Quota windows in use" in html and "2 / 100" in html and "50% (1 of 2)" in html and "s left" in html
+
+
+def _cli(redis_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_", "REDIS_", "LABEL_STUDIO_"))}
+    env.update({"REDIS_URL": redis_url, "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING"})
+    return subprocess.run([str(Path(sys.executable).parent / "gemini-ls"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_jobs_and_report_print_what_the_json_answers(app_for, redis_url, redis_prefix):
+    """`gemini-ls jobs [ID] --json` and `gemini-ls report --from-ledger` call the functions the
+    page's JSON answers with: the same bodies (rates and ETAs aside, they move with the clock)."""
+    prelabel_id, batch_id = _fill(redis_url, redis_prefix)
+    _review(redis_url, redis_prefix)
+    client = app_for(basic_auth_user=USER, basic_auth_pass=PASSWORD)
+
+    def steady(jobs):
+        return [{k: v for k, v in j.items() if k not in ("rate_per_min", "eta_seconds")} for j in jobs]
+
+    listed = _cli(redis_url, redis_prefix, "jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert steady(json.loads(listed.stdout)) == steady(client.get("/api/jobs", headers=_auth()).get_json())
+    table = _cli(redis_url, redis_prefix, "jobs")
+    assert prelabel_id in table.stdout and batch_id in table.stdout and "waiting for the Batch API" in table.stdout
+    shown = _cli(redis_url, redis_prefix, "jobs", prelabel_id, "--json")
+    detail = json.loads(shown.stdout)
+    assert steady([{k: v for k, v in detail.items() if k not in ("failed_tasks", "failed_chunks")}]) == \
+        steady([client.get(f"/api/jobs/{prelabel_id}", headers=_auth()).get_json()])
+    assert detail["failed_tasks"] == {"4": f"bad_label: {XSS}"} and detail["failed_chunks"] == []
+    assert _cli(redis_url, redis_prefix, "jobs", "nope").returncode == 2
+    report = _cli(redis_url, redis_prefix, "report", "--project", "9", "--from-ledger")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == client.get("/api/projects/9/report", headers=_auth()).get_json()
+    # cancel of a prelabel job from the terminal is the page's Cancel
+    cancelled = _cli(redis_url, redis_prefix, "jobs", "cancel", prelabel_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert client.get(f"/api/jobs/{prelabel_id}", headers=_auth()).get_json()["state"] == "cancelled"

@@ -43,6 +43,7 @@ from ..detections import RequestKind
 from ..metrics import Metrics
 from ..settings import Settings
 from .cache import FILE_LIFETIME_SECONDS, FileCache, FileRef
+from .daily import DailyUsage
 from .errors import FileRejected, GeminiError, from_api_error
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,9 @@ class FilesManager:
         active_wait: float = 10.0,
         poll_initial: float = 0.05,
         poll_max: float = 0.5,
+        usage: DailyUsage | None = None,
     ) -> None:
+        self.usage = usage  # Files API cache hits and bytes saved for the jobs page (gemini/usage.py)
         if settings.files_policy not in POLICIES:
             raise ValueError(f"unknown files policy {settings.files_policy!r}")
         self.client = client
@@ -277,6 +280,8 @@ class FilesManager:
             for sha, image in distinct.items():
                 ref = self._lookup(self.cache_key(image), avoid_uris)
                 self.metrics.files_cache.labels(result="hit" if ref else "miss").inc()
+                if self.usage is not None:
+                    self.usage.record_file_lookup(ref is not None, len(image.data))
                 cached[sha] = ref
 
         # Images that must be files first; then the rest smallest first, so when several images

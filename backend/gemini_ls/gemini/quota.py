@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
 
@@ -52,6 +53,16 @@ if tonumber(ARGV[1]) > cur then
 end
 return 0
 """
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    model: str
+    requests: int | None  # in the current window (None: GEMINI_RPM off)
+    rpm: int | None
+    input_tokens: int | None  # in the current window (None: GEMINI_TPM off)
+    tpm: int | None
+    cooldown_seconds: float  # the shared 429 cool-down left for this model (0: none)
 
 
 class SharedGate(RateGate):
@@ -105,6 +116,25 @@ class SharedGate(RateGate):
     def describe(self) -> dict:
         return {"rpm": self.settings.gemini_rpm or None, "tpm": self.settings.gemini_tpm or None,
                 "window_seconds": self.settings.gemini_rate_window, "shared": bool(self.settings.redis_url)}
+
+    def windows(self, models: Sequence[str]) -> list[QuotaWindow]:
+        """The jobs page's view of the shared state, read only: per model, the requests and input
+        tokens in the current window against GEMINI_RPM/GEMINI_TPM and the shared 429 cool-down left."""
+        def used(item: Any, model: str) -> int | None:
+            if item is None:
+                return None
+            return int(item.amount - self._limit(lambda lim: lim.get_window_stats(item, model)).remaining)
+
+        out = []
+        for model in models:
+            used_r, used_t = used(self._rpm, model), used(self._tpm, model)
+            left = 0.0
+            if self._redis is not None:
+                raw = cast("bytes | None", self._redis.get(self._cooldown_prefix + model))
+                left = max(0.0, float(raw) - time.time()) if raw else 0.0
+            out.append(QuotaWindow(model, used_r, self.settings.gemini_rpm or None, used_t, self.settings.gemini_tpm or None,
+                                   round(left, 1)))
+        return out
 
     def cool_down(self, seconds: float, model: str | None = None) -> float:
         capped = super().cool_down(seconds, model)  # GEMINI_MAX_COOLDOWN applies to the shared one too

@@ -41,6 +41,7 @@ from google.genai import types
 from ..detections import RequestKind
 from ..metrics import Metrics
 from ..settings import Settings
+from .daily import DailyUsage
 from .errors import GeminiError, from_api_error, redact
 from .prompts import Prompt
 from .rategate import RateGate
@@ -142,8 +143,10 @@ class GeminiCaller:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        usage: DailyUsage | None = None,
     ):
         self.client = client
+        self.usage = usage  # today's tokens for the jobs page (gemini/usage.py), shared in Redis
         self.settings = settings
         self.metrics = metrics
         self.gate = gate if gate is not None else RateGate(
@@ -200,6 +203,9 @@ class GeminiCaller:
         ):
             if tokens > 0:
                 self.metrics.gemini_tokens.labels(direction=direction).inc(tokens)
+        if self.usage is not None:
+            self.usage.record_call(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens,
+                                   reply.usage.cached_tokens)
 
     def _with_retries(
         self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float, model: str

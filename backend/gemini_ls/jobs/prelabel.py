@@ -66,10 +66,10 @@ def add_arguments(sub: Any) -> None:
     from ..batch.cli import add_batch_options
 
     add_batch_options(pre)
-    jobs = sub.add_parser("jobs", help="every job (prelabel, click remainders, Batch API): list, show ID, cancel ID")
+    jobs = sub.add_parser("jobs", help="every job as the jobs page shows it: list, show ID, cancel ID")
     jobs.add_argument("words", nargs="*", metavar="[cancel] ID",
-                      help="nothing: list; ID: one job in detail; cancel ID: cancel a job of any kind and release its "
-                           "claims (or a Batch API job by its name, batches/...)")
+                      help="nothing: list (GET /api/jobs); ID: one job in detail (GET /api/jobs/ID); "
+                      "cancel ID: cancel a job (a prelabel job, batch:... or batches/...)")
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -37,6 +37,8 @@ def add_commands(sub: Any) -> None:
     rep.add_argument("-o", "--output", default=None, help="also write a PNG chart here")
     rep.add_argument("--reliability", default=None, metavar="PNG",
                      help="also write the calibration's reliability diagram (before / after) here")
+    rep.add_argument("--from-ledger", action="store_true",
+                     help="print GET /api/projects/<id>/report's JSON: the review ledger in Redis (no Label Studio call)")
     ev = sub.add_parser("evaluate", help="run candidate settings on the project's annotated tasks (writes nothing to Label Studio)")
     _common(ev)
     ev.add_argument("--variant", action="append", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
@@ -46,6 +48,10 @@ def add_commands(sub: Any) -> None:
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:
+    if args.from_ledger:
+        from ..web.commands import show_project_report
+
+        return show_project_report(settings, args.project)
     from ..labelstudio.annotations import annotated_tasks
     from . import report as rp
     from .reliability import calibration_line, render_reliability
@@ -119,7 +125,29 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"variant {v.name}: {len(truth)} tasks ...\n")
         results.append(ev.run_variant(v, config, truth, examples=examples))
     sys.stdout.write(ev.render(results) + "\n")
+    store_scorecards(settings, args.project, results)
     return 0
+
+
+def store_scorecards(settings: Settings, project: int, results: Any) -> None:
+    """With REDIS_URL, keep this run's scorecards for the jobs page (review/scorecards.py)."""
+    if not settings.redis_url:
+        return
+    import time
+
+    import redis
+
+    from .. import redisconn
+    from . import evaluate as ev
+    from . import scorecards
+
+    cards = tuple(scorecards.scorecard(r.variant.name, ev.settings_line(r.variant), r.tally, r.tasks, r.failed, r.input_tokens,
+                                       r.output_tokens, r.cost_per_task(), r.latencies) for r in results)
+    try:
+        scorecards.save(redisconn.client(settings.redis_url, redisconn.JOB), settings.redis_prefix,
+                        scorecards.Evaluation(project, time.time(), cards))
+    except (redis.RedisError, OSError) as exc:  # the printed table is the result; the page just misses it
+        sys.stderr.write(f"gemini-ls evaluate: scorecards not stored ({type(exc).__name__})\n")
 
 
 COMMANDS = {"report": report, "evaluate": evaluate}

@@ -213,6 +213,19 @@ def _f(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def settings_line(variant: Variant) -> str:
+    """The variant's settings in one line (the table's and the stored scorecard's)."""
+    s = variant.settings
+    desc = f"{s.model}, max_objects={s.defaults.max_objects}, score_threshold={s.defaults.score_threshold:g}"
+    if s.media_resolution:
+        desc += f", media_resolution={s.media_resolution}"
+    if s.few_shot_examples:
+        desc += f", few_shot={s.few_shot_examples}"
+    if variant.hints:
+        desc += ", hints: " + "; ".join(f"{k}={v}" for k, v in variant.hints.items())
+    return desc
+
+
 def render(results: Sequence[VariantResult]) -> str:
     """One row per label, P / R / IoU per variant; then tokens, cost and latency."""
     labels = sorted({label for r in results for label in r.tally.labels})
@@ -233,14 +246,7 @@ def render(results: Sequence[VariantResult]) -> str:
         p50 = statistics.median(lat) if lat else None
         p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None
         n = max(1, r.tasks)
-        s = r.variant.settings
-        desc = f"{s.model}, max_objects={s.defaults.max_objects}, score_threshold={s.defaults.score_threshold:g}"
-        if s.media_resolution:
-            desc += f", media_resolution={s.media_resolution}"
-        if s.few_shot_examples:
-            desc += f", few_shot={s.few_shot_examples}"
-        if r.variant.hints:
-            desc += ", hints: " + "; ".join(f"{k}={v}" for k, v in r.variant.hints.items())
+        desc = settings_line(r.variant)
         cost = r.cost_per_task()
         lines.append(f"| {r.variant.name} | {desc} | {r.tasks} | {r.failed} | {r.input_tokens / n:.0f} | "
                      f"{r.few_shot_tokens / n:.0f} | {r.output_tokens / n:.0f} | "

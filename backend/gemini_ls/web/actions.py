@@ -1,7 +1,15 @@
-"""The page's "Start prelabel" (docs/page.md): for a project or one of its Data Manager views,
-first the estimate (`gemini-ls prelabel --estimate`: countTokens on a sample, no generateContent),
-then, once the user has seen it, the job with an optional cap (`--max-cost`). The same functions
-as the CLI (jobs/start.py); the chunks go to the RQ queue, so the workers run them."""
+"""The page's job actions besides cancel (docs/page.md "Actions"), through the same functions as the
+CLI (jobs/start.py); the chunks go to the one RQ queue, so the workers run them.
+
+"Start prelabel": for a project or one of its Data Manager views, first the estimate (`gemini-ls
+prelabel --estimate`: countTokens on a sample, no generateContent), then, once the user has seen it,
+the job with an optional cap (`--max-cost`).
+
+"Retry failed tasks": a NEW prelabel job of exactly the failed tasks of a job that ended, selected as
+`gemini-ls prelabel --tasks` would (read from Label Studio as they are now, so an image fixed since
+is used; the project's current config and the server's model_version with the learned state; a
+task that holds that version by now is left out, so nothing is written twice). The old job keeps its
+record, its failures stay visible."""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..jobs.context import make_store
+from ..jobs.records import BATCH
 from ..jobs.start import UsageError, cap_problem, run_estimate, select_tasks, submit_job
 from ..labelstudio import LabelStudioApi, LabelStudioApiError
 from ..settings import Settings
@@ -71,9 +80,9 @@ class PrelabelActions:
             raise ActionError(409, "no Label Studio credentials: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY")
         return api
 
-    def _select(self, api: LabelStudioApi, req: PrelabelRequest):
+    def _select(self, api: LabelStudioApi, req: PrelabelRequest, ids: list[int] | None = None):
         try:
-            return select_tasks(api, self.settings, req.project, view=req.view, emulated=self.emulated)
+            return select_tasks(api, self.settings, req.project, view=req.view, ids=ids, emulated=self.emulated)
         except UsageError as exc:
             raise ActionError(400, str(exc)) from None
         except LabelStudioApiError as exc:
@@ -96,3 +105,25 @@ class PrelabelActions:
         info, _queue, rq_ids = submit_job(self.settings, api, selection, make_store(self.settings), max_cost=req.max_cost,
                                          est=est, local_executor=False)
         return {"status": "ok", "job": info.id, "tasks": info.total, "chunks": len(rq_ids), "max_cost": req.max_cost}
+
+    def retry(self, job_id: str) -> dict:
+        """Re-queue `job_id`'s failed tasks as a new job; ActionError 404 (unknown job), 409 (still
+        running, a Batch API job, nothing to retry, no credentials)."""
+        store = make_store(self.settings)
+        info = store.get(job_id)
+        if info is None:
+            raise ActionError(404, "no job by that id")
+        if info.kind == BATCH:
+            raise ActionError(409, "a Batch API job: retry its failed tasks with gemini-ls prelabel --batch (docs/batch.md)")
+        if not info.finished and not info.cancelled:
+            raise ActionError(409, "the job is still running: cancel it or wait for it to end")
+        failed = sorted(info.failed)
+        if not failed:
+            raise ActionError(409, "the job has no failed task")
+        api = self._ready()
+        selection = self._select(api, PrelabelRequest(int(info.project), None, None), ids=failed)
+        if not selection.tasks:
+            raise ActionError(409, "none of the failed tasks needs predicting: Label Studio holds them with "
+                                   f"{selection.version} or no longer holds them")
+        new, _queue, rq_ids = submit_job(self.settings, api, selection, store, local_executor=False)
+        return {"job": new.id, "retry_of": job_id, "tasks": new.total, "chunks": len(rq_ids)}

@@ -44,13 +44,21 @@ class JobView:
     failed_by_reason: Mapping[str, int] = field(default_factory=dict)
     failures: Mapping[str, str] = field(default_factory=dict)  # task id -> reason (detail only)
     can_cancel: bool = False
+    can_retry: bool = False  # a finished or cancelled prelabel job with failed tasks (web/actions.py)
+    first_failure: str | None = None  # one failure's message (the smallest), so the list shows what went wrong
+    batches: tuple[Mapping[str, Any], ...] = ()  # a batch job's Batch API jobs: name, state, model, requests, source
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["models"] = list(self.models)
         out["failed_by_reason"] = dict(self.failed_by_reason)
         out["failures"] = dict(self.failures)
+        out["batches"] = [dict(b) for b in self.batches]
         return out
+
+
+def _first(failed: Mapping[Any, str]) -> str | None:
+    return min(failed.values())[:300] if failed else None
 
 
 def _pace(done: int, total: int, created: float | None, running: bool, now: float) -> tuple[float | None, float | None]:
@@ -87,7 +95,11 @@ def job_view(settings: Settings, job: JobCounts, *, now: float, detail: bool = F
                    total=job.total, done=job.done, failed=len(job.failed), skipped=job.elsewhere,
                    created=job.created or None, rate_per_min=rate, eta_seconds=eta, models=models, tokens=tokens,
                    cost_usd=cost, failed_by_reason=reasons, failures=shown,
-                   can_cancel=state in ("queued", "running", WAITING))
+                   can_cancel=state in ("queued", "running", WAITING),
+                   can_retry=bool(job.failed) and job.kind != BATCH and state in ("failed", "cancelled", STOPPED),
+                   first_failure=_first(job.failed),
+                   batches=tuple({"name": b.name, "state": b.state, "model": b.model, "requests": b.requests,
+                                  "source": b.source} for b in job.batches))
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,28 @@
 """The review loop's numbers per project for the page and GET /api/projects/<id>/report: read from
 the webhook-fed ledger (review/ledger.py) the learner already uses, so nothing asks Label Studio on
 a page load. The JSON is `gemini-ls report --json`'s (review/report.py `render_json`), plus the
-trend of each label's deletion rate over the model versions."""
+trend of each label's deletion rate over the model versions, the model_version history with what
+changed (web/history.py), the last `gemini-ls evaluate` scorecards (review/scorecards.py) and the
+score calibration (none is fitted yet: `null`, "not fitted yet" on the page)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..review.ledger import Ledger
 from ..review.report import deletion_rate, render_json, rows
+from ..review.scorecards import Evaluation
 from ..review.stats import LabelStats, Tally
+from .chart import Chart, deletion_chart
+from .history import VersionChange, history
+
+# project ids -> their stored `evaluate` runs (review/scorecards.py `load_many` on the page's Redis)
+ScoreReader = Callable[[Sequence[int]], dict[int, Evaluation]]
 
 PROJECTS_SHOWN = 50  # projects on the page (newest ids first); the JSON takes any id
 PANELS_TTL = 10.0  # seconds the page's project panels are reused: reviews change in minutes, a page loads in ms
@@ -37,32 +45,65 @@ class ProjectView:
     versions: tuple[str, ...]  # oldest first
     annotations: int  # of the newest version
     rows: tuple[LabelRow, ...]  # the newest version's labels, then "all"
+    history: tuple[VersionChange, ...] = ()  # oldest first
+    chart: Chart | None = None
+    evaluation: Evaluation | None = None  # the last `gemini-ls evaluate` run, when stored
+    calibration: None = None  # the score calibration diagram's slot: no calibration is fitted yet
+    label_count: int = 0
 
 
 def _trend(by_version: dict[str, Tally], label: str) -> tuple[float | None, ...]:
     return tuple(deletion_rate(t.total() if label == "all" else t.labels.get(label, LabelStats())) for t in by_version.values())
 
 
-def project_view(project: int, by_version: dict[str, Tally]) -> ProjectView:
+def _history(by_version: dict[str, Tally]) -> tuple[VersionChange, ...]:
+    return history(list(by_version), {v: set(t.labels) for v, t in by_version.items()},
+                   {v: t.annotations for v, t in by_version.items()})
+
+
+def project_view(project: int, by_version: dict[str, Tally], evaluation: Evaluation | None = None, *, full: bool = True) -> ProjectView:
+    """`full`: every label, the chart and the history (a project's own page); the jobs page's summary
+    row needs only the "all" row and the number of labels (a third of the work, read cold per load)."""
     newest = list(by_version.values())[-1]
+    if not full:
+        totals = [t.total() for t in by_version.values()]
+        s = totals[-1]
+        everything = LabelRow("all", s.predicted, s.accepted, s.adjusted, s.deleted, s.missed, tuple(deletion_rate(x) for x in totals))
+        return ProjectView(project, tuple(by_version), newest.annotations, (everything,), label_count=len(newest.labels))
     table = tuple(LabelRow(label, s.predicted, s.accepted, s.adjusted, s.deleted, s.missed, _trend(by_version, label))
                   for label, s in rows(newest))
-    return ProjectView(project, tuple(by_version), newest.annotations, table)
+    chart = deletion_chart(list(by_version), [(r.label, r.predicted, r.trend) for r in table])
+    return ProjectView(project, tuple(by_version), newest.annotations, table, _history(by_version), chart, evaluation,
+                       label_count=len(table) - 1)
 
 
 def project_views(ledger: Ledger, limit: int = PROJECTS_SHOWN) -> list[ProjectView]:
+    """The jobs page's project summaries (newest ids first): the table, no chart, history or scorecards."""
     found = ledger.by_version(sorted(ledger.projects(), reverse=True)[:limit])
-    return [project_view(p, t) for p, t in sorted(found.items(), reverse=True)]
+    return [project_view(p, t, full=False) for p, t in sorted(found.items(), reverse=True)]
 
 
-def project_report(ledger: Ledger, project: int) -> dict[str, Any] | None:
+def one_project(ledger: Ledger, project: int, scores: ScoreReader | None = None) -> ProjectView | None:
+    """One project's full panel (its page, /projects/<id>), read fresh: one project is cheap."""
     by_version = ledger.by_version([project]).get(project)
     if not by_version:
         return None
-    body = json.loads(render_json(by_version, project))
-    labels = sorted({label for t in by_version.values() for label in t.labels} | {"all"})
+    return project_view(project, by_version, scores([project]).get(project) if scores is not None else None)
+
+
+def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = None) -> dict[str, Any] | None:
+    by_version = ledger.by_version([project]).get(project) or {}
+    evaluation = scores([project]).get(project) if scores is not None else None
+    if not by_version and evaluation is None:
+        return None
+    body = json.loads(render_json(by_version, project)) if by_version else {"project": project, "model_versions": {}}
+    labels = sorted({label for t in by_version.values() for label in t.labels} | {"all"}) if by_version else []
     body["versions"] = list(by_version)  # oldest first
     body["deletion_rate_trend"] = {label: list(_trend(by_version, label)) for label in labels}
+    body["history"] = [{"model_version": h.version, "annotations": h.annotations, "changes": list(h.changes)}
+                       for h in _history(by_version)]
+    body["evaluation"] = evaluation.to_json() if evaluation is not None else None
+    body["calibration"] = None  # no score calibration is fitted yet (the page says "not fitted yet")
     return body
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gemini_ls.review.ledger import Contribution, MemoryLedger
 from gemini_ls.review.stats import LabelStats, Tally
-from gemini_ls.web.reports import CachedPanels, project_report, project_views
+from gemini_ls.web.reports import CachedPanels, one_project, project_report, project_views
 
 
 def _ledger() -> MemoryLedger:
@@ -17,12 +17,20 @@ def _ledger() -> MemoryLedger:
 
 
 def test_panel_rows_are_the_newest_version_with_the_deletion_trend_oldest_first():
-    (view,) = project_views(_ledger())
-    assert view.project == 4 and view.versions == ("v1", "v2") and view.annotations == 2
+    view = one_project(_ledger(), 4)
+    assert view is not None and view.project == 4 and view.versions == ("v1", "v2") and view.annotations == 2
+    assert view.label_count == 2 and view.chart is not None and [h.version for h in view.history] == ["v1", "v2"]
+    assert one_project(_ledger(), 5) is None
     rows = {r.label: r for r in view.rows}
     assert list(rows) == ["bus", "car", "all"]
     assert (rows["car"].kept, rows["car"].deleted, rows["car"].trend) == (1, 1, (0.75, 0.5))
     assert rows["bus"].trend == (0.0, 0.0) and rows["bus"].missed == 1
+
+
+def test_summary_rows_hold_only_every_label_together():
+    (summary,) = project_views(_ledger())
+    assert [r.label for r in summary.rows] == ["all"] and summary.label_count == 2 and summary.chart is None
+    assert summary.rows[0].trend == (3 / 6, 1 / 4) and summary.rows[0].predicted == 4
 
 
 def test_report_json_is_the_cli_report_plus_the_trend():

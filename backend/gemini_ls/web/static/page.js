@@ -6,6 +6,7 @@
   const csrf = meta("csrf-token");
   const every = parseInt(meta("refresh-ms"), 10) || 2000;
   const actions = meta("actions") === "on";
+  if (!document.getElementById("jobs")) return;  // a project's report: nothing live to poll
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -45,23 +46,30 @@
     tr.appendChild(cost);
     const f = el("td", null, "failures");
     lines(f, Object.entries(j.failed_by_reason).map(([r, n]) => `${r}: ${n}`));
+    if (j.first_failure) { f.appendChild(el("br")); f.appendChild(el("small", j.first_failure, "first")); }
     tr.appendChild(f);
-    const a = el("td");
-    if (actions && j.can_cancel) {
-      const b = el("button", "Cancel");
-      b.type = "button";
-      b.addEventListener("click", () => cancel(j.id, b));
-      a.appendChild(b);
-    }
+    const a = el("td", null, "actions");
+    if (actions && j.can_cancel) a.appendChild(action(j.id, "cancel", "Cancel"));
+    if (actions && j.can_retry) a.appendChild(action(j.id, "retry", "Retry failed tasks"));
     tr.appendChild(a);
     return tr;
   }
 
-  async function cancel(id, button) {
+  function action(id, verb, label) {
+    const b = el("button", label, verb);
+    b.type = "button";
+    b.addEventListener("click", () => post(id, verb, b));
+    return b;
+  }
+
+  async function post(id, verb, button) {
     button.disabled = true;
-    const r = await fetch(`/api/jobs/${encodeURIComponent(id)}/cancel`, {
+    const r = await fetch(`/api/jobs/${encodeURIComponent(id)}/${verb}`, {
       method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
-    document.getElementById("status").textContent = r.ok ? `cancelled ${id}` : `cancel failed (${r.status})`;
+    const body = await r.json().catch(() => ({}));
+    const what = verb === "retry" && r.ok ? `retried ${id} as job ${body.job} (${body.tasks} tasks)` : `${verb} ${id}: done`;
+    // its own live region: the poll rewrites #status every few seconds
+    document.getElementById("action-status").textContent = r.ok ? what : `${verb} failed (${r.status}): ${body.error || ""}`;
     refresh();
   }
 
