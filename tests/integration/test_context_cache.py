@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 from google.genai import types
@@ -15,12 +16,16 @@ from google.genai import types
 from gemini_ls.emulator.caches import min_tokens
 from gemini_ls.emulator.scenes import encode_image, make_scene
 from gemini_ls.emulator.server import DEFAULT_API_KEY
+from gemini_ls.images.prepare import prepare_image
 from gemini_ls.jobs.claims import MemoryClaims
+from gemini_ls.jobs.estimate_io import count_task
 from gemini_ls.jobs.memstore import MemoryJobStore
 from gemini_ls.jobs.records import JobInfo
 from gemini_ls.jobs.work import ChunkExecutor
+from gemini_ls.labelconfig import parse_label_config
 from gemini_ls.pipeline import build_pipeline
-from gemini_ls.review.fewshot import tag_of_version
+from gemini_ls.plan import PlanExample, plan_requests
+from gemini_ls.review.fewshot import example_answer, tag_of_version
 from gemini_ls.settings import Settings
 from tests.fixtures.backend import backend_test_env
 from tests.helpers import scene_rect_regions
@@ -184,5 +189,32 @@ def test_a_jobs_last_chunk_deletes_its_example_sets_caches(emu):
         store.mark_done("j1", [2])
         executor._end_if_finished("j1", version)  # its last chunk
         assert emu.counters()["caches"] == {"live": 0, "created": 1, "deleted": 1}
+    finally:
+        pipeline.close()
+
+
+def test_an_estimate_creates_no_cache_and_counts_cacheable_examples_as_cached(emu, image_server):
+    """prelabel --estimate (jobs/estimate_io.count_task) over the real SDK: the examples are counted
+    by countTokens as turns, no caches.create is sent, and the requests whose examples a job would
+    cache carry them as cached tokens (billed at the cached rate)."""
+    settings = Settings.from_env({**backend_test_env(emu.url, DEFAULT_API_KEY), "FEW_SHOT_EXAMPLES": "3",
+                                  "GEMINI_MODEL": CACHED_MODEL})
+    pipeline = build_pipeline(settings)
+    try:
+        spec = parse_label_config(CONFIG, settings.defaults)
+        (plan,) = plan_requests(spec, settings.routing)
+        examples = []
+        for i in range(3):
+            sc = make_scene(640, 480, 3, seed=970 + i)
+            image = prepare_image(encode_image(sc.image, "png"), name="image", max_side=settings.image_max_side,
+                                  max_pixels=settings.image_max_pixels)
+            examples.append(PlanExample(f"a{i}.x", (image,), example_answer(plan, scene_rect_regions(sc))))
+        plan = replace(plan, examples=tuple(examples))
+        (task,) = tasks_for(image_server, 1, 1800)
+        (counted,) = count_task(pipeline, task, spec, [plan], deadline=time.monotonic() + 30)
+        few_shot = pipeline.metrics.registry.get_sample_value("gemini_ls_few_shot_input_tokens_total")  # not sent: 0
+        assert counted.model == CACHED_MODEL and counted.input_tokens > counted.cached_tokens >= min_tokens(CACHED_MODEL)
+        assert "cachedContents.create" not in emu.counters()["requests"] and not few_shot
+        assert emu.counters()["requests"].get("generateContent", 0) == 0
     finally:
         pipeline.close()
