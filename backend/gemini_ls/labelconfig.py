@@ -74,6 +74,9 @@ class LabelSpec:
 
     value: str
     hint: str | None = None
+    # labels from the task (dynlabels.py): the picture its `html` shows (`<img src=...>`), sent to
+    # Gemini next to the label's name as a reference image
+    reference: str | None = None
 
     @property
     def description(self) -> str:
@@ -184,12 +187,15 @@ class ControlSpec:
     # `labels` result sharing the region's id
     labels_from: str | None = None
     attributes: tuple[AttributeSpec, ...] = ()  # the per-region controls its regions carry
+    # value="$field": its labels are read per task from data[field] (dynlabels.py), after its static ones
+    labels_field: str | None = None
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     name: str  # the object's name, a result's to_name
     value_key: str  # the task data key, "image" for value="$image"
+    value_list: bool = False  # valueList="$pages": the key holds a list of page images (pages.py)
 
 
 @dataclass(frozen=True)
@@ -262,6 +268,12 @@ def _loose_float(attr: dict, key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _labels_field(control: Any) -> str | None:
+    """The task data key of a labels control's dynamic labels (value="$objects" -> "objects")."""
+    value = _text(control.attr or {}, "value")
+    return value[1:] if value and value.startswith("$") and len(value) > 1 else None
+
+
 def _per_region(control: Any) -> bool:
     return str((control.attr or {}).get("perRegion", "")).lower() == "true"
 
@@ -316,7 +328,7 @@ def _shape_drawers(interface: LabelInterface, image_names: set[str]) -> dict[tup
     shapes = [c for c in interface.controls if c.tag in SHAPE_TAGS and not _per_region(c)]
     drawers: dict[tuple[str, str], str] = {}
     for control in interface.controls:
-        if control.tag != LABELS_TAG or _per_region(control) or not _labels(control):
+        if control.tag != LABELS_TAG or _per_region(control) or not (_labels(control) or _labels_field(control)):
             continue
         for image in (n for n in (control.to_name or []) if n in image_names):
             shape = next((s for s in shapes if image in (s.to_name or [])), None)
@@ -408,7 +420,7 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
         raise LabelConfigError(f"the label config is not valid XML: {exc}") from exc
 
     images = tuple(
-        ImageSpec(name=o.name, value_key=(o.value or "").lstrip("$") or o.name)
+        ImageSpec(name=o.name, value_key=(o.value or "").lstrip("$") or o.name, value_list=bool((o.attr or {}).get("valueList")))
         for o in interface.objects
         if o.tag == "Image"
     )
@@ -450,12 +462,12 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                     ControlSpec(
                         name=control.name, tag=control.tag, result_type=result_type, kind=request_kind,
                         to_names=drawn, labels=_labels(labels_control), settings=_settings(control.attr or {}, defaults),
-                        labels_from=labels_name,
+                        labels_from=labels_name, labels_field=_labels_field(labels_control),
                     )
                 )
             continue
         labels = _labels(control)
-        if request_kind not in (RequestKind.TEXT,) and not labels:
+        if request_kind not in (RequestKind.TEXT,) and not labels and not _labels_field(control):
             ignored.append(f"{control.name} (<{control.tag}>): has no labels or choices")
             continue
         controls.append(
@@ -469,6 +481,7 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 settings=_settings(control.attr or {}, defaults),
                 multiple=(control.attr or {}).get("choice") == "multiple",
                 smart=any(str((control.attr or {}).get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
+                labels_field=_labels_field(control) if request_kind is not RequestKind.TEXT else None,
             )
         )
     controls, unused = _attach_attributes(controls, attributes)

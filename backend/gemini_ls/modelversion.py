@@ -40,6 +40,8 @@ def _derived(control: ControlSpec) -> dict:
         out["labels_from"] = control.labels_from
     if control.attributes:
         out["attributes"] = [asdict(a) for a in control.attributes]
+    if control.labels_field is not None:  # the field's name, never the labels a task holds in it
+        out["labels_field"] = control.labels_field
     return out
 
 

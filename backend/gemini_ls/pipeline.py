@@ -35,8 +35,8 @@ from .labelconfig import ProjectSpec
 from .labelstudio import CredentialStore
 from .metrics import Metrics
 from .modelversion import model_version_for
+from .pagepredict import PagePredictor
 from .plan import PlannedRequest
-from .predict import Predictor
 from .provider import CallHealth, ProviderError
 from .review.fewshot import FewShotBook, make_usage, tag_of_version
 from .selectionrunner import OutcomeStore, SelectionRunner
@@ -145,7 +145,7 @@ def build_pipeline(settings: Settings, outcomes: OutcomeStore | None = None, *,
     gateway = _gateway(settings, metrics, gate, cache, usage) if settings.gemini_configured else None
     credentials = CredentialStore.from_settings(settings)
     fetcher = ImageFetcher(settings, credentials, metrics)
-    predictor = Predictor(settings, metrics, gateway if gateway is not None else UnconfiguredProvider())
+    predictor = PagePredictor(settings, metrics, gateway if gateway is not None else UnconfiguredProvider())
     runner = SelectionRunner(predictor, settings, metrics, outcomes=outcomes)
     book = FewShotBook(settings, lambda ref, task_id: fetcher.fetch(ref, task_id=task_id)) if settings.few_shot_examples else None
     runner.few_shot = book

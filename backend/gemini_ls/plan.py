@@ -74,6 +74,11 @@ class PlannedRequest:
     attributes: tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...] = ()
     tiling: str = "off"  # spatial plans: off | auto | RxC (tiling/grid.py); others always "off"
     media_resolution: str | None = None  # per image part (3.x) or request-wide (2.x); None: the model default
+    # labels from the task (dynlabels.py), set per task: the labels whose reference pictures follow the
+    # plan's images in the request, in that order; and whether the labels are phrases to ground
+    # (one region each) rather than classes of objects
+    references: tuple[str, ...] = ()
+    phrases: bool = False
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
@@ -144,7 +149,8 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                 group = "points"
             else:
                 continue
-            label_set = frozenset((label.value, label.hint) for label in control.labels)
+            # labels from the task (value="$field") differ per task: only controls reading one field merge
+            label_set = (frozenset((label.value, label.hint) for label in control.labels), control.labels_field)
             models = (control.settings.model_name, control.settings.model_mask_name)
             # controls asking different per-region questions are not merged: the answer's items
             # would carry attributes one of them must not show

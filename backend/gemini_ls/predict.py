@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .detections import ImageMeta, ParsedAnswer
+from .detections import ImageMeta, ParsedAnswer, RequestKind
+from .dynlabels import DynamicLabelsError, one_per_phrase, resolve_plan
+from .dynrefs import REFERENCE_MAX_SIDE, References, with_references
 from .images.errors import ImageError
 from .images.prepare import PreparedImage, prepare_image
 from .labelconfig import ControlSpec, ProjectSpec
@@ -54,6 +56,9 @@ class TaskOutcome:
     reason: str | None = None
     seconds: float = 0.0
     upstream: bool = False  # failed because the model provider did (an HTTP 502 when interactive)
+    # what part of a task that still succeeded was not predicted, and why (pages not fetched or
+    # over MAX_PAGES, pagepredict.py); logged with the task
+    note: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -83,6 +88,9 @@ def image_refs(task: Mapping[str, Any], spec: ProjectSpec, names: Iterable[str])
     for name in names:
         key = spec.image(name).value_key
         ref = data.get(key)
+        if spec.image(name).value_list:  # pages: pagepredict.py, which this path (Batch API, interactive) is not
+            raise TaskFailure("task_data", f"task {task.get('id')}: <Image name={name!r} valueList> is a multi-page "
+                              "document, predicted by /predict and jobs only (not the Batch API nor interactive pre-annotation)")
         if not isinstance(ref, str) or not ref.strip():
             raise TaskFailure(
                 "task_data",
@@ -209,20 +217,37 @@ class Predictor:
         prepared: dict[str, PreparedImage] = {}
         raws: dict[str, bytes] = {}
         for name, ref in refs.items():
-            try:
-                raw = fetch(ref, task_id)  # the fetcher counts its own failures
-            except ImageError as exc:
-                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
-            raws[name] = raw
-            try:
-                prepared[name] = prepare_image(
-                    raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
-                    decode_pixels=self.settings.image_decode_budget,
-                )
-            except ImageError as exc:
-                self.metrics.image_fetch_errors.labels(exc.reason).inc()
-                raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+            prepared[name], raws[name] = self.prepare_one(name, ref, task_id, fetch)
         return refs, prepared, raws
+
+    def prepare_one(self, name: str, ref: str, task_id: Any, fetch: Fetch) -> tuple[PreparedImage, bytes]:
+        """One image fetched and prepared as sent, with its downloaded bytes; TaskFailure if it cannot be had."""
+        try:
+            raw = fetch(ref, task_id)  # the fetcher counts its own failures
+        except ImageError as exc:
+            raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+        try:
+            prepared = prepare_image(
+                raw, name=name, max_side=self.settings.image_max_side, max_pixels=self.settings.image_max_pixels,
+                decode_pixels=self.settings.image_decode_budget,
+            )
+        except ImageError as exc:
+            self.metrics.image_fetch_errors.labels(exc.reason).inc()
+            raise TaskFailure(f"image_{exc.reason}", f"image {name!r}: {exc}") from exc
+        return prepared, raw
+
+    def references(self, plan: PlannedRequest, fetch: Fetch, task_id: Any, deadline: float) -> References:
+        """The reference pictures of `plan`'s labels from the task (dynrefs.py), through the task's fetcher;
+        none is fetched past half the time left (the request itself needs the rest)."""
+        cutoff = time.monotonic() + (deadline - time.monotonic()) / 2
+
+        def prepare(url: str) -> PreparedImage:
+            if time.monotonic() >= cutoff:
+                raise ImageError("timeout", "no time left in the task to download it")
+            raw = fetch(url, task_id)
+            return prepare_image(raw, name=f"reference {url[:80]}", max_side=REFERENCE_MAX_SIDE,
+                                 max_pixels=self.settings.image_max_pixels, decode_pixels=self.settings.image_decode_budget)
+        return with_references(plan, prepare, task_id)
 
     def finish(self, spec: ProjectSpec, task_id: Any, results: list[dict], started: float) -> TaskOutcome:
         """A task's outcome from all its regions: validated, counted, scored (calibrated where the
@@ -257,22 +282,31 @@ class Predictor:
             for plan in plans:
                 if time.monotonic() >= deadline:
                     raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
-                plan = plan.for_task(task_id)
+                plan = resolve_plan(plan.for_task(task_id), task.get("data"), self.settings.max_dynamic_labels)
+                if not plan.labels and plan.kind is not RequestKind.TEXT:
+                    continue  # labels from the task, and this task has none: nothing to look for
+                references = self.references(plan, fetch, task_id, deadline)
+                plan = references.plan
                 images = [prepared[n] for n in plan.image_names]
                 uses = {
                     prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
                 }
-                grid = self.grid_for(plan, [(im.width, im.height) for im in images])
+                grid = self.grid_for(plan, [(im.width, im.height) for im in images]) if not references.images else None
                 if grid is None:
-                    answer = self._ask(plan, images, uses, deadline, task_id)
+                    answer = self._ask(plan, images + list(references.images), {**uses, **references.uses}, deadline, task_id)
                 else:
                     answer = self._ask_tiles(plan, images[0], raws[plan.image_names[0]], grid, uses, deadline, task_id)
+                if plan.phrases:
+                    answer = replace(answer, detections=one_per_phrase(answer.detections))
                 results.extend(self.answer_regions(plan, metas, answer))
             return self.finish(spec, task_id, results, started)
         except TaskFailure as exc:
             return TaskOutcome(
                 task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started, upstream=exc.upstream
             )
+        except DynamicLabelsError as exc:
+            return TaskOutcome(task_id, "failed", error=f"task {task_id}: {exc}", reason="task_labels",
+                               seconds=time.monotonic() - started)
         except Exception as exc:  # a bug must cost one task, never the selection or the process
             log.exception("task %s: unexpected error", task_id)
             return TaskOutcome(

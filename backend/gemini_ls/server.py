@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from . import __version__, redisconn
 from .backend import Backend, build_backend
 from .labelconfig import LabelConfigError, ProjectSpec, parse_label_config
+from .pages import control_modes
 from .plan import plan_requests, request_budget_problem
 from .predict import TaskOutcome
 from .review.learning import project_id
@@ -61,6 +62,7 @@ def _spec_or_400(specs: SpecCache, body: dict, field: str, backend: Backend, rou
         if config is not None and not isinstance(config, str):
             raise LabelConfigError(f"'{field}' must be the label config XML as a string, got {_json_type(config)}")
         spec = specs.get(config)
+        control_modes(spec)  # a model_pages that is not auto|together|separate: 400 here, not per task
         problem = request_budget_problem(plan_requests(spec), backend.settings.max_requests_per_task)
         if problem is not None:
             raise LabelConfigError(problem)

@@ -137,6 +137,8 @@ class Settings:
     # Predictions
     predict_timeout: float = 90.0  # below Label Studio's ML_TIMEOUT_PREDICT (100 s)
     max_requests_per_task: int = 16  # a config needing more Gemini requests per task is refused
+    max_pages: int = 50  # pages of a valueList image predicted per task; the rest are not sent (pages.py)
+    max_dynamic_labels: int = 200  # labels from the task (value="$field"): a task with more fails alone
     model_version_suffix: str | None = None
     defaults: Defaults = Defaults()
     # Images
@@ -259,6 +261,8 @@ class Settings:
             inline_limit_bytes=_int(env, "GEMINI_INLINE_LIMIT_BYTES", d.inline_limit_bytes, lo=1),
             predict_timeout=_float(env, "PREDICT_TIMEOUT", d.predict_timeout, lo=0.1),
             max_requests_per_task=_int(env, "MAX_REQUESTS_PER_TASK", d.max_requests_per_task, lo=1),
+            max_pages=_int(env, "MAX_PAGES", d.max_pages, lo=1),
+            max_dynamic_labels=_int(env, "MAX_DYNAMIC_LABELS", d.max_dynamic_labels, lo=1),
             model_version_suffix=_get(env, "MODEL_VERSION_SUFFIX"),
             defaults=defaults,
             image_max_side=_int(env, "IMAGE_MAX_SIDE", d.image_max_side, lo=64),

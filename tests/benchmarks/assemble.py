@@ -26,6 +26,8 @@ ORDER = [
     ("calibration.md", "Issue 24: calibrated region scores (ECE before / after) and tasks needing a fix sorted first"),
     ("tiling.md", "Issue 24: tiling, small-object recall and tokens on 12 MP and 24 MP photos"),
     ("estimate.md", "Issue 24: --estimate against the job that follows it"),
+    ("multipage.md", "Issue 23 item 4: multi-page documents, one request vs one per page"),
+    ("dynlabels.md", "Issue 23: labels from the task, reference pictures vs names (inventory template)"),
 ]
 
 HEADER = """# Benchmarks

@@ -33,7 +33,7 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def test_predict_imports_nothing_from_gemini():
-    for name in ("predict.py", "selectionrunner.py"):
+    for name in ("predict.py", "selectionrunner.py", "pagepredict.py"):
         imports = _imported_modules(PACKAGE / name)
         assert not {m for m in imports if m.startswith(("gemini_ls.gemini", "google"))}, (name, sorted(imports))
 
@@ -92,7 +92,13 @@ ALLOWED: dict[str, set[str]] = {
     "plan": {"detections", "labelconfig"},
     "provider": {"detections", "images", "plan"},
     "regions": {"detections", "labelconfig"},
-    "predict": {"detections", "images", "labelconfig", "metrics", "plan", "provider", "regions", "settings", "tiling"},
+    "dynlabels": {"labelconfig", "plan"},
+    "dynrefs": {"detections", "images", "plan"},
+    "predict": {"detections", "dynlabels", "dynrefs", "images", "labelconfig", "metrics", "plan", "provider", "regions",
+                "settings", "tiling"},
+    "pages": {"detections", "labelconfig", "plan"},
+    "pagepredict": {"detections", "images", "labelconfig", "metrics", "pages", "plan", "predict", "provider", "regions",
+                    "settings", "tiling"},
     "tiling": {"detections", "images"},
     "emulator": set(),
 }

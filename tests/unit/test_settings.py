@@ -25,6 +25,8 @@ ENV = {
     "GEMINI_INLINE_LIMIT_BYTES": "1000000",
     "PREDICT_TIMEOUT": "30",
     "MAX_REQUESTS_PER_TASK": "6",
+    "MAX_PAGES": "7",
+    "MAX_DYNAMIC_LABELS": "50",
     "MODEL_VERSION_SUFFIX": "exp1",
     "MODEL_SCORE_THRESHOLD": "0.25",
     "MODEL_MAX_OBJECTS": "40",
@@ -91,7 +93,8 @@ def test_every_variable_is_read():
     assert (d.score_threshold, d.max_objects, d.mask_threshold, d.polygon_tolerance, d.min_area) == (0.25, 40, 100, 2.0, 9)
     assert (d.tiling, d.media_resolution) == ("2x3", "HIGH")
     assert s.image_max_side == 1024 and s.image_max_download_bytes == 1000 and s.image_max_pixels == 5000
-    assert s.image_decode_budget == 7000 and s.max_requests_per_task == 6 and s.max_cooldown == 45
+    assert s.image_decode_budget == 7000 and s.max_requests_per_task == 6 and s.max_cooldown == 45 and s.max_pages == 7
+    assert s.max_dynamic_labels == 50
     assert s.image_fetch_timeout == 3 and s.fetch_allow_private is True
     assert s.fetch_allowlist == ("10.0.0.0/8", "images.local")
     assert s.label_studio_url == "http://ls:8080" and s.label_studio_api_key == "tok"
@@ -155,7 +158,7 @@ def test_key_never_in_repr_and_fingerprint_is_not_the_key():
     [("GEMINI_FILES", "sometimes"), ("GEMINI_CONCURRENCY", "0"), ("GEMINI_CONCURRENCY", "many"),
      ("PREDICT_TIMEOUT", "-1"), ("FETCH_ALLOW_PRIVATE", "maybe"), ("GEMINI_MEDIA_RESOLUTION", "ULTRA"), ("TILING", "3"), ("TILING", "9x9"),
      ("GEMINI_TEMPERATURE", "warm"), ("GEMINI_TEMPERATURE", "nan"), ("GEMINI_TEMPERATURE", "5"), ("LOG_LEVEL", "LOUD"),
-     ("MAX_REQUESTS_PER_TASK", "0"), ("IMAGE_DECODE_BUDGET", "lots"), ("GEMINI_MAX_COOLDOWN", "0"),
+     ("MAX_REQUESTS_PER_TASK", "0"), ("MAX_PAGES", "0"), ("MAX_DYNAMIC_LABELS", "0"), ("IMAGE_DECODE_BUDGET", "lots"), ("GEMINI_MAX_COOLDOWN", "0"),
      ("REVIEW_LEARN", "thresholds,telepathy"), ("REVIEW_LEARN_MIN_SAMPLES", "0"),
      ("FEW_SHOT_EXAMPLES", "-1"), ("FEW_SHOT_MAX_TOKENS", "0"), ("FEW_SHOT_CACHE_TTL", "60"),
      ("GEMINI_EMULATOR", "yes"), ("GEMINI_EMULATOR", "external")],

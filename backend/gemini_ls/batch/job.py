@@ -221,6 +221,9 @@ class BatchPrelabel:
         task_id = task.get("id")
         deadline = time.monotonic() + 3 * self.settings.request_timeout
         plans = tuple(self.plans[i] for i in indexes)
+        if any(c.labels_field for plan in plans for c in plan.controls):  # read back without the task's labels
+            raise TaskFailure("task_labels", "labels from the task (value=\"$field\") are predicted by /predict and "
+                              "the job queue, not by the Batch API path")
         _refs, prepared, raws = self.predictor.prepare_images_and_bytes(task, self.spec, plans, self.fetch)
         self.store.put_meta(task_id, {n: (p.width, p.height) for n, p in prepared.items()})
         out = []

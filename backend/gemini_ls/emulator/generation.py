@@ -10,7 +10,7 @@ import hashlib
 import re
 import time
 
-from . import answers, errors, families, interactive, tokens, understanding, wire
+from . import answers, dynamic, errors, families, interactive, tokens, understanding, wire
 from . import mistakes as mistakes_mod
 from .faults import Fault
 from .state import EmulatorState
@@ -89,6 +89,8 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     request_key = hashlib.sha256(raw).hexdigest()
     mask = families.mask_encoder(family)
     items = interactive.items_for(task, parsed.user_text, looked, mask, every="interactive_all" in names) if task.kind in _SPATIAL else None
+    if items is None and task.kind in (*_SPATIAL, understanding.TaskKind.POINT):  # labels from the task
+        items = dynamic.items_for(task, parsed.user_text, looked, mask)
     items = items if items is not None else answers.build_items(task, looked, mask)
     if items is None:
         text = answers.plain_text(task, looked)

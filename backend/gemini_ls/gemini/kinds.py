@@ -14,9 +14,18 @@ from types import MappingProxyType
 
 from ..detections import ParsedAnswer, RequestKind
 from ..plan import PlannedRequest
+from .dynprompts import adapt, with_reference_hints
 from .labels import LabelMatcher
 from .parse import parse_choices, parse_detections, parse_text
-from .prompts import Prompt, choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
+from .prompts import (
+    Prompt,
+    choice_prompt,
+    detection_prompt,
+    pointing_prompt,
+    segmentation_prompt,
+    text_prompt,
+    with_image_index,
+)
 
 # (plan, number of images sent) -> prompt
 PromptBuilder = Callable[[PlannedRequest, int], Prompt]
@@ -86,5 +95,8 @@ assert set(KINDS) == set(RequestKind), f"request kinds without a row in KINDS: {
 def prompt_for(plan: PlannedRequest, n_images: int) -> Prompt:
     """The prompt of `plan` sent with `n_images` images, carrying the plan's media resolution
     (model_media_resolution / GEMINI_MEDIA_RESOLUTION) for wire.build_request."""
-    prompt = KINDS[plan.kind].prompt(plan, n_images)
+    prompt = adapt(KINDS[plan.kind].prompt(with_reference_hints(plan, n_images), n_images), plan, n_images)
+    searched = n_images - len(plan.references)  # reference pictures follow the searched images (dynprompts.py)
+    if searched > 1 and not plan.kind.per_task:  # a multi-page document's pages in one request (pages.py)
+        prompt = with_image_index(prompt, searched)
     return replace(prompt, media_resolution=plan.media_resolution) if plan.media_resolution else prompt

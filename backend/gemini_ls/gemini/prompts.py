@@ -217,3 +217,19 @@ def text_prompt(question: str | None, n_images: int = 1) -> Prompt:
     else:
         user = "Caption this image in one sentence."
     return Prompt(system=None, user=user + "\nAnswer in plain text.", json_mode=False)
+
+
+def with_image_index(prompt: Prompt, n_images: int) -> Prompt:
+    """A spatial or pointing prompt sent with several images (the pages of a multi-page document,
+    pages.py): each entry says which image it is on, 0-based, as parse.py reads it."""
+    user = (prompt.user + f"\nThe {n_images} images are the pages of one document, in order. Add to each entry the key "
+            f'"image_index": the 0-based position of the image it is on (0 to {n_images - 1}).')
+    schema = prompt.response_schema
+    if schema is not None:
+        items = dict(schema["items"])
+        items["properties"] = {**items["properties"], "image_index": {"type": "INTEGER"}}
+        items["required"] = [*items["required"], "image_index"]
+        items["propertyOrdering"] = [*items["propertyOrdering"], "image_index"]
+        schema = {**schema, "items": items}
+    return Prompt(system=prompt.system, user=user, json_mode=prompt.json_mode, response_schema=schema,
+                  media_resolution=prompt.media_resolution)

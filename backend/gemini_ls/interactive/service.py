@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..detections import ImageMeta, ParsedAnswer, RequestKind
+from ..dynlabels import DynamicLabelsError, task_labels
 from ..images.errors import ImageError
 from ..images.prepare import PreparedImage, prepare_image
 from ..labelconfig import ControlSpec, LabelSpec, ProjectSpec
@@ -97,6 +98,7 @@ class InteractiveService:
                 raise TaskFailure("context", str(exc)) from exc
             if interaction.empty:
                 return None, Timings(time.monotonic() - started, 0.0)
+            spec = self._with_task_labels(spec, task)
             image_name = self._image_name(spec, interaction)
             outputs = self._outputs(spec, interaction, image_name)
             source = self._source(task, spec, image_name)
@@ -131,6 +133,18 @@ class InteractiveService:
         return outcome, Timings(time.monotonic() - started, gemini)
 
     # -- steps ---------------------------------------------------------------------------------
+    def _with_task_labels(self, spec: ProjectSpec, task: Mapping[str, Any]) -> ProjectSpec:
+        """`spec` with the labels of this task in its controls that read them from it (dynlabels.py)."""
+        if not any(c.labels_field for c in spec.controls):
+            return spec
+        data = task.get("data")
+        data = data if isinstance(data, Mapping) else {}
+        try:
+            controls = tuple(replace(c, labels=task_labels(c, data, self.settings.max_dynamic_labels)) for c in spec.controls)
+        except DynamicLabelsError as exc:
+            raise TaskFailure("task_labels", f"task {task.get('id')}: {exc}") from exc
+        return replace(spec, controls=controls)
+
     @staticmethod
     def _image_name(spec: ProjectSpec, interaction: Interaction) -> str:
         names = [i.name for i in spec.images]
