@@ -48,6 +48,7 @@ class Metrics:
         self.files_evictions = _counter(r, "gemini_ls_files_evictions", "Cached file URIs evicted after Gemini rejected them")
         self.few_shot_requests = _counter(r, "gemini_ls_few_shot_requests", "Gemini requests sent with few-shot examples")
         self.few_shot_tokens = _counter(r, "gemini_ls_few_shot_input_tokens", "Input tokens the few-shot examples added (countTokens)")
+        self.context_cache = _counter(r, "gemini_ls_context_cache", "Few-shot context cache look-ups and changes", ["result"])
         self.files_lock_waits = _counter(r, "gemini_ls_files_lock_waits", "Times a worker waited for another's upload")
         self.cache_errors = _counter(r, "gemini_ls_cache_errors", "Redis errors (cache bypassed)", ["op"])
         self.webhook_events = _counter(r, "gemini_ls_webhook_events", "Webhook events received", ["action"])

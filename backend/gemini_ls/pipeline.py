@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from .detections import ParsedAnswer
 from .gemini.cache import FileCache, make_file_cache
 from .gemini.client import make_client
+from .gemini.ctxcache import ContextCaches, make_cache_store
 from .gemini.daily import DailyUsage, make_daily_usage
 from .gemini.fewshot import FewShotWire
 from .gemini.files import FilesManager
@@ -37,7 +38,7 @@ from .modelversion import model_version_for
 from .pagepredict import PagePredictor
 from .plan import PlannedRequest
 from .provider import CallHealth, ProviderError
-from .review.fewshot import FewShotBook, make_usage
+from .review.fewshot import FewShotBook, make_usage, tag_of_version
 from .selectionrunner import OutcomeStore, SelectionRunner
 from .settings import NO_GEMINI_MESSAGE, Settings, SettingsError
 
@@ -107,6 +108,13 @@ class Pipeline:
     def fetch(self, ref: str, task_id: int | str | None) -> bytes:
         return self.fetcher.fetch(ref, task_id=task_id)
 
+    def end_of_job(self, model_version: str) -> int:
+        """A job of `model_version` ended: delete its few-shot context caches (gemini/ctxcache.py)."""
+        wire = self.gateway.fewshot if self.gateway is not None else None
+        if wire is None or wire.caches is None:
+            return 0
+        return wire.caches.release(tag_of_version(model_version))
+
     def close(self) -> None:
         """For a command that is done: the runner's pool, and the emulator it started."""
         self.runner.shutdown()
@@ -149,6 +157,8 @@ def _gateway(settings: Settings, metrics: Metrics, gate: RateGate, cache: FileCa
     client = make_client(settings)
     caller = GeminiCaller(client, settings, metrics, gate, usage=usage)
     files = FilesManager(client, cache, settings, metrics, usage=usage)
-    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix)) if (
+    caches = ContextCaches(client, make_cache_store(settings.redis_url, settings.redis_prefix), settings, metrics) if (
+        settings.few_shot_cache) else None
+    fewshot = FewShotWire(files, settings, metrics, make_usage(settings.redis_url, settings.redis_prefix), caches) if (
         settings.few_shot_examples) else None
     return GeminiGateway(caller, files, fewshot)

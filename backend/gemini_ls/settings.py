@@ -170,6 +170,8 @@ class Settings:
     # Few-shot (review/fewshot.py): up to K reviewed annotations as worked examples in each request
     few_shot_examples: int = 0
     few_shot_max_tokens: int = 8000  # input tokens the examples may add to one request
+    few_shot_cache: bool = True  # examples in a Gemini context cache when big enough (gemini/ctxcache.py)
+    few_shot_cache_ttl: float = 600.0  # seconds; renewed while requests use it
     # The built-in emulator, only when asked for: GEMINI_EMULATOR=embedded and no API key (loudly announced)
     gemini_emulator: str = "off"  # off | embedded
     emulator_latency: float = 0.0
@@ -288,6 +290,8 @@ class Settings:
             review_min_samples=_int(env, "REVIEW_LEARN_MIN_SAMPLES", d.review_min_samples, lo=1),
             few_shot_examples=_int(env, "FEW_SHOT_EXAMPLES", d.few_shot_examples),
             few_shot_max_tokens=_int(env, "FEW_SHOT_MAX_TOKENS", d.few_shot_max_tokens, lo=1),
+            few_shot_cache=_bool(env, "FEW_SHOT_CACHE", d.few_shot_cache),
+            few_shot_cache_ttl=_float(env, "FEW_SHOT_CACHE_TTL", d.few_shot_cache_ttl, lo=120.0),
             job_chunk=_int(env, "JOB_CHUNK", d.job_chunk, lo=1),
             job_timeout=_float(env, "JOB_TIMEOUT", d.job_timeout, lo=1.0),
             job_retries=_int(env, "JOB_RETRIES", d.job_retries),

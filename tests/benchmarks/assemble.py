@@ -21,6 +21,7 @@ ORDER = [
     ("click.md", "Issue 22 item 11: one click over 1,000 tasks, click to the last prediction stored"),
     ("batch.md", "Issue 15: Batch API vs synchronous pre-labelling, peak RSS in JSONL mode"),
     ("fewshot.md", "Issue 14: few-shot examples, K=0 vs K=3 (tokens, uploads, label swaps)"),
+    ("fewshot_cache.md", "Issue 24: few-shot K=3 overhead per task with the context cache vs without ($ per 1,000 tasks)"),
     ("page.md", "Issue 25: the jobs page's data for 100 jobs and 50 projects, and its Redis cost"),
     ("calibration.md", "Issue 24: calibrated region scores (ECE before / after) and tasks needing a fix sorted first"),
     ("tiling.md", "Issue 24: tiling, small-object recall and tokens on 12 MP and 24 MP photos"),

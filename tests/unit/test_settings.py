@@ -57,6 +57,8 @@ ENV = {
     "REVIEW_LEARN_MIN_SAMPLES": "4",
     "FEW_SHOT_EXAMPLES": "3",
     "FEW_SHOT_MAX_TOKENS": "5000",
+    "FEW_SHOT_CACHE": "false",
+    "FEW_SHOT_CACHE_TTL": "900",
     "JOB_CHUNK": "8",
     "JOB_TIMEOUT": "120",
     "JOB_RETRIES": "1",
@@ -99,6 +101,7 @@ def test_every_variable_is_read():
     assert s.redis_url == "redis://r:6379/0" and s.redis_prefix == "p:"
     assert s.review_learn == ("thresholds", "synonyms") and s.review_min_samples == 4
     assert s.few_shot_examples == 3 and s.few_shot_max_tokens == 5000
+    assert s.few_shot_cache is False and s.few_shot_cache_ttl == 900.0
     assert s.host == "127.0.0.1" and s.port == 9191
     assert s.basic_auth_user == "u" and s.basic_auth_pass == "pw" and s.max_request_bytes == 2048
     assert s.log_level == "DEBUG" and s.workers == 3 and s.threads == 5 and s.emulator_latency == 0.5
@@ -158,7 +161,7 @@ def test_key_never_in_repr_and_fingerprint_is_not_the_key():
      ("MAX_REQUESTS_PER_TASK", "0"), ("MAX_PAGES", "0"), ("MAX_DYNAMIC_LABELS", "0"),
      ("IMAGE_DECODE_BUDGET", "lots"), ("GEMINI_MAX_COOLDOWN", "0"),
      ("REVIEW_LEARN", "thresholds,telepathy"), ("REVIEW_LEARN_MIN_SAMPLES", "0"),
-     ("FEW_SHOT_EXAMPLES", "-1"), ("FEW_SHOT_MAX_TOKENS", "0"),
+     ("FEW_SHOT_EXAMPLES", "-1"), ("FEW_SHOT_MAX_TOKENS", "0"), ("FEW_SHOT_CACHE_TTL", "60"),
      ("GEMINI_EMULATOR", "yes"), ("GEMINI_EMULATOR", "external")],
 )
 def test_malformed_values_are_rejected_with_the_variable_name(name, value):

@@ -377,7 +377,7 @@ class BatchPrelabel:
         for result in gbatches.results(self.client, job):
             if result.reply is not None:
                 u = result.reply.usage
-                usage = usage + Tokens(u.prompt_tokens, u.output_tokens, u.thoughts_tokens, 1)
+                usage = usage + Tokens(u.prompt_tokens, u.output_tokens, u.thoughts_tokens, 1, u.cached_tokens)
                 self.metrics.batch_requests.labels("ok").inc()
             else:
                 self.metrics.batch_requests.labels("error").inc()

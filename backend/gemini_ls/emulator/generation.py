@@ -56,6 +56,7 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     if emu.recorded.maxlen:
         with emu._lock:
             emu.recorded.append(body)
+    body, cached_tok = emu.caches.expand(body, key, model)  # a context cache's contents come first (caches.py)
     parsed = wire.parse_generate(body)
     family = families.family_of(families.served_as(model))  # the model that really answers
     families.check_thinking(family, body)
@@ -67,8 +68,10 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     names = {f.name: f for f in fired}
     text_tok = tokens.text_tokens(parsed.system_text + parsed.history_text + parsed.user_text)
     image_tok = families.image_tokens(family, history_seen + seen, body, parsed.media_resolution)
-    prompt_tok = text_tok + image_tok
+    prompt_tok = max(text_tok + image_tok, cached_tok)
     usage = {"promptTokenCount": prompt_tok, "promptTokensDetails": _details(text_tok, image_tok)}
+    if cached_tok:
+        usage["cachedContentTokenCount"] = cached_tok
     envelope = {"modelVersion": families.served_as(model), "responseId": emu._random_id(22)}
 
     if "safety_block" in names:

@@ -65,6 +65,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def do_PATCH(self) -> None:  # cachedContents.update (caches.py)
+        self._dispatch()
+
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
@@ -142,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
                     emu.files.delete(m.group(2), key)
                     return self._send_json(200, {})
             if emu.batches.handle(self, path, query, raw):
+                return None
+            if emu.caches.handle(self, path, query, raw, generation.count_tokens):
                 return None
             emu._count(route="unknown")
             raise errors.not_found(f"Method not found: {self.command} {path}")
@@ -278,6 +283,8 @@ class Handler(BaseHTTPRequestHandler):
                     raise errors.invalid_argument("key must be a non-empty string")
                 emu.add_api_key(k.strip())
             return self._send_json(200, {"ok": True})
+        if path == "/_emulator/caches/expire" and self.command == "POST":
+            return self._send_json(200, {"expired": emu.caches.expire()})
         if path == "/_emulator/files/expire" and self.command == "POST":
             return self._send_json(200, {"expired": emu.expire_files(body.get("ids"))})
         if (m := re.match(r"^/_emulator/files/([a-z0-9-]+)/state$", path)) and self.command == "POST":

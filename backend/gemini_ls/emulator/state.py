@@ -16,6 +16,7 @@ from collections import OrderedDict, deque
 from . import errors, vision
 from . import mistakes as mistakes_mod
 from .batches import BatchStore
+from .caches import CacheStore
 from .faults import FaultPlan
 from .files import FileStore
 from .keys import DEFAULT_API_KEY
@@ -51,6 +52,7 @@ class EmulatorState:
         self.files = FileStore(file_ttl_seconds, random.Random(seed + 1))
         self.faults = FaultPlan(random.Random(seed + 2))
         self.batches = BatchStore(self)  # the Batch API (batches.py)
+        self.caches = CacheStore(self, random.Random(seed + 3))  # cachedContents (caches.py)
         self._counters = self._zero_counters()
         self.mistakes: mistakes_mod.Mistakes | None = None  # see mistakes.py
         self.recorded: deque[dict] = deque(maxlen=0)  # generateContent bodies, once `record` is called
@@ -102,8 +104,10 @@ class EmulatorState:
             self._counters = self._zero_counters()
             self.recorded = deque(maxlen=0)
         self.batches.reset(batches=files)
+        self.caches.reset_counts()
         if files:
             self.files.clear()
+            self.caches.clear()
 
     def record(self, keep: int = 100) -> None:
         """From now on keep the last `keep` generateContent bodies (parsed JSON) in `recorded`, for
@@ -117,6 +121,7 @@ class EmulatorState:
             snapshot = json.loads(json.dumps(self._counters))
         snapshot.update(self.files.snapshot())
         snapshot.update(self.batches.snapshot())
+        snapshot.update(self.caches.snapshot())
         return snapshot
 
     # ----- internals -------------------------------------------------------------------------

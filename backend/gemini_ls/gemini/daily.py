@@ -4,7 +4,7 @@ page's Gemini panel, docs/page.md).
 /metrics counts per process (a Prometheus scrape sums them); the page needs one number for the
 whole deployment without a Prometheus, so each synchronous generateContent call and each Files
 API cache look-up also increments a per-UTC-day hash in Redis: `{REDIS_PREFIX}usage:{YYYY-MM-DD}`
-with fields `tokens:{model}:{input|output|thoughts}`, `requests:{model}`, `files:hit`,
+with fields `tokens:{model}:{input|output|thoughts|cached}` (cached: of input, from a context cache), `requests:{model}`, `files:hit`,
 `files:miss`, `files:bytes_saved` (an image sent as a cached file URI instead of uploaded again
 or sent inline), kept 8 days. One pipelined HINCRBY per event, through redisconn.py's `request`
 profile and breaker: a Redis that does not answer costs the call nothing but the count (logged
@@ -53,7 +53,8 @@ class DayUsage:
 
     def to_json(self, overrides: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
         return {"day": self.day, "cost_usd": self.cost_usd(overrides),
-                "tokens": {m: {"input": t.prompt, "output": t.output, "thoughts": t.thoughts, "requests": t.requests}
+                "tokens": {m: {"input": t.prompt, "output": t.output, "thoughts": t.thoughts, "requests": t.requests,
+                               "cached": t.cached}
                            for m, t in sorted(self.by_model.items())},
                 "files_cache": {"hits": self.files_hits, "misses": self.files_misses, "hit_rate": self.files_hit_rate,
                                 "bytes_saved": self.files_bytes_saved}}
@@ -69,7 +70,8 @@ def parse_day(day: str, raw: Mapping[Any, Any]) -> DayUsage:
             models.setdefault(model, {})[direction] = value
         elif kind == "requests":
             models.setdefault(rest, {})["requests"] = value
-    by_model = {m: Tokens(d.get("input", 0), d.get("output", 0), d.get("thoughts", 0), d.get("requests", 0)) for m, d in models.items()}
+    by_model = {m: Tokens(d.get("input", 0), d.get("output", 0), d.get("thoughts", 0), d.get("requests", 0), d.get("cached", 0))
+                for m, d in models.items()}
     return DayUsage(day, by_model, fields.get("files:hit", 0), fields.get("files:miss", 0), fields.get("files:bytes_saved", 0))
 
 
@@ -106,9 +108,10 @@ class DailyUsage:
                 self._warned = True
                 log.warning("today's Gemini usage not counted in Redis (%s); the jobs page will show less", exc)
 
-    def record_call(self, model: str, input_tokens: int, output_tokens: int, thoughts_tokens: int) -> None:
+    def record_call(self, model: str, input_tokens: int, output_tokens: int, thoughts_tokens: int, cached_tokens: int = 0) -> None:
         amounts = {f"requests:{model}": 1}
-        for direction, n in (("input", input_tokens), ("output", output_tokens), ("thoughts", thoughts_tokens)):
+        for direction, n in (("input", input_tokens), ("output", output_tokens), ("thoughts", thoughts_tokens),
+                             ("cached", cached_tokens)):
             if n > 0:
                 amounts[f"tokens:{model}:{direction}"] = n
         self._add(amounts)

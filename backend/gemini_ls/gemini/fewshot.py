@@ -14,6 +14,9 @@ multi-turn `contents`; the task's own turn comes last.
   by every later task), and the examples are kept within FEW_SHOT_MAX_TOKENS input tokens, counted
   exactly once per example, prompt and model by countTokens (cached). An example that cannot be
   counted or does not fit is left out with a log line; nothing here fails a task.
+- With FEW_SHOT_CACHE on, examples that reach the model's minimum cacheable size go into a context
+  cache (ctxcache.py) with the system instruction; the request then names the cache instead of
+  carrying them, and Gemini bills them at the cached rate.
 - What the examples cost (their input tokens per request) goes to /metrics and to a usage record
   per example set (Redis when configured), which `gemini-ls report` shows.
 """
@@ -38,6 +41,7 @@ from PIL import Image, ImageDraw
 
 from ..detections import Detection, NormBox, ParsedAnswer, RequestKind
 from ..plan import PlannedRequest, example_set_tag
+from .ctxcache import ContextCaches, min_cache_tokens
 from .models import resolve
 from .prompts import Prompt
 from .wire import build_parts
@@ -159,16 +163,21 @@ class History:
     examples: int
     inline_bytes: int  # what they add to the request body (inline images, answers)
     tag: str | None  # the example set's digest
+    cache: str | None = None  # the context cache holding `contents` and `system` (ctxcache.py), None: inline
+    model: str = ""
+    system: str | None = None
 
 
 class FewShotWire:
     """Example contents for plans, images through the FilesManager (its cache and single flight)."""
 
-    def __init__(self, files: Any, settings: Any, metrics: Any, usage: Any = None) -> None:
+    def __init__(self, files: Any, settings: Any, metrics: Any, usage: Any = None,
+                 caches: ContextCaches | None = None) -> None:
         self.files = files
         self.settings = settings
         self.metrics = metrics
         self.usage = usage  # review/fewshot.UsageStore, or None
+        self.caches = caches  # FEW_SHOT_CACHE: the examples in a context cache (ctxcache.py), or None
         self._lock = threading.Lock()
         self._counted: dict[tuple[str, str, str, str], int] = {}
         self._flights: dict[tuple[str, str, str, str], threading.Lock] = {}
@@ -205,8 +214,10 @@ class FewShotWire:
             return None
         return n
 
-    def contents_for(self, plan: PlannedRequest, prompt: Prompt, *, deadline: float, model: str | None = None) -> History | None:
-        """The examples of `plan` as prior turns, within FEW_SHOT_MAX_TOKENS; None when there are none."""
+    def contents_for(self, plan: PlannedRequest, prompt: Prompt, *, deadline: float, model: str | None = None,
+                     cache: bool = True) -> History | None:
+        """The examples of `plan` as prior turns, within FEW_SHOT_MAX_TOKENS; None when there are none.
+        `cache=False`: never a context cache (an estimate must not create one: it costs money)."""
         turns = example_turns(plan)
         if not turns:
             return None
@@ -242,15 +253,32 @@ class FewShotWire:
         if not kept:
             return None
         tag = example_set_tag(sorted({e.key for e in plan.examples}))
-        return History(tuple(contents), tuple(sent), tokens, kept, extra_bytes, tag)
+        name = self.caches.reference(target, prompt.system, contents, tokens, tag, deadline) if (
+            self.caches is not None and cache) else None
+        return History(tuple(contents), tuple(sent), tokens, kept, extra_bytes, tag, name, target, prompt.system)
 
-    def record(self, history: History, prompt_tokens: int) -> None:
-        """A request carrying `history` was answered: count what the examples cost."""
+    def would_cache(self, history: History) -> bool:
+        """Whether a job would send `history` through a context cache (FEW_SHOT_CACHE on, the model's
+        minimum reached): what an estimate bills at the cached rate."""
+        return self.caches is not None and history.tag is not None and history.tokens >= min_cache_tokens(history.model)
+
+    def evict(self, history: History) -> History:
+        """Gemini refused `history`'s context cache (expired, deleted): forget it; the history inline."""
+        if self.caches is not None and history.cache:
+            log.info("few-shot context cache %s refused by Gemini: examples go inline, a new cache next time", history.cache)
+            self.caches.evict(history.model, history.system, history.contents, history.tag, history.cache)
+        return History(history.contents, history.sent, history.tokens, history.examples, history.inline_bytes, history.tag,
+                       None, history.model, history.system)
+
+    def record(self, history: History, prompt_tokens: int, cached_tokens: int = 0) -> None:
+        """A request carrying `history` was answered: count what the examples cost (`cached_tokens`: of
+        `prompt_tokens`, those Gemini served from the context cache)."""
         self.metrics.few_shot_requests.inc()
         self.metrics.few_shot_tokens.inc(history.tokens)
         if self.usage is not None and history.tag:
             try:
-                self.usage.add(history.tag, requests=1, tokens=history.tokens, prompt_tokens=prompt_tokens, examples=history.examples)
+                self.usage.add(history.tag, requests=1, tokens=history.tokens, prompt_tokens=prompt_tokens,
+                               cached_tokens=cached_tokens, examples=history.examples)
             except (redis.RedisError, OSError) as exc:  # Redis away: the metric above still has it
                 log.debug("few-shot usage not recorded: %s", exc)
 

@@ -74,7 +74,7 @@ class Caller(Protocol):
 
     def generate(
         self, prompt: Any, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None,
-        history: Sequence[types.Content] = (),
+        history: Sequence[types.Content] = (), cached_content: str | None = None,
     ) -> Any: ...
 
 
@@ -236,18 +236,21 @@ class FilesManager:
 
         `history`: a gemini/fewshot.History (example turns before the request). When Gemini rejects
         a file reference, the examples' files are evicted too and the retry goes without them: the
-        examples are optional, the task is not."""
+        examples are optional, the task is not. A history held in a context cache (`history.cache`,
+        ctxcache.py) is sent as that cache's name, not as turns."""
         pbytes = prompt_size(prompt) + (history.inline_bytes if history is not None else 0)
         built = self.build(images, uses, deadline=deadline, prompt_bytes=pbytes)
-        contents = tuple(history.contents) if history is not None else ()
+        cached = getattr(history, "cache", None)
+        contents = tuple(history.contents) if history is not None and not cached else ()
         try:
-            return caller.generate(prompt, built.parts, kind, deadline=deadline, model=model, history=contents)
+            return caller.generate(prompt, built.parts, kind, deadline=deadline, model=model, history=contents,
+                                   cached_content=cached)
         except Exception as exc:
             stale = built.file_refs + ([s for s in history.sent if s.ref is not None] if history is not None else [])
             if not stale or not is_file_rejection(exc):
                 raise
             log.info("Gemini rejected %d file reference(s) (%s); re-uploading once%s", len(stale), type(exc).__name__,
-                     " without the few-shot examples" if contents else "")
+                     " without the few-shot examples" if contents or cached else "")
         for sent in stale:
             self.metrics.files_evictions.inc()
             # Compare-and-delete: if another replica already replaced the entry, keep its fresh URI.

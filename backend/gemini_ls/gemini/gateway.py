@@ -17,6 +17,7 @@ from ..detections import ParsedAnswer
 from ..images.prepare import PreparedImage
 from ..plan import PlannedRequest
 from ..provider import CallHealth, ProviderError
+from .ctxcache import is_cache_rejection
 from .errors import GeminiError
 from .fewshot import FewShotWire
 from .files import FilesManager
@@ -46,8 +47,15 @@ class GeminiGateway:
         try:
             history = self.fewshot.contents_for(plan, prompt, deadline=deadline, model=plan.model) if (
                 self.fewshot is not None and plan.examples) else None
-            reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline, model=plan.model,
-                                        history=history)
+            try:
+                reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline,
+                                            model=plan.model, history=history)
+            except GeminiError as exc:
+                if history is None or history.cache is None or self.fewshot is None or not is_cache_rejection(exc):
+                    raise
+                history = self.fewshot.evict(history)  # the cache expired or was deleted: once more, examples inline
+                reply = self.files.generate(self.caller, prompt, list(images), uses, plan.kind, deadline=deadline,
+                                            model=plan.model, history=history)
         except GeminiError as exc:
             self.health.failed(str(exc))
             raise ProviderError(f"gemini_{exc.reason}", str(exc)) from exc
@@ -56,7 +64,7 @@ class GeminiGateway:
             raise
         self.health.ok()
         if history is not None and self.fewshot is not None:
-            self.fewshot.record(history, reply.usage.prompt_tokens)
+            self.fewshot.record(history, reply.usage.prompt_tokens, reply.usage.cached_tokens)
         return self.parse(plan, reply, len(images))
 
     @staticmethod

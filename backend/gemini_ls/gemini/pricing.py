@@ -4,6 +4,12 @@ USD per 1M tokens at the standard (synchronous) paid-tier rate, from Google's pu
 (ai.google.dev/gemini-api/docs/pricing, text/image input; output includes thinking tokens). The
 Batch API bills 50 % of it. Override or extend with GEMINI_PRICES ("model=input:output,...") and
 GEMINI_BATCH_DISCOUNT; a model matches the longest table entry its name starts with.
+
+Input tokens served from an explicit context cache (few-shot examples, gemini/ctxcache.py) are billed
+at CACHED_INPUT_RATIO of the input rate: Google's price list gives the cached rate as a tenth of the
+input rate for every model it lists (2.5 Flash $0.03 against $0.30, 2.5 Pro $0.125 against $1.25 per
+1M tokens; docs/gemini-facts.md#context-caching). A cache's storage is billed per 1M tokens per hour
+(`storage_usd`). Gemini's promptTokenCount includes the cached tokens; `Tokens.cached` is that share.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gemini-3.8-flash": (0.75, 3.75),
 }
 BATCH_DISCOUNT = 0.5
+CACHED_INPUT_RATIO = 0.10  # cached input tokens cost a tenth of the input rate (Google's price list)
+# USD per 1M cached tokens per hour of storage: Pro $4.50, Flash (and Flash-Lite) $1.00 (price list, 2.5)
+STORAGE_USD_PER_MTOK_HOUR: dict[str, float] = {"pro": 4.50, "flash": 1.00}
 
 
 @dataclass(frozen=True)
@@ -31,10 +40,11 @@ class Tokens:
     output: int = 0
     thoughts: int = 0
     requests: int = 0
+    cached: int = 0  # of `prompt`: input tokens served from a context cache, billed at CACHED_INPUT_RATIO
 
     def __add__(self, other: Tokens) -> Tokens:
         return Tokens(self.prompt + other.prompt, self.output + other.output, self.thoughts + other.thoughts,
-                      self.requests + other.requests)
+                      self.requests + other.requests, self.cached + other.cached)
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,8 @@ class Cost:
 
     def describe(self) -> str:
         t = self.tokens
-        head = f"{t.requests} requests, {t.prompt} input + {t.output + t.thoughts} output tokens"
+        cached = f" ({t.cached} of them cached)" if t.cached else ""
+        head = f"{t.requests} requests, {t.prompt} input{cached} + {t.output + t.thoughts} output tokens"
         if self.sync_usd is None or self.batch_usd is None:
             return f"{head}; no price known for {self.model} (set GEMINI_PRICES)"
         return f"{head}; ${self.batch_usd:.4f} at the batch rate (${self.sync_usd:.4f} synchronously)"
@@ -71,8 +82,21 @@ def cost_of(model: str, tokens: Tokens, overrides: Mapping[str, tuple[float, flo
     price = price_for(model, overrides)
     if price is None:
         return Cost(model, tokens, None, None)
-    sync = (tokens.prompt * price[0] + (tokens.output + tokens.thoughts) * price[1]) / 1e6
-    return Cost(model, tokens, sync, sync * discount)
+    return Cost(model, tokens, (sync := usd_of(price, tokens)), sync * discount)
+
+
+def usd_of(price: tuple[float, float], tokens: Tokens) -> float:
+    """Synchronous dollars of `tokens` at (input, output) USD per 1M: cached input at CACHED_INPUT_RATIO."""
+    cached = min(max(0, tokens.cached), tokens.prompt)
+    billed_input = (tokens.prompt - cached) + cached * CACHED_INPUT_RATIO
+    return (billed_input * price[0] + (tokens.output + tokens.thoughts) * price[1]) / 1e6
+
+
+def storage_usd(model: str, tokens: int, seconds: float) -> float:
+    """What keeping `tokens` in a context cache for `seconds` costs (Pro or Flash storage rate)."""
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    rate = STORAGE_USD_PER_MTOK_HOUR["pro" if "pro" in name else "flash"]
+    return max(0, tokens) / 1e6 * rate * max(0.0, seconds) / 3600
 
 
 def cost_by_model(usage: Mapping[str, Tokens], overrides: Mapping[str, tuple[float, float]] | None = None,

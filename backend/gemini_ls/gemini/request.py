@@ -161,14 +161,15 @@ class GeminiCaller:
 
     def generate(
         self, prompt: Prompt, parts: list[types.Part], kind: RequestKind, *, deadline: float, model: str | None = None,
-        history: Sequence[types.Content] = (),
+        history: Sequence[types.Content] = (), cached_content: str | None = None,
     ) -> Reply:
         """Ask `model` (settings.model when None, resolved through gemini/models.py); `deadline` is an
         absolute time on this caller's clock (time.monotonic). `history`: prior turns (few-shot
-        examples, gemini/fewshot.py) sent before the request's own turn."""
+        examples, gemini/fewshot.py) sent before the request's own turn; `cached_content`: the context
+        cache holding them instead (gemini/ctxcache.py)."""
         kind = RequestKind(kind)
         started = self._clock()
-        target, contents, base_config = build_request(self.settings, prompt, parts, kind, model, history)
+        target, contents, base_config = build_request(self.settings, prompt, parts, kind, model, history, cached_content)
         try:
             reply = self._with_retries(contents, base_config, deadline, target)
         except GeminiError as exc:
@@ -192,16 +193,19 @@ class GeminiCaller:
         charge = getattr(self.gate, "charge", None)  # the shared quota (gemini/quota.py) counts input tokens
         if charge is not None:
             charge(reply.usage.prompt_tokens, model)
-        record_usage(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens)
+        record_usage(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens,
+                     reply.usage.cached_tokens)
         for direction, tokens in (
             ("input", reply.usage.prompt_tokens),
             ("output", reply.usage.output_tokens),
             ("thoughts", reply.usage.thoughts_tokens),
+            ("cached", reply.usage.cached_tokens),  # of "input": billed at the cached rate (pricing.py)
         ):
             if tokens > 0:
                 self.metrics.gemini_tokens.labels(direction=direction).inc(tokens)
         if self.usage is not None:
-            self.usage.record_call(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens)
+            self.usage.record_call(model, reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.thoughts_tokens,
+                                   reply.usage.cached_tokens)
 
     def _with_retries(
         self, contents: list[types.Content], base_config: types.GenerateContentConfig, deadline: float, model: str

@@ -21,9 +21,9 @@ class UsageTally:
         self._lock = threading.Lock()
         self._by_model: dict[str, Tokens] = {}
 
-    def add(self, model: str, prompt: int, output: int, thoughts: int) -> None:
+    def add(self, model: str, prompt: int, output: int, thoughts: int, cached: int = 0) -> None:
         with self._lock:
-            self._by_model[model] = self._by_model.get(model, Tokens()) + Tokens(prompt, output, thoughts, 1)
+            self._by_model[model] = self._by_model.get(model, Tokens()) + Tokens(prompt, output, thoughts, 1, cached)
 
     def snapshot(self) -> dict[str, Tokens]:
         with self._lock:
@@ -44,8 +44,9 @@ def recording() -> Iterator[UsageTally]:
         _current.reset(token)
 
 
-def record(model: str, prompt: int, output: int, thoughts: int) -> None:
-    """Called once per answered generateContent request; nothing when no tally is open."""
+def record(model: str, prompt: int, output: int, thoughts: int, cached: int = 0) -> None:
+    """Called once per answered generateContent request; nothing when no tally is open. `cached`: of
+    `prompt`, the tokens served from a context cache (billed at the cached rate, pricing.py)."""
     tally = _current.get()
     if tally is not None:
-        tally.add(model, prompt, output, thoughts)
+        tally.add(model, prompt, output, thoughts, cached)

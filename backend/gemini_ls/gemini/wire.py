@@ -29,6 +29,7 @@ class Usage:
     prompt_tokens: int = 0
     output_tokens: int = 0
     thoughts_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens: served from a context cache (billed at the cached rate)
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,24 @@ def _with_resolution(part: types.Part, resolution: types.PartMediaResolution) ->
 
 def build_request(
     settings: Settings, prompt: Prompt, parts: list[types.Part], kind: RequestKind, model: str | None = None,
-    history: Sequence[types.Content] = (),
+    history: Sequence[types.Content] = (), cached_content: str | None = None,
 ) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
     """(model to call, contents, config) of one generateContent call for `model` (settings.model when
     None, resolved through gemini/models.py); the Batch API path sends the same. `history`: prior
-    turns (few-shot examples, gemini/fewshot.py) before the request's own turn."""
+    turns (few-shot examples, gemini/fewshot.py) before the request's own turn. `cached_content`: a
+    context cache holding the system instruction and the history (gemini/ctxcache.py): the request
+    names it and sends neither (Gemini refuses a system_instruction next to a cache)."""
     target = resolve(model or settings.model).name
     resolution = per_part_media_resolution(settings, target, prompt)
     if resolution is not None:
         parts = [_with_resolution(p, resolution) for p in parts]
+    config = generation_config(settings, prompt, RequestKind(kind), target)
+    if cached_content:
+        config.system_instruction = None
+        config.cached_content = cached_content
+        history = ()
     contents = [*history, types.Content(role="user", parts=build_parts(list(parts), prompt.user))]
-    return target, contents, generation_config(settings, prompt, RequestKind(kind), target)
+    return target, contents, config
 
 
 def _word(value: Any) -> str | None:
@@ -103,5 +111,6 @@ def reply_from(response: types.GenerateContentResponse) -> Reply:
         prompt_tokens=int(getattr(meta, "prompt_token_count", 0) or 0),
         output_tokens=int(getattr(meta, "candidates_token_count", 0) or 0),
         thoughts_tokens=int(getattr(meta, "thoughts_token_count", 0) or 0),
+        cached_tokens=int(getattr(meta, "cached_content_token_count", 0) or 0),
     )
     return Reply(text=text, finish_reason=finish, block_reason=block, usage=usage, model_version=response.model_version)

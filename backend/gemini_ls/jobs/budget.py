@@ -26,7 +26,7 @@ import redis
 from ..gemini.pricing import Tokens, cost_by_model
 from .state import KEEP_SECONDS, decode_usage  # the job's usage hash, one format for every kind
 
-FIELDS = ("prompt", "output", "thoughts", "requests")  # jobs/state.py reads them back (decode_usage)
+FIELDS = ("prompt", "output", "thoughts", "requests", "cached")  # jobs/state.py reads them back (decode_usage)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def refusal(state: BudgetState, cost: float) -> str | None:
 def usage_fields(usage: Mapping[str, Tokens]) -> dict[str, int]:
     out: dict[str, int] = {}
     for model, t in usage.items():
-        for name, value in zip(FIELDS, (t.prompt, t.output, t.thoughts, t.requests)):
+        for name, value in zip(FIELDS, (t.prompt, t.output, t.thoughts, t.requests, t.cached), strict=True):
             if value:
                 out[f"{model}|{name}"] = value
     return out

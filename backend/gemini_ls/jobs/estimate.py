@@ -35,6 +35,7 @@ class CountedRequest:
     kind: str
     model: str
     input_tokens: int
+    cached_tokens: int = 0  # of input_tokens: few-shot examples a job sends through a context cache
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,13 @@ def estimate(sample: Sequence[Sequence[CountedRequest]], tasks: int, output: Out
     sums: dict[str, list[float]] = {}
     for requests in counted:
         for r in requests:
-            acc = sums.setdefault(r.model, [0.0, 0.0, 0.0])
+            acc = sums.setdefault(r.model, [0.0, 0.0, 0.0, 0.0])
             acc[0] += r.input_tokens
             acc[1] += output.for_kind(r.kind)
             acc[2] += 1
-    by_model = {m: Tokens(prompt=round(a[0] * scale), output=round(a[1] * scale), requests=round(a[2] * scale))
-                for m, a in sums.items()}
+            acc[3] += r.cached_tokens
+    by_model = {m: Tokens(prompt=round(a[0] * scale), output=round(a[1] * scale), requests=round(a[2] * scale),
+                          cached=round(a[3] * scale)) for m, a in sums.items()}
     cost = cost_by_model(by_model, prices, discount)
     return Estimate(tasks=tasks, sampled=len(counted), requests=sum(t.requests for t in by_model.values()),
                     input_tokens=sum(t.prompt for t in by_model.values()),

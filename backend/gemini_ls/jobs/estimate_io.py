@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from google.genai import types
@@ -51,7 +52,9 @@ class _Counter:
         self.counted: list[CountedRequest] = []
 
     def generate(self, prompt: Any, parts: list[types.Part], kind: Any, *, deadline: float, model: str | None = None,
-                 history: Sequence[types.Content] = ()) -> None:
+                 history: Sequence[types.Content] = (), cached_content: str | None = None) -> None:
+        # count_task asks for histories without a cache (contents_for(cache=False)): `cached_content`
+        # is always None here, and the examples are counted as turns
         target, contents, config = build_request(self.settings, prompt, parts, kind, model, history)
         if config.system_instruction:
             system = config.system_instruction
@@ -83,11 +86,17 @@ def count_task(pipeline: Pipeline, task: Mapping[str, Any], spec: ProjectSpec, p
         plan = plan.for_task(task.get("id"))
         for images in request_images(plan, [prepared[n] for n in plan.image_names]):
             prompt = KINDS[plan.kind].prompt(plan, len(images))
-            history = gateway.fewshot.contents_for(plan, prompt, deadline=deadline, model=plan.model) if (
+            # never a context cache made by an estimate; the examples a job would cache are billed at
+            # the cached rate (gemini/ctxcache.py, gemini/pricing.py)
+            history = gateway.fewshot.contents_for(plan, prompt, deadline=deadline, model=plan.model, cache=False) if (
                 gateway.fewshot is not None and plan.examples) else None
             uses = {im.sha256: 2 for im in images}  # as a job: an image serves several requests, so files
+            before = len(counter.counted)
             gateway.files.generate(counter, prompt, images, uses, plan.kind, deadline=deadline, model=plan.model,
                                    history=history)
+            if history is not None and gateway.fewshot is not None and gateway.fewshot.would_cache(history):
+                counter.counted[before:] = [replace(r, cached_tokens=min(r.input_tokens, history.tokens))
+                                            for r in counter.counted[before:]]
     return counter.counted
 
 

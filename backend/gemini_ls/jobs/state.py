@@ -65,7 +65,7 @@ def _encode_batch(record: BatchRecord) -> str:
                        "requests": record.requests, "source": record.source, "model": record.model})
 
 
-_TOKEN_FIELDS = ("prompt", "output", "thoughts", "requests")
+_TOKEN_FIELDS = ("prompt", "output", "thoughts", "requests", "cached")
 
 
 def decode_usage(raw: Mapping[Any, Any]) -> dict[str, Tokens]:

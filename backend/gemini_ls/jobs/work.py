@@ -195,9 +195,20 @@ class ChunkExecutor:
                  predicted, already, len(elsewhere), len(failed))
         done = tuple(i for i in ids if i not in failed and i not in elsewhere)
         result = ChunkResult(done, predicted, already, elsewhere, failed)
+        self._end_if_finished(job_id, version)
         if failed:
             raise TasksFailed(failed)
         return result
+
+    def _end_if_finished(self, job_id: str, version: str) -> None:
+        """The job's last chunk: its few-shot context caches stop costing storage now (gemini/ctxcache.py)."""
+        try:
+            info = self.store.get(job_id)
+        except (redis.RedisError, OSError) as exc:  # the caches end on their own TTL
+            log.debug("job %s: not checked for its end: %s", job_id, exc)
+            return
+        if info is not None and info.finished:
+            self.pipeline.end_of_job(version)
 
     def _acquire(self, scope: str, ids: list[int], owner: str, job_id: str, handed_by: str = "") -> dict[int, str | None]:
         """Claim. Two holders are waited for, then taken over when their claim lapses: an earlier

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..gemini.pricing import price_for
+from ..gemini.pricing import Tokens, price_for, usd_of
 from ..labelconfig import parse_label_config
 from ..settings import Settings
 from ..tiling.grid import parse_tiling
@@ -35,6 +35,7 @@ KEYS = {
     "temperature": "GEMINI_TEMPERATURE",
     "image_max_side": "IMAGE_MAX_SIDE",
     "few_shot": "FEW_SHOT_EXAMPLES (examples from the project's reviewed tasks, left out of the evaluated ones)",
+    "few_shot_cache": "FEW_SHOT_CACHE (on / off: the examples in a Gemini context cache)",
     "hint.<Label>": "the hint of that label (or choice) in the label config",
 }
 
@@ -86,6 +87,8 @@ def parse_variant(text: str, base: Settings, index: int) -> Variant:
                 s = s.with_(temperature=float(value))
             elif key == "image_max_side":
                 s = s.with_(image_max_side=int(value))
+            elif key == "few_shot_cache":  # the examples in a Gemini context cache (gemini/ctxcache.py)
+                s = s.with_(few_shot_cache=value.lower() in ("1", "true", "on", "yes"))
             elif key == "few_shot":
                 if int(value) < 0:
                     raise VariantError(f"few_shot={value!r}: a number of examples, 0 or more")
@@ -144,6 +147,7 @@ class VariantResult:
     latencies: tuple[float, ...]
     seconds: float
     few_shot_tokens: float = 0.0  # of input_tokens, what the few-shot examples added
+    cached_tokens: float = 0.0  # of input_tokens, served from a context cache (billed at the cached rate)
 
     def cost_per_task(self) -> float | None:
         # the one price table (gemini/pricing.py, GEMINI_PRICES overrides) at GEMINI_MODEL's rate: an
@@ -152,7 +156,8 @@ class VariantResult:
         price = price_for(settings.model, settings.price_overrides)
         if price is None or not self.tasks:
             return None
-        return (self.input_tokens * price[0] + self.output_tokens * price[1]) / 1e6 / self.tasks
+        tokens = Tokens(prompt=int(self.input_tokens), output=int(self.output_tokens), cached=int(self.cached_tokens))
+        return usd_of(price, tokens) / self.tasks
 
 
 def split_examples(tasks: Sequence[Mapping[str, Any]], variants: Sequence[Variant]) -> tuple[list[Example], set[int]]:
@@ -201,7 +206,7 @@ def run_variant(variant: Variant, config: str, truth: Sequence[GroundTruth], chu
 
     few_shot = reg.get_sample_value("gemini_ls_few_shot_input_tokens_total") or 0.0
     return VariantResult(variant, total, len(truth), failed, tokens("input"), tokens("output") + tokens("thoughts"),
-                         tuple(latencies), time.monotonic() - started, few_shot)
+                         tuple(latencies), time.monotonic() - started, few_shot, tokens("cached"))
 
 
 def _f(v: float | None, spec: str = ".3f") -> str:

@@ -294,7 +294,7 @@ class FewShotBook:
 
 # ----- what the examples cost, per example set (shown by `gemini-ls report`) ----------------------
 
-USAGE_FIELDS = ("requests", "tokens", "prompt_tokens", "examples")
+USAGE_FIELDS = ("requests", "tokens", "prompt_tokens", "cached_tokens", "examples")
 
 
 class MemoryUsage:
@@ -351,5 +351,8 @@ def describe_usage(tag: str, usage: Mapping[str, int] | None) -> str:
     n = usage["requests"]
     extra, total = usage.get("tokens", 0) / n, usage.get("prompt_tokens", 0) / n
     share = f", {100 * extra / total:.0f} % of {total:.0f}" if total else ""
+    cached = usage.get("cached_tokens", 0) / n
+    if cached:  # gemini/ctxcache.py: billed at the cached rate (gemini/pricing.py)
+        share += f", {cached:.0f} of them from the context cache"
     return (f"few-shot {tag}: {usage.get('examples', 0)} examples, +{extra:.0f} input tokens per request{share} "
             f"(over {n} requests; one request per task for a one-control config)")

@@ -127,3 +127,19 @@ def test_page_shows_a_job_stopped_by_its_cap_with_the_reason_and_spend():
     done = job_view(settings, JobCounts("j", "prelabel", "1", "v", 4, 0.0, 4, {}, 0, usage=usage, stopped="max cost: cap"),
                     now=1.0)
     assert done.state == "done"  # finished before the cap mattered
+
+
+def test_cached_tokens_flow_through_the_tally_the_usage_hash_and_the_estimate_at_the_cached_rate():
+    # a job's tally and its Redis usage hash keep the context cache's share (gemini/ctxcache.py)
+    with recording() as tally:
+        record("gemini-2.5-flash-lite", 5000, 80, 0, 3800)
+    usage = tally.snapshot()
+    assert usage["gemini-2.5-flash-lite"].cached == 3800
+    assert decode_usage(usage_fields(usage))["gemini-2.5-flash-lite"] == usage["gemini-2.5-flash-lite"]
+    # an estimate whose examples a job would cache bills them at a tenth of the input rate
+    rates = OutputRates(per_request=0.0)
+    inline = estimate([[CountedRequest("boxes", "gemini-2.5-flash-lite", 5000)]], 1000, rates)
+    cached = estimate([[CountedRequest("boxes", "gemini-2.5-flash-lite", 5000, cached_tokens=3800)]], 1000, rates)
+    assert inline.sync_usd == pytest.approx(5000 * 1000 * 0.10 / 1e6)
+    assert cached.sync_usd == pytest.approx((1200 + 3800 * 0.10) * 1000 * 0.10 / 1e6)
+    assert cached.by_model["gemini-2.5-flash-lite"].cached == 3_800_000
