@@ -128,3 +128,40 @@ def test_the_editor_shows_one_labelled_region_per_object(ocr):
     assert path.stat().st_size > 20_000
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":  # refreshed on request only
         shutil.copyfile(path, DOCS_SCREENSHOT)
+
+
+def test_ocr_template_unchanged_transcribes_documents(label_studio, gemini_emulator, cors_images):
+    """The template exactly as Label Studio ships it (`$ocr`, no hints) on rendered documents: every
+    line a Text or Handwriting region with what Tesseract read in the emulator, in Label Studio."""
+    import difflib
+
+    from gemini_ls.emulator.scenes import encode_image
+    from gemini_ls.emulator.text_scenes import make_text_scene
+
+    config = template_config("computer-vision", "optical-character-recognition")
+    docs = [make_text_scene(900, 600, [("Invoice number 4821", "printed"), ("Paid in full", "handwriting"),
+                                       ("Total due: 129.50 EUR", "printed")]),
+            make_text_scene(800, 500, [("Meeting notes", "printed"), ("Call Anna on Monday", "handwriting")])]
+    backend = start_backend_process("ocr-documents", backend_env(gemini_emulator.url, label_studio))
+    try:
+        project = label_studio.create_project("OCR documents", config)
+        urls = [cors_images.add(f"ocr-docs/doc-{i}.png", encode_image(d.image, "png"), "image/png") for i, d in enumerate(docs)]
+        ids = label_studio.import_tasks(project["id"], [{"ocr": url} for url in urls])
+        ml = label_studio.connect_ml_backend(project["id"], backend.url, title="gemini")
+        label_studio.retrieve_predictions(project["id"], ids)
+    finally:
+        backend.stop()
+    interface = LabelInterface(config)
+    for task_id, doc in zip(ids, docs):
+        (prediction,) = [p for p in label_studio.predictions(task_id) if p["model_version"] == ml["model_version"]]
+        result = prediction["result"]
+        assert interface.validate_prediction({"result": result}, return_errors=True) == []
+        regions = regions_by_id(result)
+        assert len(regions) == len(doc.lines)
+        for parts in regions.values():
+            box = pixel_box(parts["bbox"])
+            line = max(doc.lines, key=lambda ln: box_iou(box, ln.box))
+            assert box_iou(box, line.box) >= 0.6
+            assert parts["label"]["value"]["labels"] == ["Text" if line.ink == "printed" else "Handwriting"]
+            (text,) = parts["transcription"]["value"]["text"]
+            assert difflib.SequenceMatcher(None, text, line.text).ratio() >= 0.9, (text, line.text)
