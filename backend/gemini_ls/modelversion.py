@@ -23,7 +23,7 @@ from .settings import Settings
 
 # Settings added after versions were in use: in the digest only when they differ from their default,
 # so a project that does not use them keeps its model_version (and Label Studio its predictions).
-OMITTED_AT_DEFAULT = ("tiling", "media_resolution")
+OMITTED_AT_DEFAULT = ("tiling", "media_resolution", "ocr_granularity")
 
 
 def settings_digest_values(settings: ControlSettings) -> list:

@@ -12,6 +12,7 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 - A detection control bound to several images is asked once per image.
 - Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
   nor controls naming different models (`model_name` / `model_mask_name`).
+- Controls reading text at different units (`model_ocr_granularity`, textunits.py) are not merged.
 - Controls with different `model_tiling` / `model_media_resolution` are not merged either. Tiling
   applies to spatial plans only (predict.py cuts the image per tiling/grid.py); choices, captions
   and points are asked once on the whole image.
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 from .detections import ParsedAnswer, RequestKind
 from .labelconfig import AttributeSpec, ControlSpec, LabelSpec, ProjectSpec
+from .textunits import text_unit
 
 
 class ModelChooser(Protocol):
@@ -74,6 +76,7 @@ class PlannedRequest:
     attributes: tuple[tuple[AttributeSpec, tuple[str, ...] | None], ...] = ()
     tiling: str = "off"  # spatial plans: off | auto | RxC (tiling/grid.py); others always "off"
     media_resolution: str | None = None  # per image part (3.x) or request-wide (2.x); None: the model default
+    text_unit: str | None = None  # reading text: one entry is a line | word | block (textunits.py), None: no text
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
@@ -150,8 +153,9 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
             # would carry attributes one of them must not show
             asked = tuple(sorted(spec.name for spec in control.attributes))
             seeing = (control.settings.tiling, control.settings.media_resolution)
-            groups.setdefault((group, control.settings.prompt, label_set, models, asked, seeing), []).append(control)
-        for (group, extra, _labels, _models, _asked, (tiling, resolution)), controls in groups.items():
+            unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+            groups.setdefault((group, control.settings.prompt, label_set, models, asked, seeing, unit), []).append(control)
+        for (group, extra, _labels, _models, _asked, (tiling, resolution), unit), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -172,6 +176,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     attributes=region_attributes(controls),
                     tiling=tiling if group == "spatial" else "off",
                     media_resolution=resolution,
+                    text_unit=unit,
                 )
             )
     for control in spec.controls:

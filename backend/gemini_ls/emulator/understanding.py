@@ -56,6 +56,8 @@ _GENERIC_WORDS = {"object", "objects", "shape", "shapes", "thing", "things", "it
 
 _TARGET_LINE = re.compile(r'^\s*-\s*("(?:[^"\\]|\\.)*")\s*(?::\s*(.*))?$')
 _LIMIT = re.compile(r"limit to (\d+)", re.IGNORECASE)
+# the backend's textunits.py sentence: "Where an entry is text, it is one line of text: ..."
+_TEXT_UNIT = re.compile(r"where an entry is text, it is one (line|word|block)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Task:
     multiple: bool  # classification: "all options that apply"
     differ: bool  # caption: asked what differs between images
     text: str
+    text_unit: str = "line"  # where a target is text: one item per line | word | block (ocr.py)
 
 
 def words(text: str) -> list[str]:
@@ -158,4 +161,5 @@ def read_task(system_text: str, user_text: str) -> Task:
         multiple="all options that apply" in low or "all that apply" in low,
         differ=bool(re.search(r"\bdiffer|\bdifference", low)),
         text=text,
+        text_unit=unit.group(1).lower() if (unit := _TEXT_UNIT.search(text)) else "line",
     )

@@ -54,6 +54,7 @@ class SeenImage:
     # in `derived`; the decoded pixels are not kept (the vision cache holds many images)
     source: bytes | None = field(default=None, repr=False)
     derived: dict = field(default_factory=dict, repr=False)
+    scale: float = 1.0  # how much the model shrinks (<1) or enlarges it to look at it (families.at_budget)
 
     def dominant_colour(self) -> str | None:
         totals = colour_totals(self.objects)
