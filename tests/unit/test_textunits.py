@@ -9,7 +9,7 @@ import pytest
 from gemini_ls.detections import RequestKind
 from gemini_ls.gemini.kinds import KINDS
 from gemini_ls.labelconfig import LabelConfigError, parse_label_config
-from gemini_ls.modelversion import label_set_digest
+from gemini_ls.modelversion import _derived, label_set_digest
 from gemini_ls.plan import plan_requests
 from gemini_ls.textunits import parse_granularity, text_unit, unit_sentence, with_unit
 
@@ -89,3 +89,14 @@ def test_controls_reading_different_units_are_not_merged():
     </View>"""
     plans = plan_requests(parse_label_config(config))
     assert sorted((p.controls[0].name, p.text_unit) for p in plans) == [("lines", "line"), ("words", "word")]
+
+
+def test_a_control_reading_text_names_its_unit_in_model_version():
+    """Its prompt names the unit (even the default, lines), so its model_version does too."""
+    ocr = parse_label_config(OCR.format(attr=""))
+    (bbox,) = [c for c in ocr.controls if c.name == "bbox"]
+    assert _derived(bbox)["text_unit"] == "line"
+    words = parse_label_config(OCR.format(attr='model_ocr_granularity="word"'))
+    assert label_set_digest(ocr) != label_set_digest(words)
+    (rect,) = parse_label_config(BOXES.format(attr="")).controls
+    assert "text_unit" not in _derived(rect)
