@@ -93,6 +93,28 @@ def test_a_page_too_tall_to_read_whole_is_read_tile_by_tile(backend_factory, emu
     assert whole["model_version"] != tiled["model_version"]
 
 
+def test_lines_cut_by_a_vertical_tile_border_come_back_whole(backend_factory, emu):
+    """A wide page in three columns of tiles (`model_tiling="1x3"`): each tile reads its part of
+    every line, stopping at its last legible letters; each line comes back as one region with its
+    whole transcription (tiling/textlines.py), not as two or three pieces."""
+    # lines of different words: identical lines line their letters up in columns, which Tesseract's
+    # layout analysis reads as a table
+    lines = [("Shipment 01 of blue widgets left the northern warehouse on the morning of day 10", "printed"),
+             ("Invoice 4821 was paid in full by bank transfer from the account of Anna Berg", "printed"),
+             ("Please call the customer service desk before Friday to confirm the delivery address", "handwriting"),
+             ("Total amount due including shipping and all taxes: 129.50 EUR, payable within 30 days", "printed"),
+             ("Quarterly report for the board meeting on 12 March, second draft with comments", "printed"),
+             ("Signed on behalf of the company by the managing director and the head of sales", "handwriting")]
+    doc = make_text_scene(3000, 700, lines)
+    backend = backend_factory(GEMINI_MODEL=MODEL, **SLOW)
+    emu.record(20)
+    (tiled,) = _predict(backend, [_task(1, doc.image)], TEMPLATE.format(attr='model_max_objects="60" model_tiling="1x3"'))
+    assert len([body for body in emu.recorded if "contents" in body]) == 3
+    got = score(tiled["result"], units(doc))
+    assert got.found == got.total == got.regions == len(lines) and got.worst_iou >= 0.8, got
+    assert min(got.similarities) >= 0.95, got
+
+
 def test_an_image_without_text_gets_an_empty_result_and_costs_only_its_own_task(backend_server):
     doc = make_text_scene(900, 500, LINES[:2])
     blank = make_text_scene(400, 300, [])
