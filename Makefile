@@ -28,7 +28,7 @@ help:
 	@echo "make test          install everything the tests need (if needed) and run pytest over tests/"
 	@echo "make install       $(VENV) with the package (pip install -e .)"
 	@echo "make install-test  $(VENV) with the package and its test extras"
-	@echo "make system-deps   apt-get install redis-server chromium chromium-driver podman runc debootstrap (...) when missing"
+	@echo "make system-deps   apt-get install redis-server chromium chromium-driver podman runc debootstrap tesseract-ocr (...) when missing"
 	@echo "make label-studio  Label Studio $(LS_VERSION) in its own virtualenv $(LS_VENV)"
 	@echo "make pytest        run pytest only (PYTEST_ARGS=... to pass options)"
 	@echo "make unit          the fast unit tests only (tests/unit): no Label Studio, no system packages installed"

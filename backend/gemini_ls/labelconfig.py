@@ -17,6 +17,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from .detections import RequestKind
 from .scoremap import ScoreMap
+from .textunits import parse_granularity
 from .tiling.grid import parse_tiling
 
 
@@ -100,6 +101,7 @@ class ControlSettings:
     # Part of model_version only when set (modelversion.py), so versions made before they existed hold.
     tiling: str = "off"
     media_resolution: str | None = None
+    ocr_granularity: str | None = None  # model_ocr_granularity: line | word | block (textunits.py)
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,15 @@ def _settings(attr: dict, defaults: Defaults) -> ControlSettings:
         model_mask_name=_text(attr, "model_mask_name"),
         tiling=_tiling(attr, defaults.tiling),
         media_resolution=_media_resolution(attr, defaults.media_resolution),
+        ocr_granularity=_granularity(attr),
     )
+
+
+def _granularity(attr: dict) -> str | None:
+    try:
+        return parse_granularity(_text(attr, "model_ocr_granularity"))
+    except ValueError as exc:
+        raise LabelConfigError(str(exc)) from exc
 
 
 def _labels(control: Any) -> tuple[LabelSpec, ...]:

@@ -20,10 +20,11 @@ from dataclasses import asdict, fields
 from .gemini.prompts import PROMPT_VERSION
 from .labelconfig import ControlSettings, ControlSpec, ProjectSpec
 from .settings import Settings
+from .textunits import text_unit
 
 # Settings added after versions were in use: in the digest only when they differ from their default,
 # so a project that does not use them keeps its model_version (and Label Studio its predictions).
-OMITTED_AT_DEFAULT = ("tiling", "media_resolution")
+OMITTED_AT_DEFAULT = ("tiling", "media_resolution", "ocr_granularity")
 
 
 def settings_digest_values(settings: ControlSettings) -> list:
@@ -34,7 +35,9 @@ def settings_digest_values(settings: ControlSettings) -> list:
 
 def _derived(control: ControlSpec) -> dict:
     """A control's derived fields (its <Labels> companion, its per-region controls, every field of
-    each), only when it has them: the versions of configs without them stay what they were."""
+    each, the unit of text it reads), only when it has them: the versions of configs without them
+    stay what they were. The unit moves the version of a control reading text even at its default:
+    its prompt names the unit (textunits.py)."""
     out: dict = {}
     if control.labels_from is not None:
         out["labels_from"] = control.labels_from
@@ -42,6 +45,9 @@ def _derived(control: ControlSpec) -> dict:
         out["attributes"] = [asdict(a) for a in control.attributes]
     if control.labels_field is not None:  # the field's name, never the labels a task holds in it
         out["labels_field"] = control.labels_field
+    unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+    if unit is not None:
+        out["text_unit"] = unit
     return out
 
 

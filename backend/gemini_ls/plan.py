@@ -12,6 +12,7 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
 - A detection control bound to several images is asked once per image.
 - Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
   nor controls naming different models (`model_name` / `model_mask_name`).
+- Controls reading text at different units (`model_ocr_granularity`, textunits.py) are not merged.
 - Controls with different `model_tiling` / `model_media_resolution` are not merged either. Tiling
   applies to spatial plans only (predict.py cuts the image per tiling/grid.py); choices, captions
   and points are asked once on the whole image.
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 from .detections import ParsedAnswer, RequestKind
 from .labelconfig import AttributeSpec, ControlSpec, LabelSpec, ProjectSpec
+from .textunits import text_unit
 
 
 class ModelChooser(Protocol):
@@ -79,6 +81,7 @@ class PlannedRequest:
     # (one region each) rather than classes of objects
     references: tuple[str, ...] = ()
     phrases: bool = False
+    text_unit: str | None = None  # reading text: one entry is a line | word | block (textunits.py), None: no text
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
 
@@ -156,8 +159,9 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
             # would carry attributes one of them must not show
             asked = tuple(sorted(spec.name for spec in control.attributes))
             seeing = (control.settings.tiling, control.settings.media_resolution)
-            groups.setdefault((group, control.settings.prompt, label_set, models, asked, seeing), []).append(control)
-        for (group, extra, _labels, _models, _asked, (tiling, resolution)), controls in groups.items():
+            unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+            groups.setdefault((group, control.settings.prompt, label_set, models, asked, seeing, unit), []).append(control)
+        for (group, extra, _labels, _models, _asked, (tiling, resolution), unit), controls in groups.items():
             if group == "spatial":
                 kind = (
                     RequestKind.MASKS
@@ -178,6 +182,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     attributes=region_attributes(controls),
                     tiling=tiling if group == "spatial" else "off",
                     media_resolution=resolution,
+                    text_unit=unit,
                 )
             )
     for control in spec.controls:

@@ -136,7 +136,7 @@ class Predictor:
             if time.monotonic() >= deadline:
                 raise TaskFailure("timeout", f"the task ran out of time at tile {index + 1} of {len(grid.tiles)}")
             answers.append(self._ask(plan, [tile], {tile.sha256: n_uses}, deadline, task_id))
-        return merge_answers(answers, grid)
+        return merge_answers(answers, grid, text=plan.text_unit is not None)
 
     def tiles(self, image: PreparedImage, raw: bytes, grid: Grid) -> list[PreparedImage]:
         """`grid`'s tiles of `image`, cut from its downloaded bytes at full resolution, as sent

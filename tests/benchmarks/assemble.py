@@ -28,6 +28,7 @@ ORDER = [
     ("estimate.md", "Issue 24: --estimate against the job that follows it"),
     ("multipage.md", "Issue 23 item 4: multi-page documents, one request vs one per page"),
     ("dynlabels.md", "Issue 23: labels from the task, reference pictures vs names (inventory template)"),
+    ("ocr.md", "Issue 23: OCR, Label Studio's OCR template on pages of 30 lines (calls, tokens, time, line recall, transcriptions)"),
 ]
 
 HEADER = """# Benchmarks

@@ -443,6 +443,17 @@ def test_dockerfile_runs_as_a_non_root_user_created_in_the_image():
     assert re.search(rf"chown \S+ {re.escape(multiproc[1])}\b", runs)
 
 
+def test_dockerfile_gives_the_emulator_its_ocr_engine():
+    """The offline profile's emulator runs from this image and reads text with Debian's tesseract-ocr
+    (emulator/ocr.py): installed in the runtime stage (after the last FROM), as root (before USER)."""
+    instructions = _dockerfile_instructions()
+    last_from = max(i for i, (instr, _) in enumerate(instructions) if instr == "FROM")
+    user_at = next(i for i, (instr, _) in enumerate(instructions) if instr == "USER")
+    runs = [rest for instr, rest in instructions[last_from:user_at] if instr == "RUN"]
+    assert any(re.search(r"apt-get install\b[^&]*\btesseract-ocr\b", run) for run in runs), runs
+    assert any("rm -rf /var/lib/apt/lists" in run for run in runs if "tesseract-ocr" in run)
+
+
 def test_dockerfile_exposes_9090_and_its_entrypoint_is_the_tested_script():
     assert _one("EXPOSE").split() == ["9090"]
     assert json.loads(_one("ENTRYPOINT")) == [test_entrypoint.IMAGE_ENTRYPOINT_PATH]

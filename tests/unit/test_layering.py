@@ -86,10 +86,11 @@ def _layer_imports() -> dict[str, set[str]]:
 ALLOWED: dict[str, set[str]] = {
     "detections": set(),
     "urls": set(),
+    "textunits": set(),
     "labelstudio": {"urls"},
     "images": {"labelstudio", "urls"},
-    "labelconfig": {"detections", "scoremap", "tiling"},
-    "plan": {"detections", "labelconfig"},
+    "labelconfig": {"detections", "scoremap", "textunits", "tiling"},
+    "plan": {"detections", "labelconfig", "textunits"},
     "provider": {"detections", "images", "plan"},
     "regions": {"detections", "labelconfig"},
     "dynlabels": {"labelconfig", "plan"},

@@ -56,4 +56,4 @@ def merged_answer(plan: PlannedRequest, answers: Mapping[int, ParsedAnswer], siz
     grid = Predictor.grid_for(plan, [size])
     if grid is None or sorted(answers) != list(range(len(grid.tiles))):
         raise TaskFailure("internal", "the batch's tile answers do not match the image's tiles")
-    return merge_answers([answers[k] for k in range(len(grid.tiles))], grid)
+    return merge_answers([answers[k] for k in range(len(grid.tiles))], grid, text=plan.text_unit is not None)

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from .attributes import Question, attributes_for, read_questions
+from .ocr import text_units
 from .understanding import Target, Task, TaskKind
 from .vision import SeenImage, SeenObject, colour_totals, probability_map
 
@@ -58,8 +59,9 @@ MaskEncoder = Callable[[SeenObject, SeenImage], Any]
 def _selected(task: Task, images: list[SeenImage]) -> list[tuple[int, SeenObject, str]]:
     """(image index, object, label) for every object some target asks for, in reading order."""
     chosen = []
+    reads_text = any(t.text_kind for t in task.targets)
     for idx, seen in enumerate(images):
-        for obj in seen.objects:
+        for obj in seen.objects + (text_units(seen, task.text_unit) if reads_text else ()):
             target = next((t for t in task.targets if t.matches(obj.colour, obj.shape)), None)
             if target is not None:
                 chosen.append((idx, obj, obj.name if task.free_form else target.label))

@@ -101,6 +101,8 @@ def _in_range(q: Question, value: float) -> bool:
 
 def answer(q: Question, obj: SeenObject, seen: SeenImage) -> Any:
     """The answer for one object, None when the object gives none (the model leaves the key out)."""
+    if q.form == "text" and obj.text is not None:  # a line of text: what OCR read there
+        return obj.text
     if q.form == "text":
         return obj.colour if re.search(r"colou?r", q.text.lower()) else f"{obj.colour} {obj.shape}"
     if q.form in ("one", "many"):

@@ -222,7 +222,7 @@ def at_budget(family: Family, seen: SeenImage, level: str | None) -> SeenImage:
     scale = seen_scale(family, seen.width, seen.height, level)
     kept = tuple(o for o in seen.objects
                  if min(o.box[2] - o.box[0], o.box[3] - o.box[1]) * scale >= MIN_VISIBLE_PX)
-    return seen if len(kept) == len(seen.objects) else replace(seen, objects=kept)
+    return replace(seen, objects=kept, scale=scale)  # text is read at this scale (ocr.py)
 
 
 def polygon_mask(obj: SeenObject, seen: SeenImage) -> list:

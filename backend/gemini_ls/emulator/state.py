@@ -185,7 +185,7 @@ class EmulatorState:
                 self._vision_cache.move_to_end(key)
                 return cached
         try:
-            seen = vision.see(vision.decode_raw(data))
+            seen = vision.see(vision.decode_raw(data), source=data)
         except vision.UndecodableImage:
             raise errors.invalid_argument(
                 "Unable to process input image. Please retry or report in "

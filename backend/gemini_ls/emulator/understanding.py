@@ -49,10 +49,15 @@ _SHAPE_WORDS = {s: s for s in SHAPES} | {
     "triangles": "triangle",
     "triangular": "triangle",
 }
+# a target naming text is lines of text (read by OCR), handwriting when it says so
+_HANDWRITING_WORDS = {"handwriting", "handwritten", "handwrite", "written", "script", "cursive"}
+_TEXT_WORDS = {"text", "texts", "printed", "print", "typed", "typewritten", "line", "lines", "word", "words", "ocr"}
 _GENERIC_WORDS = {"object", "objects", "shape", "shapes", "thing", "things", "item", "items", "everything", "anything", "all"}
 
 _TARGET_LINE = re.compile(r'^\s*-\s*("(?:[^"\\]|\\.)*")\s*(?::\s*(.*))?$')
 _LIMIT = re.compile(r"limit to (\d+)", re.IGNORECASE)
+# the backend's textunits.py sentence: "Where an entry is text, it is one line of text: ..."
+_TEXT_UNIT = re.compile(r"where an entry is text, it is one (line|word|block)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,12 @@ class Target:
     colours: frozenset[str]
     shapes: frozenset[str]
     generic: bool = False  # "objects", "everything": matches all when no colour/shape is named
+    # "printed" or "handwriting": the target is lines of text of that ink (ocr.py), None: shapes
+    text_kind: str | None = None
 
     def matches(self, colour: str, shape: str) -> bool:
+        if shape == "text":  # a line of text, its ink as its colour
+            return self.text_kind == colour
         if not self.colours and not self.shapes:
             return self.generic
         return (not self.colours or colour in self.colours) and (not self.shapes or shape in self.shapes)
@@ -79,6 +88,7 @@ class Task:
     multiple: bool  # classification: "all options that apply"
     differ: bool  # caption: asked what differs between images
     text: str
+    text_unit: str = "line"  # where a target is text: one item per line | word | block (ocr.py)
 
 
 def words(text: str) -> list[str]:
@@ -90,7 +100,12 @@ def describe(label: str, description: str | None, *, allow_generic: bool = False
     colours = frozenset(_COLOUR_WORDS[t] for t in toks if t in _COLOUR_WORDS)
     shapes = frozenset(_SHAPE_WORDS[t] for t in toks if t in _SHAPE_WORDS)
     generic = allow_generic and any(t in _GENERIC_WORDS for t in toks)
-    return Target(label, colours, shapes, generic)
+    text_kind = None
+    if any(t in _HANDWRITING_WORDS for t in toks):
+        text_kind = "handwriting"
+    elif any(t in _TEXT_WORDS for t in toks):
+        text_kind = "printed"
+    return Target(label, colours, shapes, generic, text_kind)
 
 
 def target_lines(text: str) -> list[tuple[str, str | None]]:
@@ -146,4 +161,5 @@ def read_task(system_text: str, user_text: str) -> Task:
         multiple="all options that apply" in low or "all that apply" in low,
         differ=bool(re.search(r"\bdiffer|\bdifference", low)),
         text=text,
+        text_unit=unit.group(1).lower() if (unit := _TEXT_UNIT.search(text)) else "line",
     )

@@ -32,6 +32,7 @@ class SeenObject:
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) half-open pixels
     mask: np.ndarray = field(repr=False)  # bool, box-sized
     area: int
+    text: str | None = None  # a line of text (shape "text", colour its ink): what OCR read there (ocr.py)
 
     @property
     def name(self) -> str:
@@ -49,6 +50,11 @@ class SeenImage:
     height: int
     objects: tuple[SeenObject, ...]
     background: str  # "white" or "grey noisy" or "plain"
+    # the encoded image, for what is read only when a prompt asks (its text lines, ocr.py), memoised
+    # in `derived`; the decoded pixels are not kept (the vision cache holds many images)
+    source: bytes | None = field(default=None, repr=False)
+    derived: dict = field(default_factory=dict, repr=False)
+    scale: float = 1.0  # how much the model shrinks (<1) or enlarges it to look at it (families.at_budget)
 
     def dominant_colour(self) -> str | None:
         totals = colour_totals(self.objects)
@@ -145,8 +151,8 @@ def _components(labels: np.ndarray, colour_index: int, min_px: int):
             yield comp, k, (int(x), int(y), int(x + w), int(y + h)), int(area)
 
 
-def see(rgb: np.ndarray) -> SeenImage:
-    """Find every palette-coloured shape in an RGB image."""
+def see(rgb: np.ndarray, source: bytes | None = None) -> SeenImage:
+    """Find every palette-coloured shape in an RGB image (`source`: its encoded bytes, kept for OCR)."""
     height, width = rgb.shape[:2]
     scale = max(1.0, max(width, height) / COARSE_MAX_SIDE)
     if scale > 1.0:
@@ -169,7 +175,7 @@ def see(rgb: np.ndarray) -> SeenImage:
             found.append(SeenObject(colour, classify_shape(mask), (x0, y0, x1, y1), mask, int(mask.sum())))
     # Reading order: top to bottom, then left to right, as the model tends to list things.
     found.sort(key=lambda o: (o.box[1], o.box[0]))
-    return SeenImage(width, height, tuple(found), _background_kind(rgb))
+    return SeenImage(width, height, tuple(found), _background_kind(rgb), source=source)
 
 
 def _refine(rgb: np.ndarray, coarse_box, scale: float, colour_index: int):

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from ..detections import ParsedAnswer, RequestKind
 from ..plan import PlannedRequest
+from ..textunits import with_unit
 from .dynprompts import adapt, with_reference_hints
 from .labels import LabelMatcher
 from .parse import parse_choices, parse_detections, parse_text
@@ -41,6 +42,11 @@ class KindSpec:
     output_tokens: int
 
 
+def _extra(plan: PlannedRequest) -> str | None:
+    """A spatial prompt's extra text: the unit of text one entry is (when reading text), `model_prompt`."""
+    return with_unit(plan.question, plan.text_unit)
+
+
 def _spatial_parser(*, masks: bool, points: bool) -> AnswerParser:
     def parse(text: str, plan: PlannedRequest, finish_reason: str | None, n_images: int) -> ParsedAnswer:
         return parse_detections(
@@ -56,19 +62,19 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
     for spec in (
         KindSpec(
             RequestKind.BOXES,
-            prompt=lambda plan, n: detection_prompt(plan.labels, plan.max_objects, plan.question, plan.attributes),
+            prompt=lambda plan, n: detection_prompt(plan.labels, plan.max_objects, _extra(plan), plan.attributes),
             parse=_spatial_parser(masks=False, points=False),
             output_tokens=8192,
         ),
         KindSpec(
             RequestKind.MASKS,
-            prompt=lambda plan, n: segmentation_prompt(plan.labels, plan.max_objects, plan.question, plan.attributes),
+            prompt=lambda plan, n: segmentation_prompt(plan.labels, plan.max_objects, _extra(plan), plan.attributes),
             parse=_spatial_parser(masks=True, points=False),
             output_tokens=32768,
         ),
         KindSpec(
             RequestKind.POINTS,
-            prompt=lambda plan, n: pointing_prompt(plan.labels, plan.max_objects, plan.question, plan.attributes),
+            prompt=lambda plan, n: pointing_prompt(plan.labels, plan.max_objects, _extra(plan), plan.attributes),
             parse=_spatial_parser(masks=False, points=True),
             output_tokens=4096,
         ),

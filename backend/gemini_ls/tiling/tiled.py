@@ -20,6 +20,7 @@ from ..images.prepare import PreparedImage
 from .cut import Frame, answer_to_image, cut
 from .grid import Grid
 from .merge import MaskPatch, Region, merge, polygon_union
+from .textlines import joined_attributes, line_groups
 
 Ask = Callable[[int, PreparedImage], ParsedAnswer]  # (tile index, the tile as sent) -> its answer
 MASK_LEVEL = 127  # a probability map's pixel belongs to the object from here (the converters' default)
@@ -51,9 +52,10 @@ def _mask_patch(det: Detection, width: int, height: int) -> MaskPatch | None:
     return MaskPatch(px.x0, px.y0, bits)
 
 
-def merge_answers(answers: list[ParsedAnswer], grid: Grid) -> ParsedAnswer:
+def merge_answers(answers: list[ParsedAnswer], grid: Grid, *, text: bool = False) -> ParsedAnswer:
     """The tiles' answers (answers[i] about grid.tiles[i], in 0-1000 of that tile) -> one answer in
-    0-1000 of the image."""
+    0-1000 of the image. `text`: the plan reads text, and the pieces of a line a vertical border cut
+    are joined with their transcriptions (textlines.py)."""
     width, height = grid.width, grid.height
     frames = tile_frames(grid)
     placed: list[Detection] = []  # every detection with a box, in the image's frame, in merge order
@@ -72,7 +74,10 @@ def merge_answers(answers: list[ParsedAnswer], grid: Grid) -> ParsedAnswer:
             placed.append(det)
         per_tile.append(regions)
     merged = merge(per_tile, grid.tiles, width, height)
-    detections = [_joined([placed[s] for s in region.sources], width, height) for region in merged]
+    # reading text, the pieces' transcriptions are joined (textlines.py), not one piece's kept
+    detections = [_joined([placed[s] for s in region.sources], width, height, text) for region in merged]
+    if text:  # pieces of a line too far from the border for merge.py's rule
+        detections = [_joined(group, width, height, text) for group in line_groups(detections, grid)]
     dropped: dict[DropReason, int] = {}
     for answer in answers:
         for reason, count in answer.dropped.items():
@@ -84,10 +89,13 @@ def merge_answers(answers: list[ParsedAnswer], grid: Grid) -> ParsedAnswer:
     )
 
 
-def _joined(parts: list[Detection], width: int, height: int) -> Detection:
-    """One detection for the pieces of one object (one piece: itself)."""
+def _joined(parts: list[Detection], width: int, height: int, text: bool = False) -> Detection:
+    """One detection for the pieces of one object (one piece: itself): the best piece's label, score
+    and per-region answers, or with `text` the pieces' answers joined (textlines.py)."""
     if len(parts) == 1:
         return parts[0]
+    if text:
+        return replace(_joined(parts, width, height), attributes=joined_attributes(parts))
     best = max(parts, key=lambda d: d.score if d.score is not None else 1.0)
     boxes = [d.box for d in parts if d.box is not None]
     box = NormBox(ymin=min(b.ymin for b in boxes), xmin=min(b.xmin for b in boxes),
