@@ -15,6 +15,7 @@ from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
 
+from . import imagequestions as whole
 from .detections import RequestKind
 from .scoremap import ScoreMap
 from .tiling.grid import parse_tiling
@@ -41,6 +42,7 @@ CONTROL_KINDS: dict[str, tuple[str, RequestKind]] = {
     "Ellipse": ("ellipse", RequestKind.BOXES),
     "Choices": ("choices", RequestKind.CHOICE),
     "TextArea": ("textarea", RequestKind.TEXT),
+    "Number": ("number", RequestKind.NUMBER), "Rating": ("rating", RequestKind.NUMBER), "Taxonomy": ("taxonomy", RequestKind.CHOICE),
 }
 SHAPE_TAGS = ("Rectangle", "Polygon", "Ellipse", "KeyPoint", "Brush")
 LABELS_TAG = "Labels"
@@ -74,6 +76,7 @@ class LabelSpec:
 
     value: str
     hint: str | None = None
+    path: tuple[str, ...] = ()  # a Taxonomy node: its path from the root (`value` is the path joined)
 
     @property
     def description(self) -> str:
@@ -184,6 +187,8 @@ class ControlSpec:
     # `labels` result sharing the region's id
     labels_from: str | None = None
     attributes: tuple[AttributeSpec, ...] = ()  # the per-region controls its regions carry
+    question: whole.TextQuestion | None = None  # a TextArea answering a <Text> question about the image (VQA)
+    scale: whole.Scale | None = None  # Number / Rating on the whole image: the answer's bounds
 
 
 @dataclass(frozen=True)
@@ -424,6 +429,8 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
             continue
         kind = CONTROL_KINDS.get(control.tag)
         to_names = tuple(n for n in (control.to_name or []) if n in image_names)
+        if question := whole.question_of(control, interface) if not to_names else None:  # asked about every image
+            to_names = tuple(i.name for i in images)
         if control.tag == LABELS_TAG:
             if not to_names:
                 ignored.append(f"{control.name} (<{control.tag}>): not bound to an <Image> (toName={control.to_name})")
@@ -454,8 +461,13 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                     )
                 )
             continue
-        labels = _labels(control)
-        if request_kind not in (RequestKind.TEXT,) and not labels:
+        attr, labels = control.attr or {}, _labels(control)
+        options = whole.taxonomy_options(interface.config, control.name, attr) if control.tag == "Taxonomy" else None
+        if isinstance(options, str):  # a Taxonomy offers each node as its path (imagequestions.py)
+            ignored.append(f"{control.name} (<Taxonomy>): {options}")
+            continue
+        labels = tuple(LabelSpec(*option) for option in options) if options is not None else labels
+        if request_kind not in (RequestKind.TEXT, RequestKind.NUMBER) and not labels:
             ignored.append(f"{control.name} (<{control.tag}>): has no labels or choices")
             continue
         controls.append(
@@ -466,9 +478,11 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 kind=request_kind,
                 to_names=to_names,
                 labels=labels,
-                settings=_settings(control.attr or {}, defaults),
-                multiple=(control.attr or {}).get("choice") == "multiple",
-                smart=any(str((control.attr or {}).get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
+                settings=_settings(whole.with_question(control.tag, control.name, attr), defaults),
+                multiple=attr.get("choice") == "multiple" or whole.taxonomy_multiple(control.tag, attr),
+                smart=any(str(attr.get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
+                question=question,
+                scale=whole.scale_of(control.tag, attr),
             )
         )
     controls, unused = _attach_attributes(controls, attributes)

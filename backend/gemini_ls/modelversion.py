@@ -40,6 +40,10 @@ def _derived(control: ControlSpec) -> dict:
         out["labels_from"] = control.labels_from
     if control.attributes:
         out["attributes"] = [asdict(a) for a in control.attributes]
+    if control.question is not None:  # a VQA TextArea: which <Text> it answers
+        out["question"] = asdict(control.question)
+    if control.scale is not None:  # a Number / Rating on the whole image: its bounds
+        out["scale"] = asdict(control.scale)
     return out
 
 

@@ -10,12 +10,13 @@ import hashlib
 import re
 import time
 
-from . import answers, errors, families, interactive, tokens, understanding, wire
+from . import answers, errors, families, interactive, questions, tokens, understanding, wire
 from . import mistakes as mistakes_mod
 from .faults import Fault
 from .state import EmulatorState
 
 _SPATIAL = (understanding.TaskKind.DETECT, understanding.TaskKind.SEGMENT)
+_QUESTION = (understanding.TaskKind.ANSWER, understanding.TaskKind.NUMBER)  # questions about the whole image
 
 
 def resolve_images(emu: EmulatorState, parsed: wire.ParsedRequest, key: str, *, history: bool = False) -> list[bytes]:
@@ -86,9 +87,10 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     request_key = hashlib.sha256(raw).hexdigest()
     mask = families.mask_encoder(family)
     items = interactive.items_for(task, parsed.user_text, looked, mask, every="interactive_all" in names) if task.kind in _SPATIAL else None
-    items = items if items is not None else answers.build_items(task, looked, mask)
+    items = items if items is not None else questions.items_for(task, looked) if task.kind in _QUESTION else answers.build_items(
+        task, looked, mask)
     if items is None:
-        text = answers.plain_text(task, looked)
+        text = questions.text_for(task, looked) if task.kind is understanding.TaskKind.ANSWER else answers.plain_text(task, looked)
         n_masks = 0
     else:
         _corrupt(items, names)

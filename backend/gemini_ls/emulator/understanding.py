@@ -22,6 +22,8 @@ class TaskKind(str, enum.Enum):
     POINT = "point"
     CLASSIFY = "classify"
     CAPTION = "caption"
+    ANSWER = "answer"  # a question about the image, answered in a few words (questions.py)
+    NUMBER = "number"  # one number about the image: a count or a rating (questions.py)
 
 
 _COLOUR_WORDS = {c: c for c in COLOURS} | {
@@ -109,6 +111,10 @@ def target_lines(text: str) -> list[tuple[str, str | None]]:
 
 def kind_of(text: str) -> TaskKind:
     low = text.lower()
+    if "question about the image:" in low:  # before the others: the question may say "find" or "point"
+        return TaskKind.ANSWER
+    if "output a json list holding just that number" in low:
+        return TaskKind.NUMBER
     if "classify" in low and ("choose" in low or "from this list" in low):
         return TaskKind.CLASSIFY
     if "segmentation mask" in low or re.search(r"\bsegment", low):

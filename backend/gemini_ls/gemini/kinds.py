@@ -15,6 +15,7 @@ from types import MappingProxyType
 from ..detections import ParsedAnswer, RequestKind
 from ..plan import PlannedRequest
 from .labels import LabelMatcher
+from .numbers import number_prompt, parse_number
 from .parse import parse_choices, parse_detections, parse_text
 from .prompts import Prompt, choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
 
@@ -75,6 +76,12 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
             prompt=lambda plan, n: text_prompt(plan.question, n),
             parse=lambda text, plan, finish, n: parse_text(text, finish),
             output_tokens=2048,
+        ),
+        KindSpec(
+            RequestKind.NUMBER,
+            prompt=lambda plan, n: number_prompt(plan.question, plan.controls[0].scale, n),
+            parse=lambda text, plan, finish, n: parse_number(text, plan.controls[0].scale, finish),
+            output_tokens=256,
         ),
     )
 })
