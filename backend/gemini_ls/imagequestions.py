@@ -71,14 +71,15 @@ def scale_of(tag: str, attr: dict) -> Scale | None:
 
 
 def question_of(control: Any, interface: Any) -> TextQuestion | None:
-    """The `<Text>` question a TextArea answers (its first toName that is a Text object), None when it
-    is bound to no Text (an image caption, or nothing this backend fills)."""
+    """The `<Text>` question a TextArea answers (its first toName that is a Text object showing a task
+    field), None when it is bound to no such Text (an image caption, or nothing this backend fills). A
+    Text whose field holds a URL (`valueType="url"`) is not a question this backend reads."""
     if control.tag != "TextArea":
         return None
-    texts = {o.name: o for o in interface.objects if o.tag in ("Text", "HyperText")}
+    texts = {o.name: o for o in interface.objects if o.tag == "Text"}
     for name in control.to_name or ():
         obj = texts.get(name)
-        if obj is not None and (obj.value or "").startswith("$"):
+        if obj is not None and (obj.value or "").startswith("$") and (obj.attr or {}).get("valueType") != "url":
             return TextQuestion(text_name=name, value_key=obj.value[1:])
     return None
 

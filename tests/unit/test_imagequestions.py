@@ -43,6 +43,13 @@ def test_a_textarea_on_a_text_without_an_image_is_still_refused():
         parse_label_config('<View><Text name="q" value="$q"/><TextArea name="a" toName="q"/></View>')
 
 
+def test_a_text_holding_a_url_or_a_constant_is_not_a_question():
+    spec = parse_label_config(config('<Text name="u" value="$doc" valueType="url"/><TextArea name="a" toName="u"/>',
+                                     '<Text name="c" value="fixed"/><TextArea name="b" toName="c"/>',
+                                     '<Choices name="k" toName="image"><Choice value="A"/></Choices>'))
+    assert [c.name for c in spec.controls] == ["k"] and {"a", "b"} <= set(spec.ignored_controls)
+
+
 def test_a_caption_textarea_keeps_no_question():
     spec = parse_label_config(config('<TextArea name="caption" toName="image"/>'))
     assert spec.controls[0].question is None
