@@ -16,13 +16,13 @@ batch runs, and the write-back is jobs/batchhold.py's: versions read from Label 
 time, claims turned `written` or released, exactly as an RQ chunk's. A task somebody else holds (a
 click, a chunk) is left to it and not sent; a click or a chunk meeting this job's claim does the same.
 
-Resumable: the job is a record of the one job store (jobs/state.py, kind "batch", id `batch:{project}:{version}`), its
-batch data under it (`BatchState`). A process killed after submitting finds the batch there (or, killed inside
-batches.create, by its display name) and polls it; it never submits the same tasks twice. Exactly once: tasks that
-already hold a prediction of this model_version, or that this job wrote, are never written again. A request the batch
-answered with an error is retried through the synchronous path (the process's Gemini caller with its retries and shared
-cool-down) or reported with its reason. A batch ending FAILED, CANCELLED (not by us) or EXPIRED is followed by one of
-what is missing.
+Resumable: the job is a record of the one job store (jobs/state.py, kind "batch", id `batch:{project}:{version}`),
+its batch data under it (`BatchState`). A process killed after submitting finds the batch there (or, killed
+inside batches.create, by its display name) and polls it; it never submits the same tasks twice.
+Exactly once: tasks that already hold a prediction of this model_version, or that this job wrote,
+are never written again. A request the batch answered with an error is retried through the
+synchronous path (the process's Gemini caller with its retries and shared cool-down) or reported
+with its reason. A batch ending FAILED, CANCELLED (not by us) or EXPIRED is followed by one of what is missing.
 """
 
 from __future__ import annotations
