@@ -202,6 +202,7 @@ class ParsedAnswer:
     choices: tuple[str, ...] = ()
     text: str | None = None
     number: float | None = None  # a Number / Rating answer, already within the control's bounds
+    answers: tuple[tuple[str, str], ...] = ()  # (TextArea name, its answer) of questions asked together (VQA)
     truncated: bool = False
     dropped: Mapping[DropReason, int] = field(default_factory=dict)
     finish_reason: str | None = None

@@ -8,11 +8,14 @@ import json
 
 import pytest
 
+from gemini_ls.detections import RequestKind
 from gemini_ls.emulator.scenes import make_scene
 from gemini_ls.gemini.numbers import number_prompt
-from gemini_ls.gemini.prompts import choice_prompt, text_prompt
+from gemini_ls.gemini.prompts import choice_prompt
+from gemini_ls.gemini.questions import questions_prompt
 from gemini_ls.imagequestions import Scale
 from gemini_ls.labelconfig import LabelSpec
+from gemini_ls.plan import PlannedRequest
 
 from .test_prompts import part_of, run
 
@@ -20,8 +23,19 @@ NAMES = ["red square", "blue circle", "blue circle", "green triangle", "yellow r
 
 
 def _ask(client, scene, question: str) -> str:
-    prompt = text_prompt(f"Question about the image: {question}\nAnswer the question briefly, in a few words.")
-    return run(client, [part_of(scene)], prompt)
+    plan = PlannedRequest(RequestKind.TEXT, ("image",), (), (), 1, asked_questions=(("a1", question),))
+    (item,) = json.loads(run(client, [part_of(scene)], questions_prompt(plan)))
+    assert item["question"] == "a1"
+    return item["answer"]
+
+
+def test_several_questions_are_answered_in_one_reply(genai_client):
+    scene = make_scene(640, 480, names=NAMES, seed=21)
+    asked = (("answer1", "How many circles are there?"), ("answer2", "Is there a red square?"), ("x", "What colour is the triangle?"))
+    plan = PlannedRequest(RequestKind.TEXT, ("image",), (), (), 3, asked_questions=asked)
+    reply = json.loads(run(genai_client, [part_of(scene)], questions_prompt(plan)))
+    assert reply == [{"question": "answer1", "answer": "2"}, {"question": "answer2", "answer": "yes"},
+                     {"question": "x", "answer": "green"}]
 
 
 @pytest.mark.parametrize("question, answer", [

@@ -34,8 +34,14 @@ def test_the_vqa_template_is_one_textarea_per_question_asked_about_the_image():
         assert control.kind is RequestKind.TEXT and control.to_names == ("image",)
         assert control.question == TextQuestion(text_name=text, value_key=text)
     assert "aspect" in spec.ignored_controls  # span labels on the question text: not an image control
-    plans = plan_requests(spec)
-    assert [(p.kind, p.image_names, p.question) for p in plans] == [(RequestKind.TEXT, ("image",), None)] * 2
+    (plan,) = plan_requests(spec)  # the questions share one request: the image is sent once
+    assert (plan.kind, plan.image_names, plan.question, plan.asked_questions) == (RequestKind.TEXT, ("image",), None, ())
+    assert [c.name for c in plan.controls] == ["answer1", "answer2"]
+
+
+def test_questions_with_different_guidance_or_images_are_asked_apart():
+    spec = parse_label_config(VQA.replace('name="answer2"', 'name="answer2" model_prompt="Answer in French."'))
+    assert [[c.name for c in p.controls] for p in plan_requests(spec)] == [["answer1"], ["answer2"]]
 
 
 def test_a_textarea_on_a_text_without_an_image_is_still_refused():
@@ -115,21 +121,23 @@ def _plans():
     return plan_requests(parse_label_config(VQA))
 
 
-def test_the_question_is_read_from_each_task():
-    plans = _plans()
+def test_the_questions_are_read_from_each_task():
+    (plan,) = _plans()
     task = {"id": 1, "data": {"image": "x", "q1": "  What colour\n is the car? ", "q2": "How many?"}}
-    assert unasked(plans, task) == frozenset()
-    sent = asked(plans[0], task)
-    assert sent.question == "Question about the image: What colour is the car?\nAnswer the question briefly, in a few words."
-    assert plans[0].question is None  # the project's plan is untouched
+    assert unasked((plan,), task) == frozenset()
+    sent = asked(plan, task)
+    assert sent.asked_questions == (("answer1", "What colour is the car?"), ("answer2", "How many?"))
+    assert plan.asked_questions == () and len(plan.controls) == 2  # the project's plan is untouched
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
-def test_a_task_without_a_question_does_not_ask_it(value):
-    plans = _plans()
-    assert unasked(plans, {"data": {"q1": "Why?", "q2": value}}) == {1}
-    assert unasked(plans, {"data": {"q1": "Why?"}}) == {1}
-    assert unasked(plans, {"data": "not a mapping"}) == {0, 1}
+def test_a_question_the_task_does_not_have_is_not_asked(value):
+    (plan,) = _plans()
+    sent = asked(plan, {"data": {"q1": "Why?", "q2": value}})
+    assert sent.asked_questions == (("answer1", "Why?"),) and [c.name for c in sent.controls] == ["answer1"]
+    assert unasked((plan,), {"data": {"q1": "Why?"}}) == frozenset()
+    assert unasked((plan,), {"data": {"q1": value}}) == {0}  # no question at all: no request
+    assert unasked((plan,), {"data": "not a mapping"}) == {0}
 
 
 @pytest.mark.parametrize("value, words", [
@@ -139,11 +147,10 @@ def test_a_task_without_a_question_does_not_ask_it(value):
 ])
 def test_a_question_that_cannot_be_asked_says_why(value, words):
     with pytest.raises(QuestionError, match=words) as caught:
-        asked(_plans()[0], {"data": {"q1": value}})
+        asked(_plans()[0], {"data": {"q1": value, "q2": "fine"}})
     assert "data['q1']" in str(caught.value) and "answer1" in str(caught.value)
 
 
-def test_a_question_at_the_cap_is_asked_and_model_prompt_guides_it():
-    plans = plan_requests(parse_label_config(VQA.replace('name="answer1"', 'name="answer1" model_prompt="Answer in French."')))
-    sent = asked(plans[0], {"data": {"q1": "y" * QUESTION_MAX_CHARS}})
-    assert sent.question is not None and sent.question.startswith("Answer in French.\nQuestion about the image: yyy")
+def test_a_question_at_the_cap_is_asked():
+    sent = asked(_plans()[0], {"data": {"q1": "y" * QUESTION_MAX_CHARS}})
+    assert sent.asked_questions == (("answer1", "y" * QUESTION_MAX_CHARS),)

@@ -93,7 +93,7 @@ ALLOWED: dict[str, set[str]] = {
     "plan": {"detections", "labelconfig"},
     "provider": {"detections", "images", "plan"},
     "regions": {"detections", "imagequestions", "labelconfig"},
-    "taskquestions": {"plan"},
+    "taskquestions": {"labelconfig", "plan"},
     "predict": {"detections", "images", "labelconfig", "metrics", "plan", "provider", "regions", "settings", "taskquestions", "tiling"},
     "tiling": {"detections", "images"},
     "emulator": set(),

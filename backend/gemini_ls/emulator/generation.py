@@ -90,7 +90,7 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     items = items if items is not None else questions.items_for(task, looked) if task.kind in _QUESTION else answers.build_items(
         task, looked, mask)
     if items is None:
-        text = questions.text_for(task, looked) if task.kind is understanding.TaskKind.ANSWER else answers.plain_text(task, looked)
+        text = answers.plain_text(task, looked)
         n_masks = 0
     else:
         _corrupt(items, names)

@@ -1,8 +1,9 @@
 """Questions about a whole image, answered from what the emulator sees in its pixels: the objects the
 segmenter found (their colour and shape) and nothing else.
 
-Two prompt shapes (gemini/ wording, taskquestions.py and gemini/numbers.py):
-    Question about the image: <question>            -> a short plain-text answer
+Two prompt shapes (the backend's gemini/questions.py and gemini/numbers.py):
+    Answer each question about the image ... then lines - "<name>": <question>
+        -> [{"question": "<name>", "answer": "<a few words>"}, ...]
     <question> ... Output a JSON list holding just that number.   -> [n]
 
 Understood: counts ("how many red circles?" -> "2"), colours ("what colour is the square?" ->
@@ -18,24 +19,14 @@ from __future__ import annotations
 import re
 
 from .answers import caption
-from .understanding import Task, TaskKind, describe, words
+from .understanding import Task, TaskKind, describe, target_lines, words
 from .vision import SeenImage, SeenObject
 
-QUESTION_LEAD = "question about the image:"  # understanding.kind_of reads the same two phrases
 _RANGE = re.compile(r"from (-?[\d.]+) to (-?[\d.]+)")
 _COUNT = re.compile(r"\bhow many\b|\bcount\b|\bnumber of\b")
 _COLOUR_Q = re.compile(r"\b(what|which)\s+colou?rs?\b|\bcolou?r\b.*\?")
 _SHAPE_Q = re.compile(r"\b(what|which)\s+shapes?\b|\bshape\b.*\?")
 _YES_NO = ("is", "are", "does", "do", "can", "any", "has", "have")
-
-
-def question_in(text: str) -> str | None:
-    """The question after "Question about the image:", None when the prompt asks none."""
-    low = text.lower()
-    at = low.find(QUESTION_LEAD)
-    if at < 0:
-        return None
-    return text[at + len(QUESTION_LEAD):].split("\n", 1)[0].strip()
 
 
 def _objects(images: list[SeenImage]) -> list[SeenObject]:
@@ -76,16 +67,14 @@ def answer_question(question: str, images: list[SeenImage]) -> str:
 
 
 def items_for(task: Task, images: list[SeenImage]) -> list | None:
-    """The JSON answer of a number request ([n]); None for the other kinds."""
+    """The JSON answer: one entry per question listed ({"question", "answer"}), or a number request's
+    [n]; None for the other kinds."""
+    if task.kind is TaskKind.ANSWER:
+        return [{"question": name, "answer": answer_question(question or "", images)} for name, question in target_lines(task.text)]
     if task.kind is not TaskKind.NUMBER:
         return None
     value = number_answer(task.text, images)
     return [int(value) if value.is_integer() else value]
-
-
-def text_for(task: Task, images: list[SeenImage]) -> str:
-    """The plain-text answer to the prompt's question."""
-    return answer_question(question_in(task.text) or "", images)
 
 
 def number_answer(text: str, images: list[SeenImage]) -> float:

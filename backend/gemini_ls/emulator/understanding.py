@@ -22,7 +22,7 @@ class TaskKind(str, enum.Enum):
     POINT = "point"
     CLASSIFY = "classify"
     CAPTION = "caption"
-    ANSWER = "answer"  # a question about the image, answered in a few words (questions.py)
+    ANSWER = "answer"  # questions about the image, each answered in a few words (questions.py)
     NUMBER = "number"  # one number about the image: a count or a rating (questions.py)
 
 
@@ -111,7 +111,7 @@ def target_lines(text: str) -> list[tuple[str, str | None]]:
 
 def kind_of(text: str) -> TaskKind:
     low = text.lower()
-    if "question about the image:" in low:  # before the others: the question may say "find" or "point"
+    if re.search(r"answer each question about (the image|these images)", low):  # first: a question may say "find"
         return TaskKind.ANSWER
     if "output a json list holding just that number" in low:
         return TaskKind.NUMBER

@@ -18,6 +18,7 @@ from .labels import LabelMatcher
 from .numbers import number_prompt, parse_number
 from .parse import parse_choices, parse_detections, parse_text
 from .prompts import Prompt, choice_prompt, detection_prompt, pointing_prompt, segmentation_prompt, text_prompt
+from .questions import asks_questions, parse_answers, questions_prompt
 
 # (plan, number of images sent) -> prompt
 PromptBuilder = Callable[[PlannedRequest, int], Prompt]
@@ -73,8 +74,10 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
         ),
         KindSpec(
             RequestKind.TEXT,
-            prompt=lambda plan, n: text_prompt(plan.question, n),
-            parse=lambda text, plan, finish, n: parse_text(text, finish),
+            # a caption, or the task's questions about the image asked together (VQA, gemini/questions.py)
+            prompt=lambda plan, n: questions_prompt(plan, n) if asks_questions(plan) else text_prompt(plan.question, n),
+            parse=lambda text, plan, finish, n: (
+                parse_answers(text, plan, finish) if asks_questions(plan) else parse_text(text, finish)),
             output_tokens=2048,
         ),
         KindSpec(

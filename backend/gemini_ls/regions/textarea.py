@@ -22,10 +22,10 @@ class TextAreaHandler:
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         text = (answer.text or "").strip()
+        if control.question is not None:  # its answer among the questions asked together
+            text, image = dict(answer.answers).get(control.name, ""), replace(image, name=control.question.text_name)
         if not text:
             return Conversion()
-        if control.question is not None:
-            image = replace(image, name=control.question.text_name)
         rid = RegionIds(control, image).make("text", hashlib.sha1(text.encode()).hexdigest())
         return Conversion.of([classification_result(rid, control, image, {"text": [text]})])
 

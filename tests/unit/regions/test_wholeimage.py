@@ -30,7 +30,7 @@ def _results(name, answer):
 
 def test_each_result_has_label_studios_shape_and_validates():
     results = [
-        *_results("answer1", ParsedAnswer(text="two cats")),
+        *_results("answer1", ParsedAnswer(answers=(("other", "no"), ("answer1", "two cats")))),
         *_results("count", ParsedAnswer(number=3.0)),
         *_results("stars", ParsedAnswer(number=4.0)),
         *_results("kind", ParsedAnswer(choices=("Animal / Cat", "Plant", "Nonsense"))),
@@ -46,6 +46,7 @@ def test_each_result_has_label_studios_shape_and_validates():
 
 def test_no_answer_gives_no_result_and_a_fraction_stays_a_fraction():
     assert _results("count", ParsedAnswer()) == [] and _results("kind", ParsedAnswer(choices=("Nope",))) == []
+    assert _results("answer1", ParsedAnswer(text="a caption is no answer to q1")) == []
     assert _results("count", ParsedAnswer(number=2.5))[0]["value"] == {"number": 2.5}
 
 
