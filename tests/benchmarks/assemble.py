@@ -21,6 +21,7 @@ ORDER = [
     ("page.md", "Issue 25: the jobs page's data for 100 jobs and 50 projects, and its Redis cost"),
     ("calibration.md", "Issue 24: calibrated region scores (ECE before / after) and tasks needing a fix sorted first"),
     ("tiling.md", "Issue 24: tiling, small-object recall and tokens on 12 MP and 24 MP photos"),
+    ("vqa.md", "Issue 23 item 6: VQA, one request per task vs one per question"),
 ]
 
 HEADER = """# Benchmarks
