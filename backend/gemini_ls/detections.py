@@ -27,11 +27,12 @@ class RequestKind(str, enum.Enum):
     POINTS = "points"
     CHOICE = "choice"
     TEXT = "text"
+    NUMBER = "number"  # Number / Rating on the whole image: one number (imagequestions.py)
 
     @property
     def per_task(self) -> bool:
         """Answered once for the whole task (all its images in one prompt), not per image."""
-        return self in (RequestKind.CHOICE, RequestKind.TEXT)
+        return self in (RequestKind.CHOICE, RequestKind.TEXT, RequestKind.NUMBER)
 
     @property
     def spatial(self) -> bool:
@@ -53,6 +54,7 @@ DropReason = Literal[
     "no_json",  # an answer with text but no JSON value in it
     "extra_choice",  # more than one choice for a single-choice control
     "stray_image_index",  # an image_index outside the request's images (the detection is kept, as image 0)
+    "out_of_range",  # a Number / Rating answer outside the control's min..max (or not a whole number of stars)
     # region converters (regions/)
     "below_score",
     "over_max_objects",
@@ -199,6 +201,8 @@ class ParsedAnswer:
     detections: tuple[Detection, ...] = ()
     choices: tuple[str, ...] = ()
     text: str | None = None
+    number: float | None = None  # a Number / Rating answer, already within the control's bounds
+    answers: tuple[tuple[str, str], ...] = ()  # (TextArea name, its answer) of questions asked together (VQA)
     truncated: bool = False
     dropped: Mapping[DropReason, int] = field(default_factory=dict)
     finish_reason: str | None = None

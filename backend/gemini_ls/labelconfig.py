@@ -15,15 +15,14 @@ from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
 
+from . import imagequestions as whole
+from .controlsettings import DEFAULTS, control_settings, text_attr
+from .controlsettings import MEDIA_RESOLUTIONS as MEDIA_RESOLUTIONS
+from .controlsettings import ControlSettings as ControlSettings
+from .controlsettings import Defaults as Defaults
+from .controlsettings import LabelConfigError as LabelConfigError
 from .detections import RequestKind
 from .scoremap import ScoreMap
-from .textunits import parse_granularity
-from .tiling.grid import parse_tiling
-
-
-class LabelConfigError(ValueError):
-    """The label config cannot drive predictions (empty, invalid XML, no image, no image control)."""
-
 
 # The control-tag table. Label Studio tag name -> (result type, what Gemini must produce).
 # The bare shape tools (Rectangle, Polygon, ...) draw the regions of a `<Labels>` on the same image:
@@ -42,6 +41,7 @@ CONTROL_KINDS: dict[str, tuple[str, RequestKind]] = {
     "Ellipse": ("ellipse", RequestKind.BOXES),
     "Choices": ("choices", RequestKind.CHOICE),
     "TextArea": ("textarea", RequestKind.TEXT),
+    "Number": ("number", RequestKind.NUMBER), "Rating": ("rating", RequestKind.NUMBER), "Taxonomy": ("taxonomy", RequestKind.CHOICE),
 }
 SHAPE_TAGS = ("Rectangle", "Polygon", "Ellipse", "KeyPoint", "Brush")
 LABELS_TAG = "Labels"
@@ -57,19 +57,6 @@ ATTRIBUTE_KINDS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class Defaults:
-    """Environment-level defaults for per-control `model_*` attributes."""
-
-    score_threshold: float = 0.0
-    max_objects: int = 25
-    mask_threshold: int = 127
-    polygon_tolerance: float = 1.0  # pixels, Douglas-Peucker epsilon
-    min_area: int = 16  # pixels; smaller mask specks give no polygon
-    tiling: str = "off"  # TILING: off | auto | RxC (tiling/grid.py)
-    media_resolution: str | None = None  # GEMINI_MEDIA_RESOLUTION, None: the model's default
-
-
-@dataclass(frozen=True)
 class LabelSpec:
     """A `<Label>` or `<Choice>`; `hint` (Label Studio's hover text) describes it to Gemini."""
 
@@ -78,30 +65,11 @@ class LabelSpec:
     # labels from the task (dynlabels.py): the picture its `html` shows (`<img src=...>`), sent to
     # Gemini next to the label's name as a reference image
     reference: str | None = None
+    path: tuple[str, ...] = ()  # a Taxonomy node: its path from the root (`value` is the path joined)
 
     @property
     def description(self) -> str:
         return self.hint or self.value
-
-
-@dataclass(frozen=True)
-class ControlSettings:
-    score_threshold: float
-    max_objects: int
-    mask_threshold: int
-    polygon_tolerance: float
-    min_area: int
-    prompt: str | None = None
-    # model_name / model_mask_name: this control's Gemini model for its non-mask / mask requests
-    # (None: GEMINI_MODEL / GEMINI_MASK_MODEL), see gemini/models.py.
-    model_name: str | None = None
-    model_mask_name: str | None = None
-    # model_tiling / model_media_resolution (TILING / GEMINI_MEDIA_RESOLUTION when absent): how a
-    # spatial request cuts the image into tiles, and the media resolution each image part is sent at.
-    # Part of model_version only when set (modelversion.py), so versions made before they existed hold.
-    tiling: str = "off"
-    media_resolution: str | None = None
-    ocr_granularity: str | None = None  # model_ocr_granularity: line | word | block (textunits.py)
 
 
 @dataclass(frozen=True)
@@ -191,6 +159,8 @@ class ControlSpec:
     attributes: tuple[AttributeSpec, ...] = ()  # the per-region controls its regions carry
     # value="$field": its labels are read per task from data[field] (dynlabels.py), after its static ones
     labels_field: str | None = None
+    question: whole.TextQuestion | None = None  # a TextArea answering a <Text> question about the image (VQA)
+    scale: whole.Scale | None = None  # Number / Rating on the whole image: the answer's bounds
 
 
 @dataclass(frozen=True)
@@ -220,47 +190,6 @@ class ProjectSpec:
         raise KeyError(name)
 
 
-def _float(attr: dict, key: str, default: float, lo: float, hi: float) -> float:
-    raw = attr.get(key)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise LabelConfigError(f"{key}={raw!r} is not a number") from exc
-    if not lo <= value <= hi:
-        raise LabelConfigError(f"{key}={raw!r} is outside {lo}..{hi}")
-    return value
-
-
-def _text(attr: dict, key: str) -> str | None:
-    value = attr.get(key)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _settings(attr: dict, defaults: Defaults) -> ControlSettings:
-    return ControlSettings(
-        score_threshold=_float(attr, "model_score_threshold", defaults.score_threshold, 0.0, 1.0),
-        max_objects=int(_float(attr, "model_max_objects", defaults.max_objects, 1, 1000)),
-        mask_threshold=int(_float(attr, "model_mask_threshold", defaults.mask_threshold, 0, 254)),
-        polygon_tolerance=_float(attr, "model_polygon_tolerance", defaults.polygon_tolerance, 0.0, 1000.0),
-        min_area=int(_float(attr, "model_min_area", defaults.min_area, 0, 1e9)),
-        prompt=_text(attr, "model_prompt"),
-        model_name=_text(attr, "model_name"),
-        model_mask_name=_text(attr, "model_mask_name"),
-        tiling=_tiling(attr, defaults.tiling),
-        media_resolution=_media_resolution(attr, defaults.media_resolution),
-        ocr_granularity=_granularity(attr),
-    )
-
-
-def _granularity(attr: dict) -> str | None:
-    try:
-        return parse_granularity(_text(attr, "model_ocr_granularity"))
-    except ValueError as exc:
-        raise LabelConfigError(str(exc)) from exc
-
-
 def _labels(control: Any) -> tuple[LabelSpec, ...]:
     labels_attrs = getattr(control, "labels_attrs", None) or {}
     return tuple(
@@ -280,7 +209,7 @@ def _loose_float(attr: dict, key: str) -> float | None:
 
 def _labels_field(control: Any) -> str | None:
     """The task data key of a labels control's dynamic labels (value="$objects" -> "objects")."""
-    value = _text(control.attr or {}, "value")
+    value = text_attr(control.attr or {}, "value")
     return value[1:] if value and value.startswith("$") and len(value) > 1 else None
 
 
@@ -317,14 +246,14 @@ def _attributes(
             AttributeSpec(
                 name=control.name,
                 tag=control.tag,
-                question=_text(attr, "model_prompt") or _text(attr, "placeholder") or _text(attr, "hint"),
+                question=text_attr(attr, "model_prompt") or text_attr(attr, "placeholder") or text_attr(attr, "hint"),
                 options=options,
                 multiple=attr.get("choice") == "multiple",
                 minimum=1.0 if rating else _loose_float(attr, "min"),
                 maximum=(_loose_float(attr, "maxRating") or 5.0) if rating else _loose_float(attr, "max"),
-                when_tag=_text(attr, "whenTagName"),
+                when_tag=text_attr(attr, "whenTagName"),
                 when_labels=tuple(v.strip() for v in str(attr.get("whenLabelValue") or "").split(",") if v.strip()),
-                display_mode=_text(attr, "displayMode"),
+                display_mode=text_attr(attr, "displayMode"),
             ),
             to_names,
         )
@@ -393,30 +322,7 @@ def _attach_attributes(
     return out, unused
 
 
-MEDIA_RESOLUTIONS = ("LOW", "MEDIUM", "HIGH", "ULTRA_HIGH")  # ULTRA_HIGH: per image part, Gemini 3 only
-
-
-def _tiling(attr: dict, default: str) -> str:
-    raw = _text(attr, "model_tiling")
-    if raw is None:
-        return default
-    try:
-        mode, shape = parse_tiling(raw)
-    except ValueError as exc:
-        raise LabelConfigError(f"model_tiling: {exc}") from exc
-    return f"{shape[0]}x{shape[1]}" if shape else mode
-
-
-def _media_resolution(attr: dict, default: str | None) -> str | None:
-    raw = _text(attr, "model_media_resolution")
-    if raw is None:
-        return default
-    if raw.upper() not in MEDIA_RESOLUTIONS:
-        raise LabelConfigError(f"model_media_resolution={raw!r}: one of {', '.join(MEDIA_RESOLUTIONS)}")
-    return raw.upper()
-
-
-def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> ProjectSpec:
+def parse_label_config(config: str | None, defaults: Defaults = DEFAULTS) -> ProjectSpec:
     """Parse a label config into the images and image controls we can fill.
 
     Raises LabelConfigError with a message fit for a Label Studio user when the config cannot
@@ -446,6 +352,8 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
             continue
         kind = CONTROL_KINDS.get(control.tag)
         to_names = tuple(n for n in (control.to_name or []) if n in image_names)
+        if question := whole.question_of(control, interface) if not to_names else None:  # asked about every image
+            to_names = tuple(i.name for i in images)
         if control.tag == LABELS_TAG:
             if not to_names:
                 ignored.append(f"{control.name} (<{control.tag}>): not bound to an <Image> (toName={control.to_name})")
@@ -471,13 +379,18 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 controls.append(
                     ControlSpec(
                         name=control.name, tag=control.tag, result_type=result_type, kind=request_kind,
-                        to_names=drawn, labels=_labels(labels_control), settings=_settings(control.attr or {}, defaults),
+                        to_names=drawn, labels=_labels(labels_control), settings=control_settings(control.attr or {}, defaults),
                         labels_from=labels_name, labels_field=_labels_field(labels_control),
                     )
                 )
             continue
-        labels = _labels(control)
-        if request_kind not in (RequestKind.TEXT,) and not labels and not _labels_field(control):
+        attr, labels = control.attr or {}, _labels(control)
+        options = whole.taxonomy_options(interface.config, control.name, attr) if control.tag == "Taxonomy" else None
+        if isinstance(options, str):  # a Taxonomy offers each node as its path (imagequestions.py)
+            ignored.append(f"{control.name} (<Taxonomy>): {options}")
+            continue
+        labels = tuple(LabelSpec(value, hint, path=path) for value, hint, path in options) if options is not None else labels
+        if request_kind not in (RequestKind.TEXT, RequestKind.NUMBER) and not labels and not _labels_field(control):
             ignored.append(f"{control.name} (<{control.tag}>): has no labels or choices")
             continue
         controls.append(
@@ -488,10 +401,12 @@ def parse_label_config(config: str | None, defaults: Defaults = Defaults()) -> P
                 kind=request_kind,
                 to_names=to_names,
                 labels=labels,
-                settings=_settings(control.attr or {}, defaults),
-                multiple=(control.attr or {}).get("choice") == "multiple",
-                smart=any(str((control.attr or {}).get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
-                labels_field=_labels_field(control) if request_kind is not RequestKind.TEXT else None,
+                settings=control_settings(whole.with_question(control.tag, control.name, attr), defaults),
+                multiple=attr.get("choice") == "multiple" or whole.taxonomy_multiple(control.tag, attr),
+                smart=any(str(attr.get(k, "")).lower() == "true" for k in ("smart", "smartOnly")),
+                labels_field=_labels_field(control) if request_kind not in (RequestKind.TEXT, RequestKind.NUMBER) else None,
+                question=question,
+                scale=whole.scale_of(control.tag, attr),
             )
         )
     controls, unused = _attach_attributes(controls, attributes)

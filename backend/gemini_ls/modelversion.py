@@ -48,6 +48,10 @@ def _derived(control: ControlSpec) -> dict:
     unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
     if unit is not None:
         out["text_unit"] = unit
+    if control.question is not None:  # a VQA TextArea: which <Text> it answers
+        out["question"] = asdict(control.question)
+    if control.scale is not None:  # a Number / Rating on the whole image: its bounds
+        out["scale"] = asdict(control.scale)
     return out
 
 

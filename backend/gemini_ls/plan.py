@@ -8,7 +8,9 @@ Rules (the accuracy of combining is measured by tests/benchmarks/bench_combined.
   lost to one of the controls.
 - Keypoint controls on one image with the same label set share one pointing request.
 - Each Choices and TextArea control gets its own request (its own options or question), with all of
-  its images in that one prompt, so "what differs" and pair classification see both images.
+  its images in that one prompt, so "what differs" and pair classification see both images. The
+  TextAreas answering `<Text>` questions (VQA) on the same images share ONE request: the image is
+  sent once and every question the task has is answered in one JSON list (taskquestions.py).
 - A detection control bound to several images is asked once per image.
 - Controls with different `model_prompt` extras are not merged (the extra text changes the answer),
   nor controls naming different models (`model_name` / `model_mask_name`).
@@ -84,6 +86,8 @@ class PlannedRequest:
     text_unit: str | None = None  # reading text: one entry is a line | word | block (textunits.py), None: no text
     # worked examples put before the request (few-shot); not part of the plan's identity
     examples: tuple[PlanExample, ...] = field(default=(), compare=False)
+    # VQA: (TextArea name, the task's question) as sent for one task (taskquestions.asked), () as planned
+    asked_questions: tuple[tuple[str, str], ...] = ()
 
     @property
     def synonyms(self) -> tuple[tuple[str, str], ...]:
@@ -185,8 +189,12 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     text_unit=unit,
                 )
             )
+    questions: dict[tuple, list[ControlSpec]] = {}
     for control in spec.controls:
-        if control.kind.per_task:
+        if control.kind.per_task and control.question is not None:  # VQA: one request per set of images
+            s = control.settings
+            questions.setdefault((control.to_names, s.prompt, s.model_name, s.media_resolution), []).append(control)
+        elif control.kind.per_task:
             plans.append(
                 PlannedRequest(
                     kind=control.kind,
@@ -200,6 +208,11 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
                     media_resolution=control.settings.media_resolution,
                 )
             )
+    for (images, extra, _model, resolution), controls in questions.items():
+        plans.append(PlannedRequest(
+            kind=RequestKind.TEXT, image_names=images, controls=tuple(controls), labels=(), max_objects=len(controls),
+            question=extra, model=_model_for(routing, RequestKind.TEXT, controls), media_resolution=resolution,
+        ))
     return tuple(plans)
 
 

@@ -29,6 +29,7 @@ from .provider import ProviderError, VisionProvider
 from .regions import convert_for
 from .regions.scores import calibrated, task_score
 from .settings import Settings
+from .taskquestions import QuestionError, asked, unasked
 from .tiling.cut import cut, decode_oriented
 from .tiling.grid import Grid, plan_grid
 from .tiling.tiled import merge_answers, tile_frames
@@ -105,6 +106,20 @@ class Predictor:
         self.settings = settings
         self.metrics = metrics
         self.provider = provider
+
+    @staticmethod
+    def unasked(plans: Sequence[PlannedRequest], task: Mapping[str, Any]) -> frozenset[int]:
+        """Indexes of the plans asking a question `task` does not have: not sent (taskquestions.py)."""
+        return unasked(plans, task)
+
+    @staticmethod
+    def as_sent(plan: PlannedRequest, task: Mapping[str, Any]) -> PlannedRequest:
+        """`plan` as sent for `task`: without the task's own few-shot example, with the task's
+        question (taskquestions.py); TaskFailure when that question cannot be asked."""
+        try:
+            return asked(plan.for_task(task.get("id")), task)
+        except QuestionError as exc:
+            raise TaskFailure("task_question", f"task {task.get('id')}: {exc}") from exc
 
     # -- one provider request -> parsed answer -----------------------------------------------
     def _ask(
@@ -276,6 +291,9 @@ class Predictor:
         started = time.monotonic()
         task_id = task.get("id")
         try:
+            # a question the task does not have is not asked; a bad one fails the task before any call
+            skip = unasked(plans, task)
+            plans = [self.as_sent(plan, task) for index, plan in enumerate(plans) if index not in skip]
             refs, prepared, raws = self.prepare_images_and_bytes(task, spec, plans, fetch)
             metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
             results: list[dict] = []

@@ -29,6 +29,7 @@ ORDER = [
     ("multipage.md", "Issue 23 item 4: multi-page documents, one request vs one per page"),
     ("dynlabels.md", "Issue 23: labels from the task, reference pictures vs names (inventory template)"),
     ("ocr.md", "Issue 23: OCR, Label Studio's OCR template on pages of 30 lines (calls, tokens, time, line recall, transcriptions)"),
+    ("vqa.md", "Issue 23 item 6: VQA, one request per task vs one per question"),
 ]
 
 HEADER = """# Benchmarks

@@ -4,10 +4,12 @@ holds (metrics, the control -> request kind -> model table)."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
 import pytest
+from label_studio_sdk.label_interface import control_tags
 
 from gemini_ls.detections import RequestKind
 from gemini_ls.labelconfig import CONTROL_KINDS
@@ -163,3 +165,7 @@ def test_label_configs_tag_table_lists_every_image_control():
         assert cells[4].startswith(f"`{_model_of(kind)}`"), rows[tag]
     for tag in ("Labels", "Number", "Rating", "Pdf", "Taxonomy", "Relations", "MagicWand", "BrushLabels", "Bitmask"):
         assert tag in rows, f"the tag table lacks {tag}"
+    # every control tag of the Label Studio SDK this project pins (issue 23 item 6), and the Pdf object
+    sdk_tags = {c.model_fields["tag"].default for _, c in inspect.getmembers(control_tags, inspect.isclass)
+                if issubclass(c, control_tags.ControlTag) and c is not control_tags.ControlTag}
+    assert len(sdk_tags) >= 35 and not sdk_tags - set(rows), f"the tag table lacks {sorted(sdk_tags - set(rows))}"

@@ -77,7 +77,7 @@ def test_model_version_moves_with_model_labels_and_settings_only():
 def test_ignored_controls_say_which_and_why():
     spec = parse_label_config(
         '<View><Image name="image" value="$image"/><Text name="t" value="$text"/>'
-        '<Number name="num" toName="image"/>'
+        '<DateTime name="num" toName="image"/>'
         '<Labels name="ner" toName="t"><Label value="PER"/></Labels>'
         '<RectangleLabels name="on_text" toName="t"><Label value="X"/></RectangleLabels>'
         '<Choices name="empty" toName="image"></Choices>'
@@ -86,7 +86,7 @@ def test_ignored_controls_say_which_and_why():
     assert set(spec.ignored_controls) == {"num", "ner", "on_text", "empty"}
     by_name = {text.split(" ", 1)[0]: text for text in spec.ignored_reasons}
     assert set(by_name) == set(spec.ignored_controls)
-    assert "<Number>" in by_name["num"] and "not a control type" in by_name["num"]
+    assert "<DateTime>" in by_name["num"] and "not a control type" in by_name["num"]
     assert "not bound to an <Image>" in by_name["ner"]
     assert "not bound to an <Image>" in by_name["on_text"]
     assert "no labels or choices" in by_name["empty"]

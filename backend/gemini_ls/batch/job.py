@@ -228,7 +228,7 @@ class BatchPrelabel:
         self.store.put_meta(task_id, {n: (p.width, p.height) for n, p in prepared.items()})
         out = []
         for index in indexes:
-            plan = self.plans[index].for_task(task_id)
+            plan = self.predictor.as_sent(self.plans[index], task)
             images = [prepared[n] for n in plan.image_names]
             prompt = prompt_for(plan, len(images))
             model = self.model_of[index]
@@ -290,9 +290,9 @@ class BatchPrelabel:
         tasks = self._claim(tasks, wanted)
         if not tasks:
             return False
-        everything = tuple(range(len(self.plans)))
+        asked = {str(t["id"]): [i for i in range(len(self.plans)) if i not in self.predictor.unasked(self.plans, t)] for t in tasks}
         kept = self.store.parts_of(t["id"] for t in tasks) if len(self.by_model) > 1 else {}
-        need = {str(t["id"]): tuple(i for i in everything if i not in kept.get(str(t["id"]), ())) for t in tasks}
+        need = {str(t["id"]): tuple(i for i in asked[str(t["id"])] if i not in kept.get(str(t["id"]), ())) for t in tasks}
         answered = _Round()  # every request's regions kept, the write not done (a restart in between)
         for task in (t for t in tasks if not need[str(t["id"])]):
             self._combine(task, {}, answered)
@@ -443,8 +443,8 @@ class BatchPrelabel:
 
     def _combine(self, task: dict, found: dict[int, list[dict]], round_: _Round, started: float | None = None) -> None:
         """Write the task when every request's regions are in (this batch's and those kept from another)."""
-        tid = str(task["id"])
-        have = {**self.store.parts(tid), **found} if len(self.by_model) > 1 else found
+        tid, unasked = str(task["id"]), {i: list[dict]() for i in self.predictor.unasked(self.plans, task)}  # questions it lacks
+        have = {**unasked, **(self.store.parts(tid) if len(self.by_model) > 1 else {}), **found}
         if len(have) < len(self.plans):
             self.store.put_parts(tid, found)  # until the batch of the task's other model ends
             return

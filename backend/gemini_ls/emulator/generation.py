@@ -10,12 +10,13 @@ import hashlib
 import re
 import time
 
-from . import answers, dynamic, errors, families, interactive, tokens, understanding, wire
+from . import answers, dynamic, errors, families, interactive, questions, tokens, understanding, wire
 from . import mistakes as mistakes_mod
 from .faults import Fault
 from .state import EmulatorState
 
 _SPATIAL = (understanding.TaskKind.DETECT, understanding.TaskKind.SEGMENT)
+_QUESTION = (understanding.TaskKind.ANSWER, understanding.TaskKind.NUMBER)  # questions about the whole image
 
 
 def resolve_images(emu: EmulatorState, parsed: wire.ParsedRequest, key: str, *, history: bool = False) -> list[bytes]:
@@ -91,6 +92,8 @@ def generate(emu: EmulatorState, raw: bytes, key: str, model: str, version: str,
     items = interactive.items_for(task, parsed.user_text, looked, mask, every="interactive_all" in names) if task.kind in _SPATIAL else None
     if items is None and task.kind in (*_SPATIAL, understanding.TaskKind.POINT):  # labels from the task
         items = dynamic.items_for(task, parsed.user_text, looked, mask)
+    if items is None and task.kind in _QUESTION:
+        items = questions.items_for(task, looked)
     items = items if items is not None else answers.build_items(task, looked, mask)
     if items is None:
         text = answers.plain_text(task, looked)

@@ -22,6 +22,8 @@ class TaskKind(str, enum.Enum):
     POINT = "point"
     CLASSIFY = "classify"
     CAPTION = "caption"
+    ANSWER = "answer"  # questions about the image, each answered in a few words (questions.py)
+    NUMBER = "number"  # one number about the image: a count or a rating (questions.py)
 
 
 _COLOUR_WORDS = {c: c for c in COLOURS} | {
@@ -124,6 +126,10 @@ def target_lines(text: str) -> list[tuple[str, str | None]]:
 
 def kind_of(text: str) -> TaskKind:
     low = text.lower()
+    if re.search(r"answer each question about (the image|these images)", low):  # first: a question may say "find"
+        return TaskKind.ANSWER
+    if "output a json list holding just that number" in low:
+        return TaskKind.NUMBER
     if "classify" in low and ("choose" in low or "from this list" in low):
         return TaskKind.CLASSIFY
     if "segmentation mask" in low or re.search(r"\bsegment", low):

@@ -17,6 +17,7 @@ from ..plan import PlannedRequest
 from ..textunits import with_unit
 from .dynprompts import adapt, with_reference_hints
 from .labels import LabelMatcher
+from .numbers import number_prompt, parse_number
 from .parse import parse_choices, parse_detections, parse_text
 from .prompts import (
     Prompt,
@@ -27,6 +28,7 @@ from .prompts import (
     text_prompt,
     with_image_index,
 )
+from .questions import asks_questions, parse_answers, questions_prompt
 
 # (plan, number of images sent) -> prompt
 PromptBuilder = Callable[[PlannedRequest, int], Prompt]
@@ -87,9 +89,17 @@ KINDS: Mapping[RequestKind, KindSpec] = MappingProxyType({
         ),
         KindSpec(
             RequestKind.TEXT,
-            prompt=lambda plan, n: text_prompt(plan.question, n),
-            parse=lambda text, plan, finish, n: parse_text(text, finish),
+            # a caption, or the task's questions about the image asked together (VQA, gemini/questions.py)
+            prompt=lambda plan, n: questions_prompt(plan, n) if asks_questions(plan) else text_prompt(plan.question, n),
+            parse=lambda text, plan, finish, n: (
+                parse_answers(text, plan, finish) if asks_questions(plan) else parse_text(text, finish)),
             output_tokens=2048,
+        ),
+        KindSpec(
+            RequestKind.NUMBER,
+            prompt=lambda plan, n: number_prompt(plan.question, plan.controls[0].scale, n),
+            parse=lambda text, plan, finish, n: parse_number(text, plan.controls[0].scale, finish),
+            output_tokens=256,
         ),
     )
 })

@@ -36,6 +36,7 @@ from .polygon import PolygonHandler
 from .rectangle import RectangleHandler
 from .reverse import merge
 from .textarea import TextAreaHandler
+from .wholeimage import NumberHandler, TaxonomyHandler
 
 REGISTRY: Mapping[str, RegionHandler] = MappingProxyType({
     h.tag: h
@@ -53,6 +54,9 @@ REGISTRY: Mapping[str, RegionHandler] = MappingProxyType({
         EllipseHandler("Ellipse"),
         ChoicesHandler(),
         TextAreaHandler(),
+        NumberHandler("Number"),
+        NumberHandler("Rating"),
+        TaxonomyHandler(),
     )
 })
 

@@ -63,9 +63,10 @@ def detection(label: str, image_index: int, **geometry: Any) -> ParsedAnswer:
 
 
 def merge(answers: list[ParsedAnswer]) -> ParsedAnswer:
-    """Several results' answers as one: detections and choices in order, the first text."""
+    """Several results' answers as one: detections and choices in order, the first text and number."""
     return ParsedAnswer(
         detections=tuple(d for a in answers for d in a.detections),
         choices=tuple(c for a in answers for c in a.choices),
         text=next((a.text for a in answers if a.text is not None), None),
+        number=next((a.number for a in answers if a.number is not None), None),
     )

@@ -1,9 +1,13 @@
-"""TextArea handler: Gemini's text answer (stripped) as one per-task result; empty -> none."""
+"""TextArea handler: Gemini's text answer (stripped) as one per-task result; empty -> none.
+
+A TextArea answering a `<Text>` question (the VQA template) names that Text as its to_name, as the
+editor does: the answer belongs beside its question, the image is only what it is about."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..detections import ImageMeta, ParsedAnswer
@@ -18,6 +22,8 @@ class TextAreaHandler:
 
     def convert(self, control: ControlSpec, image: ImageMeta, answer: ParsedAnswer) -> Conversion:
         text = (answer.text or "").strip()
+        if control.question is not None:  # its answer among the questions asked together
+            text, image = dict(answer.answers).get(control.name, ""), replace(image, name=control.question.text_name)
         if not text:
             return Conversion()
         rid = RegionIds(control, image).make("text", hashlib.sha1(text.encode()).hexdigest())

@@ -87,5 +87,5 @@ def test_routing_per_kind_and_overrides():
     assert routing.for_kind(RequestKind.POINTS, model_name="gemini-3.5-flash").name == "gemini-3.6-flash"
     assert routing.describe()["by_kind"] == {
         "boxes": "gemini-3.8-flash", "masks": "gemini-2.5-flash-lite", "points": "gemini-3.8-flash",
-        "choice": "gemini-3.8-flash", "text": "gemini-3.8-flash",
+        "choice": "gemini-3.8-flash", "text": "gemini-3.8-flash", "number": "gemini-3.8-flash",
     }

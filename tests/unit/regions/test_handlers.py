@@ -68,7 +68,7 @@ def all_results(config: str, images: dict[str, ImageMeta], answer: ParsedAnswer)
 def test_registry_covers_every_tag():
     assert set(REGISTRY) == {
         "RectangleLabels", "BrushLabels", "PolygonLabels", "KeyPointLabels", "EllipseLabels", "Choices", "TextArea",
-        "Rectangle", "Polygon", "Brush", "KeyPoint", "Ellipse",
+        "Rectangle", "Polygon", "Brush", "KeyPoint", "Ellipse", "Number", "Rating", "Taxonomy",
     }
     assert all(REGISTRY[tag].tag == tag for tag in REGISTRY)
 
