@@ -301,7 +301,7 @@ class Predictor:
                 if time.monotonic() >= deadline:
                     raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
                 plan = resolve_plan(plan.for_task(task_id), task.get("data"), self.settings.max_dynamic_labels)
-                if not plan.labels and plan.kind is not RequestKind.TEXT:
+                if not plan.labels and plan.kind not in (RequestKind.TEXT, RequestKind.NUMBER):
                     continue  # labels from the task, and this task has none: nothing to look for
                 references = self.references(plan, fetch, task_id, deadline)
                 plan = references.plan
