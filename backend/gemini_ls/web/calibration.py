@@ -7,17 +7,21 @@ Read from the review ledger's samples of the project (review/ledger.py: the regi
 reviewed, with Gemini's own confidence), the input REVIEW_LEARN=calibration fits its maps on. "After"
 is cross-fitted (review/calibration.py `cross_fitted`: each region calibrated by a map fitted on the
 other folds of annotations), so it says what calibration does on reviews it has not seen, and the
-ECE on the page is the one `gemini-ls report` prints.
+ECE on the page is the one `gemini-ls report` prints. Cross-fitting costs ~33 ms per 1000 reviewed
+regions (tests/benchmarks/README.md), so a project's diagram is kept until its ledger revision moves
+(`CalibrationCache`: one GET per page load while nobody reviews).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..review.calibration import ECE_BINS, MIN_REVIEWS, cross_fitted, ece, reliability
-from ..review.ledger import Sample
+from ..review.ledger import Ledger, Sample
 from .chart import Tick
 
 SIZE = 260  # a square: the diagonal (perfectly calibrated) must look like one
@@ -130,3 +134,37 @@ def calibration_view(groups: Sequence[Sequence[Sample]], *, applied: bool,
     diagram = Diagram(SIZE, (LEFT, TOP, SIZE - RIGHT, SIZE - BOTTOM), (_x(0), _y(0), _x(1), _y(1)), tuple(series),
                       ticks, summary)
     return CalibrationView(len(triples), round(sum(kept) / len(kept), 4), fitted, applied, min_reviews, diagram)
+
+
+def calibration_of(ledger: Ledger, project: int, applied: bool) -> CalibrationView | None:
+    """The project's diagram from its reviewed regions, one group per annotation (in annotation
+    order, so the folds and the numbers are those of `gemini-ls report`)."""
+    groups = [c.samples for c in sorted(ledger.contributions(project), key=lambda c: c.annotation_id)]
+    return calibration_view(groups, applied=applied)
+
+
+class CalibrationCache:
+    """Each project's diagram, computed again only when the project's ledger revision (bumped by
+    every reviewed annotation, review/ledger.py) has moved; the `size` most recently shown projects."""
+
+    def __init__(self, ledger: Ledger, applied: bool, size: int = 64) -> None:
+        self._ledger = ledger
+        self._applied = applied
+        self._size = size
+        self._lock = threading.Lock()
+        self._views: OrderedDict[int, tuple[int, CalibrationView | None]] = OrderedDict()
+
+    def get(self, project: int) -> CalibrationView | None:
+        revision = self._ledger.revision(project)
+        with self._lock:
+            hit = self._views.get(project)
+            if hit is not None and hit[0] == revision:
+                self._views.move_to_end(project)
+                return hit[1]
+        view = calibration_of(self._ledger, project, self._applied)  # outside the lock: other projects go on
+        with self._lock:
+            self._views[project] = (revision, view)
+            self._views.move_to_end(project)
+            while len(self._views) > self._size:
+                self._views.popitem(last=False)
+        return view

@@ -18,7 +18,7 @@ from ..review.ledger import Ledger
 from ..review.report import deletion_rate, render_json, rows
 from ..review.scorecards import Evaluation
 from ..review.stats import LabelStats, Tally
-from .calibration import CalibrationView, calibration_view
+from .calibration import CalibrationCache, CalibrationView, calibration_of
 from .chart import Chart, deletion_chart
 from .history import VersionChange, history
 
@@ -84,26 +84,23 @@ def project_views(ledger: Ledger, limit: int = PROJECTS_SHOWN) -> list[ProjectVi
     return [project_view(p, t, full=False) for p, t in sorted(found.items(), reverse=True)]
 
 
-def calibration_of(ledger: Ledger, project: int, applied: bool) -> CalibrationView | None:
-    """The project's reliability diagram from its reviewed regions, one group per annotation (in
-    annotation order, so the folds and the numbers are those of `gemini-ls report`)."""
-    groups = [c.samples for c in sorted(ledger.contributions(project), key=lambda c: c.annotation_id)]
-    return calibration_view(groups, applied=applied)
-
-
 def one_project(ledger: Ledger, project: int, scores: ScoreReader | None = None, *,
-                calibration_applied: bool = False) -> ProjectView | None:
+                calibrations: CalibrationCache | None = None) -> ProjectView | None:
     """One project's full panel (its page, /projects/<id>), read fresh: one project is cheap.
-    `calibration_applied`: REVIEW_LEARN includes calibration (the page says whether scores are calibrated)."""
+    `calibrations`: the server's (its REVIEW_LEARN says whether scores are calibrated); None: computed here."""
     by_version = ledger.by_version([project]).get(project)
     if not by_version:
         return None
     view = project_view(project, by_version, scores([project]).get(project) if scores is not None else None)
-    return replace(view, calibration=calibration_of(ledger, project, calibration_applied))
+    return replace(view, calibration=_calibration(ledger, project, calibrations))
+
+
+def _calibration(ledger: Ledger, project: int, calibrations: CalibrationCache | None) -> CalibrationView | None:
+    return calibrations.get(project) if calibrations is not None else calibration_of(ledger, project, False)
 
 
 def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = None, *,
-                   calibration_applied: bool = False) -> dict[str, Any] | None:
+                   calibrations: CalibrationCache | None = None) -> dict[str, Any] | None:
     by_version = ledger.by_version([project]).get(project) or {}
     evaluation = scores([project]).get(project) if scores is not None else None
     if not by_version and evaluation is None:
@@ -115,7 +112,7 @@ def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = No
     body["history"] = [{"model_version": h.version, "annotations": h.annotations, "changes": list(h.changes)}
                        for h in _history(by_version)]
     body["evaluation"] = evaluation.to_json() if evaluation is not None else None
-    calibration = calibration_of(ledger, project, calibration_applied) if by_version else None
+    calibration = _calibration(ledger, project, calibrations) if by_version else None
     body["calibration"] = calibration.to_json() if calibration is not None else None
     return body
 

@@ -84,11 +84,23 @@ def _ledger(annotations: int) -> MemoryLedger:
 
 def test_report_and_panel_carry_the_ledger_s_calibration():
     ledger = _ledger(40)
-    report = project_report(ledger, 4, calibration_applied=True)
+    report = project_report(ledger, 4, calibrations=cv.CalibrationCache(ledger, applied=True))
     assert report is not None and report["calibration"]["reviews"] == 160 and report["calibration"]["applied"]
     view = one_project(ledger, 4)
     assert view is not None and view.calibration is not None and not view.calibration.applied
     assert report["calibration"]["ece_after"] == view.calibration.to_json()["ece_after"]
+
+
+def test_the_cache_recomputes_only_when_the_project_s_reviews_moved():
+    ledger = _ledger(40)
+    cache = cv.CalibrationCache(ledger, applied=True, size=1)
+    first = cache.get(4)
+    assert first is not None and cache.get(4) is first  # same revision: the same view, not fitted again
+    extra = (Sample("car", "accepted", 0.9),)
+    ledger.replace(99, Contribution(99, 4, 99, "v1", Tally({"car": LabelStats(accepted=1)}, 1), extra))
+    second = cache.get(4)
+    assert second is not None and second is not first and second.reviews == first.reviews + 1
+    assert cache.get(5) is None and cache.get(4) is not second  # size 1: project 5 pushed project 4 out
 
 
 def test_the_page_draws_the_diagram_and_keeps_labels_text():
