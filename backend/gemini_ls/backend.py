@@ -29,6 +29,7 @@ from .jobs.context import make_claims, make_store
 from .jobs.oneclick import Handoff, OneClick
 from .jobs.outcomes import make_outcomes
 from .jobs.queue import IN_PROCESS, RQJobQueue
+from .jobs.remainders import Remainders
 from .labelconfig import ProjectSpec
 from .labelstudio import CredentialStore
 from .metrics import Metrics
@@ -94,8 +95,10 @@ def build_jobs(settings: Settings, pipeline: Pipeline) -> ServerJobs:
         # has the short `request` timeouts and obeys the breaker (redisconn.py)
         queue = RQJobQueue(settings, redisconn.client(settings.redis_url, REQUEST))
     handoff = Handoff(settings, make_store(settings, queue.client), queue) if queue is not None else None
+    # without Redis a click's remainder runs here: listed as this process's job (jobs/remainders.py)
+    remainders = Remainders(make_store(settings)) if queue is None else None
     oneclick = OneClick(settings, pipeline.metrics, pipeline.runner, make_claims(settings, queue.client if queue else None),
-                        pipeline.credentials, handoff) if settings.write_back else None
+                        pipeline.credentials, handoff, remainders) if settings.write_back else None
     return ServerJobs(queue, oneclick)
 
 

@@ -2,13 +2,14 @@
 `gemini-ls worker` and a real `gemini-ls prelabel` job: the progress bar moves and ends at the task
 count Label Studio holds; a failure reason that is markup shows as text; axe-core finds no serious or
 critical accessibility violation; the project panel (review ledger) shows a label that is markup as
-text. Screenshots go to artifacts/e2e/ (docs/images/ with
+text, and its score calibration diagram (120 reviewed regions with a confidence). Screenshots go to artifacts/e2e/ (docs/images/ with
 UPDATE_DOCS_SCREENSHOT=1)."""
 
 from __future__ import annotations
 
 import base64
 import os
+import random
 import shutil
 import time
 
@@ -18,7 +19,7 @@ import requests
 
 from gemini_ls.jobs.records import JobInfo
 from gemini_ls.jobs.state import RedisJobStore
-from gemini_ls.review.ledger import Contribution, RedisLedger
+from gemini_ls.review.ledger import Contribution, RedisLedger, Sample
 from gemini_ls.review.stats import LabelStats, Tally
 from tests.fixtures.labelstudio import ARTIFACTS, ROOT
 
@@ -110,6 +111,7 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
             tally = Tally({XSS: LabelStats(accepted=6, adjusted=2, deleted=deleted, missed=1),
                            "red square": LabelStats(accepted=9, adjusted=1, deleted=deleted - 1)}, 10)
             ledger.replace(900 + n, Contribution(900 + n, pid, 900 + n, version, tally, updated_at=time.time() + n))
+        regions = _scored_reviews(ledger, pid, versions[1])  # enough for the score calibration diagram
         browser.driver.refresh()  # server-rendered HTML, before the script runs again
         assert browser.evaluate("document.querySelectorAll('img').length") == 0
         assert XSS in browser.evaluate("document.querySelector('tr[data-id=\"xss-job\"] .failures').textContent")
@@ -123,6 +125,9 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         history = browser.evaluate("document.querySelector('table.history').textContent")
         assert "label settings or hints changed" in history and "learned thresholds/synonyms added" in history, history
         assert browser.evaluate("document.querySelectorAll('img').length") == 0
+        figure = browser.evaluate("document.querySelector('figure.calibration').textContent")
+        assert f"{regions} reviewed region(s)" in figure and figure.count("ECE 0.") == 2 and "not fitted" not in figure, figure
+        assert browser.evaluate("document.querySelectorAll('figure.calibration polyline').length") == 2
         project_shot = browser.screenshot(ARTIFACTS / "page-project.png")
         browser.driver.execute_script(axe_source())
         violations = browser.driver.execute_async_script(RUN_JS)
@@ -136,6 +141,22 @@ def test_jobs_page_follows_a_real_job_escapes_markup_and_passes_axe(label_studio
         browser.close()
         worker.stop()
         backend.stop()
+
+
+def _scored_reviews(ledger: RedisLedger, project: int, version: str, annotations: int = 40) -> int:
+    """Reviewed regions with Gemini's confidence, as the webhook stores them (overconfident: a region
+    scored s is kept with probability s**2), for the report's calibration diagram; their number."""
+    rng = random.Random(project)
+    for n in range(annotations):
+        samples = []
+        for label in (XSS, "red square", "red square"):
+            s = round(rng.uniform(0.5, 1.0), 2)
+            samples.append(Sample(label, "accepted" if rng.random() < s * s else "deleted", s, size=0.05))
+        tally = Tally({label: LabelStats(accepted=sum(1 for x in samples if x.label == label and x.outcome == "accepted"),
+                                         deleted=sum(1 for x in samples if x.label == label and x.outcome == "deleted"))
+                       for label in (XSS, "red square")}, 1)
+        ledger.replace(950 + n, Contribution(950 + n, project, 950 + n, version, tally, tuple(samples), updated_at=time.time() + 2))
+    return annotations * 3
 
 
 def _gemini_calls(emu) -> int:

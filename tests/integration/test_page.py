@@ -159,10 +159,13 @@ def test_without_basic_auth_the_page_is_read_only(app_for, redis_url, redis_pref
 
 
 def test_without_redis_the_page_says_jobs_are_not_shared(emu):
+    """This process's own jobs are listed (tests/integration/test_page_local_jobs.py), none from Redis."""
+    from gemini_ls.jobs.memstore import process_store
+
     app = create_app(Settings(api_key=DEFAULT_API_KEY, base_url=emu.url))
     try:
         client = app.test_client()
-        assert client.get("/api/jobs").get_json() == []
+        assert [j["id"] for j in client.get("/api/jobs").get_json()] == [j.id for j in process_store().recent(100)]
         assert "No REDIS_URL" in client.get("/", headers=HTML).get_data(as_text=True)
     finally:
         app.extensions["gemini_ls"].runner.shutdown()

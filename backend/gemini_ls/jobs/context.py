@@ -12,7 +12,7 @@ from ..redisconn import JOB
 from ..settings import Settings
 from .budget import Budget, MemoryBudget, RedisBudget
 from .claims import Claims, MemoryClaims, RedisClaims
-from .memstore import MemoryJobStore
+from .memstore import process_store
 from .records import JobStore
 from .state import RedisJobStore
 from .work import ChunkExecutor
@@ -26,7 +26,7 @@ def make_claims(settings: Settings, client: redis.Redis | None = None) -> Claims
 
 def make_store(settings: Settings, client: redis.Redis | None = None) -> JobStore:
     if not settings.redis_url:
-        return MemoryJobStore()
+        return process_store()  # this process's jobs, the ones its page lists
     return RedisJobStore(client or redisconn.client(settings.redis_url, JOB), settings.redis_prefix)
 
 

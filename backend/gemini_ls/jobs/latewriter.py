@@ -87,8 +87,10 @@ class BackgroundWriter:
     next chunk; claims keep them from ever writing the same task."""
 
     def __init__(self, settings: Settings, metrics: Metrics, claims: Claims, api_for: Callable[[], LabelStudioApi | None],
-                 *, flush_seconds: float = 1.0, threads: int = 2, leases: Leases | None = None) -> None:
+                 *, flush_seconds: float = 1.0, threads: int = 2, leases: Leases | None = None,
+                 on_result: Callable[[LateTask, str | None], None] | None = None) -> None:
         self.leases = leases
+        self.on_result = on_result  # each task's end: None written (or already there), else why not (remainders.py)
         self.settings = settings
         self.metrics = metrics
         self.claims = claims
@@ -122,8 +124,10 @@ class BackgroundWriter:
                     break
             try:
                 self._write(chunk)
-            except Exception:  # the writer thread must survive anything
+            except Exception as exc:  # the writer thread must survive anything
                 log.exception("write-back: unexpected error")
+                for item in chunk:  # a task already marked written stays so (the store keeps done over failed)
+                    self._result(item, f"write_back: {type(exc).__name__}")
             if self.leases is not None:
                 for item in chunk:
                     self.leases.drop(item.scope, item.owner, [int(item.outcome.task_id)])
@@ -135,6 +139,10 @@ class BackgroundWriter:
         the database lock (and its retry middleware re-runs the whole /predict), so hold off."""
         with self._lock:
             self._quiet_until = max(self._quiet_until, time.monotonic() + min(30.0, seconds))
+
+    def _result(self, item: LateTask, failure: str | None) -> None:
+        if self.on_result is not None:
+            self.on_result(item, failure)
 
     def _write(self, chunk: list[LateTask]) -> None:
         with self._lock:
@@ -151,6 +159,8 @@ class BackgroundWriter:
                     self.claims.release(item.scope, [int(item.outcome.task_id)], item.owner)
                 log.error("write-back: no Label Studio credentials any more; %d late tasks of project %s were not written "
                           "(the next Retrieve predictions fills them)", len(items), project)
+                for item in items:
+                    self._result(item, "write_back: no Label Studio credentials")
                 self.metrics.writeback.labels("failed").inc(len(items))
                 continue
             records = [
@@ -163,10 +173,12 @@ class BackgroundWriter:
                 self.metrics.writeback.labels(outcome).inc(len(tids))
                 for tid in tids:
                     marks.finish(by_task[tid].scope, tid)
+                    self._result(by_task[tid], None)
             for tid, why in report.failed.items():
                 marks.release(by_task[tid].scope, tid, by_task[tid].owner)
                 self.metrics.writeback.labels("failed").inc()
                 log.error("write-back: task %s of project %s not written: %s", tid, project, why)
+                self._result(by_task[tid], f"write_back: {why}")
             marks.report(project)
             log.info("write-back to project %s: %d written, %d already there, %d failed",
                      project, len(report.written), len(report.already), len(report.failed))

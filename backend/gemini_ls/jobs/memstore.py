@@ -1,5 +1,7 @@
 """The job store without REDIS_URL: this process's jobs only (the embedded default; nothing survives
-a restart, and the commands say so). The same records as state.py's RedisJobStore."""
+a restart, and the commands say so). The same records as state.py's RedisJobStore. One store per
+process (`process_store`): what this process's commands and click remainders (jobs/remainders.py)
+record is what its page lists."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any
 
 from ..gemini.pricing import Tokens
 from .records import BatchRecord, JobInfo, batch_job_id
+
+KEPT_JOBS = 1000  # a long-running server forgets its oldest finished jobs beyond this many
 
 
 class MemoryJobStore:
@@ -25,6 +29,11 @@ class MemoryJobStore:
         with self._lock:
             self._jobs[info.id] = info
             self._configs[info.id] = label_config
+            if len(self._jobs) > KEPT_JOBS:
+                for old in sorted((j for j in self._jobs.values() if j.finished), key=lambda j: j.created)[:len(self._jobs) - KEPT_JOBS]:
+                    self._jobs.pop(old.id, None)
+                    self._configs.pop(old.id, None)
+                    self._rq.pop(old.id, None)
 
     def set_chunks(self, job_id, chunks, rq_ids):
         with self._lock:
@@ -62,6 +71,19 @@ class MemoryJobStore:
     def recent(self, limit=20):
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: -j.created)[:limit]
+
+
+_process_store: MemoryJobStore | None = None
+_process_lock = threading.Lock()
+
+
+def process_store() -> MemoryJobStore:
+    """This process's job store (without REDIS_URL): shared by its commands, its click remainders and its page."""
+    global _process_store
+    with _process_lock:
+        if _process_store is None:
+            _process_store = MemoryJobStore()
+        return _process_store
 
 
 class MemoryBatchState:

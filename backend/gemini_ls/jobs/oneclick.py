@@ -51,6 +51,7 @@ from .batchhold import is_batch_owner
 from .claims import DELIVERED, DELIVERED_SECONDS, WRITTEN, Claims, queued_owner, scope_of
 from .latewriter import BackgroundWriter, LateTask, Leases
 from .records import JobStore
+from .remainders import Remainders
 
 if TYPE_CHECKING:
     from .queue import JobQueue
@@ -120,7 +121,7 @@ class OneClick:
     """Runs a /predict selection through the SelectionRunner with claims and background write-back."""
 
     def __init__(self, settings: Settings, metrics: Metrics, runner: SelectionRunner, claims: Claims,
-                 credentials: CredentialStore, handoff: Handoff | None = None) -> None:
+                 credentials: CredentialStore, handoff: Handoff | None = None, remainders: Remainders | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.runner = runner
@@ -131,7 +132,11 @@ class OneClick:
         self._announced: bool | None = None
         # the short lease a job waits out before it takes over a dead process's tasks
         self.leases = Leases(claims, max(6.0, 3 * settings.job_heartbeat)) if handoff is not None else None
-        self.writer = BackgroundWriter(settings, metrics, claims, self.api, leases=self.leases)
+        # without a queue, a click's remainder is a job of this process's store (remainders.py), for its page
+        self.remainders = remainders
+        on_result = (lambda item, failure: remainders.record(item.owner, int(item.outcome.task_id), failure)) \
+            if remainders is not None else None
+        self.writer = BackgroundWriter(settings, metrics, claims, self.api, leases=self.leases, on_result=on_result)
 
     def api(self) -> LabelStudioApi | None:
         auth = self.credentials.current()
@@ -246,11 +251,16 @@ class OneClick:
         mine = [t for t in tasks if held[int(t["id"])] is None]
 
         durable = self.durable()
+        recorded = self.remainders if not durable else None
+        if recorded is not None:
+            recorded.begin(owner)
 
         def on_late(outcome: TaskOutcome) -> None:
             if outcome.succeeded:
                 self.writer.submit(LateTask(project, scope, owner, outcome, version))
             else:
+                if recorded is not None:
+                    recorded.record(owner, int(outcome.task_id), f"{outcome.reason or 'failed'}: {outcome.error or ''}")
                 self.claims.release(scope, [int(outcome.task_id)], owner)
                 if self.leases is not None:
                     self.leases.drop(scope, owner, [int(outcome.task_id)])
@@ -289,6 +299,8 @@ class OneClick:
             late = late + unstarted
         elif durable:
             late = []  # the job holds them
+        if recorded is not None:
+            recorded.open(owner, project, version, late + capped + unstarted, label_config or "")
         if late:
             try:  # the background write holds them now, for as long as a task may take
                 self.claims.renew(scope, late, owner, self.settings.predict_timeout * 2 + 600)

@@ -1,7 +1,8 @@
 """Every job the backend knows, as one typed list: what the page and its JSON show (docs/page.md).
 
 One store holds every job (jobs/state.py: `gemini-ls prelabel`, the remainders of a "Retrieve
-predictions" click, Batch API jobs); this adapter only maps its records onto the page's words. A
+predictions" click, Batch API jobs; without REDIS_URL this process's, memstore.py); this adapter
+only maps its records onto the page's words. A
 list is read through the store's `overview` (counts, SCARD/HLEN, instead of the task sets, in one
 pipeline), so an open page costs the workers nothing and 100 jobs stay cheap; Cancel is
 jobs/cancel.py's, the same as `gemini-ls jobs cancel`.
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..gemini.pricing import cost_by_model
-from ..jobs.records import BATCH, STOPPED, WAITING, JobCounts, counts_of
+from ..jobs.memstore import MemoryJobStore, process_store
+from ..jobs.records import BATCH, STOPPED, WAITING, JobCounts, JobInfo, counts_of
 from ..jobs.state import RedisJobStore
 from ..settings import Settings
 
@@ -105,16 +107,18 @@ def job_view(settings: Settings, job: JobCounts, *, now: float, detail: bool = F
 @dataclass(frozen=True)
 class JobSource:
     """Where the jobs are read from: the shared Redis (every replica's and worker's jobs) or, without
-    REDIS_URL, nothing shared: this process keeps no job list of its own (its click remainders run
-    in its pool and are answered on the next Retrieve predictions)."""
+    REDIS_URL, this process's own job store (memstore.process_store: the remainders of its clicks,
+    jobs/remainders.py), which nothing else shares and a restart empties. Those can be neither
+    cancelled nor retried from the page (both go through the shared queue)."""
 
     settings: Settings
     client: Any = None  # the `request` profile's client (redisconn.py): a page never waits on Redis
+    local: MemoryJobStore | None = None  # without REDIS_URL: this process's jobs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobSource:
         if not settings.redis_url:
-            return cls(settings)
+            return cls(settings, local=process_store())
         from .. import redisconn
 
         return cls(settings, redisconn.client(settings.redis_url, redisconn.REQUEST))
@@ -122,19 +126,24 @@ class JobSource:
     def _store(self) -> RedisJobStore:
         return RedisJobStore(self.client, self.settings.redis_prefix)
 
+    def _local(self, info: JobInfo, now: float, detail: bool = False) -> JobView:
+        return replace(job_view(self.settings, counts_of(info), now=now, detail=detail), can_cancel=False, can_retry=False)
+
     def list_jobs(self, limit: int = 100, now: float | None = None) -> list[JobView]:
-        if self.client is None:
-            return []
         now = time.time() if now is None else now
+        if self.client is None:
+            return [self._local(j, now) for j in self.local.recent(limit)] if self.local is not None else []
         return [job_view(self.settings, j, now=now) for j in self._store().overview(limit)]
 
     def get_job(self, job_id: str, now: float | None = None) -> JobView | None:
+        now = time.time() if now is None else now
         if self.client is None:
-            return None
+            found = self.local.get(job_id) if self.local is not None else None
+            return self._local(found, now, detail=True) if found is not None else None
         info = self._store().get(job_id)  # reads only: asking about an id never registers it
         if info is None:
             return None
-        return job_view(self.settings, counts_of(info), now=time.time() if now is None else now, detail=True)
+        return job_view(self.settings, counts_of(info), now=now, detail=True)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job of any kind, exactly as `gemini-ls jobs cancel ID` (jobs/cancel.py): marked

@@ -3,7 +3,7 @@ the webhook-fed ledger (review/ledger.py) the learner already uses, so nothing a
 a page load. The JSON is `gemini-ls report --json`'s (review/report.py `render_json`), plus the
 trend of each label's deletion rate over the model versions, the model_version history with what
 changed (web/history.py), the last `gemini-ls evaluate` scorecards (review/scorecards.py) and the
-score calibration (none is fitted yet: `null`, "not fitted yet" on the page)."""
+score calibration's reliability diagram (web/calibration.py, from the ledger's reviewed regions)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..review.ledger import Ledger
 from ..review.report import deletion_rate, render_json, rows
 from ..review.scorecards import Evaluation
 from ..review.stats import LabelStats, Tally
+from .calibration import CalibrationCache, CalibrationView, calibration_of
 from .chart import Chart, deletion_chart
 from .history import VersionChange, history
 
@@ -48,7 +49,7 @@ class ProjectView:
     history: tuple[VersionChange, ...] = ()  # oldest first
     chart: Chart | None = None
     evaluation: Evaluation | None = None  # the last `gemini-ls evaluate` run, when stored
-    calibration: None = None  # the score calibration diagram's slot: no calibration is fitted yet
+    calibration: CalibrationView | None = None  # None: no reviewed region with a confidence (or a summary row)
     label_count: int = 0
 
 
@@ -83,15 +84,23 @@ def project_views(ledger: Ledger, limit: int = PROJECTS_SHOWN) -> list[ProjectVi
     return [project_view(p, t, full=False) for p, t in sorted(found.items(), reverse=True)]
 
 
-def one_project(ledger: Ledger, project: int, scores: ScoreReader | None = None) -> ProjectView | None:
-    """One project's full panel (its page, /projects/<id>), read fresh: one project is cheap."""
+def one_project(ledger: Ledger, project: int, scores: ScoreReader | None = None, *,
+                calibrations: CalibrationCache | None = None) -> ProjectView | None:
+    """One project's full panel (its page, /projects/<id>), read fresh: one project is cheap.
+    `calibrations`: the server's (its REVIEW_LEARN says whether scores are calibrated); None: computed here."""
     by_version = ledger.by_version([project]).get(project)
     if not by_version:
         return None
-    return project_view(project, by_version, scores([project]).get(project) if scores is not None else None)
+    view = project_view(project, by_version, scores([project]).get(project) if scores is not None else None)
+    return replace(view, calibration=_calibration(ledger, project, calibrations))
 
 
-def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = None) -> dict[str, Any] | None:
+def _calibration(ledger: Ledger, project: int, calibrations: CalibrationCache | None) -> CalibrationView | None:
+    return calibrations.get(project) if calibrations is not None else calibration_of(ledger, project, False)
+
+
+def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = None, *,
+                   calibrations: CalibrationCache | None = None) -> dict[str, Any] | None:
     by_version = ledger.by_version([project]).get(project) or {}
     evaluation = scores([project]).get(project) if scores is not None else None
     if not by_version and evaluation is None:
@@ -103,7 +112,8 @@ def project_report(ledger: Ledger, project: int, scores: ScoreReader | None = No
     body["history"] = [{"model_version": h.version, "annotations": h.annotations, "changes": list(h.changes)}
                        for h in _history(by_version)]
     body["evaluation"] = evaluation.to_json() if evaluation is not None else None
-    body["calibration"] = None  # no score calibration is fitted yet (the page says "not fitted yet")
+    calibration = _calibration(ledger, project, calibrations) if by_version else None
+    body["calibration"] = calibration.to_json() if calibration is not None else None
     return body
 
 

@@ -14,6 +14,7 @@ from ..review import scorecards
 from ..review.ledger import Ledger
 from . import security
 from .actions import ActionError, PrelabelActions, parse_request
+from .calibration import CalibrationCache
 from .data import STATES, JobSource
 from .gemini import GeminiPanel
 from .reports import CachedPanels, ScoreReader, one_project, project_report
@@ -54,6 +55,8 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
     actions "Start prelabel" (estimate first, then start) and "Retry failed tasks" (web/actions.py;
     None: not offered, they answer 409). `gemini`: the Gemini panel's reader (web/gemini.py; None: no panel)."""
     scores = _score_reader(source)
+    # REVIEW_LEARN=calibration: the predictions' scores are the calibrated ones (the diagram's caption says so)
+    calibrations = CalibrationCache(ledger, "calibration" in source.settings.review_learn) if ledger is not None else None
     panels = CachedPanels(ledger) if ledger is not None else None
     bp = Blueprint("page", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
@@ -85,7 +88,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
     @bp.get("/projects/<int:project>")
     def project_page(project: int):
         try:
-            view = one_project(ledger, project, scores) if ledger is not None else None
+            view = one_project(ledger, project, scores, calibrations=calibrations) if ledger is not None else None
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}; reload the page")
         if view is None:
@@ -124,7 +127,7 @@ def register(app: Flask, source: JobSource, ledger: Ledger | None, *, actions_al
     @bp.get("/api/projects/<int:project>/report")
     def api_project_report(project: int):
         try:
-            body = project_report(ledger, project, scores) if ledger is not None else None
+            body = project_report(ledger, project, scores, calibrations=calibrations) if ledger is not None else None
         except (redis.RedisError, OSError) as exc:
             return _error(503, f"Redis did not answer: {type(exc).__name__}")
         return jsonify(body) if body is not None else _error(404, "no reviewed annotation of this project in the review ledger")
