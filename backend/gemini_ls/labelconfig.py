@@ -23,6 +23,7 @@ from .controlsettings import Defaults as Defaults
 from .controlsettings import LabelConfigError as LabelConfigError
 from .detections import RequestKind
 from .scoremap import ScoreMap
+from .textunits import TEXT_MAX_OBJECTS, text_unit
 
 # The control-tag table. Label Studio tag name -> (result type, what Gemini must produce).
 # The bare shape tools (Rectangle, Polygon, ...) draw the regions of a `<Labels>` on the same image:
@@ -322,6 +323,16 @@ def _attach_attributes(
     return out, unused
 
 
+def _text_room(control: ControlSpec, interface: LabelInterface) -> ControlSpec:
+    """A control reading text lists every line (word, block) of a page: unless its config sets
+    model_max_objects, at least TEXT_MAX_OBJECTS of its unit (textunits.py)."""
+    unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+    if unit is None or "model_max_objects" in (interface.get_control(control.name).attr or {}):
+        return control
+    room = max(control.settings.max_objects, TEXT_MAX_OBJECTS[unit])
+    return replace(control, settings=replace(control.settings, max_objects=room))
+
+
 def parse_label_config(config: str | None, defaults: Defaults = DEFAULTS) -> ProjectSpec:
     """Parse a label config into the images and image controls we can fill.
 
@@ -410,6 +421,7 @@ def parse_label_config(config: str | None, defaults: Defaults = DEFAULTS) -> Pro
             )
         )
     controls, unused = _attach_attributes(controls, attributes)
+    controls = [_text_room(control, interface) for control in controls]
     ignored.extend(unused)
     if not controls:
         raise LabelConfigError(

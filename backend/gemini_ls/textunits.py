@@ -14,6 +14,10 @@ from collections.abc import Iterable
 
 GRANULARITIES = ("line", "word", "block")
 DEFAULT_GRANULARITY = "line"
+# A control reading text is told to list at least this many of its unit unless it sets
+# model_max_objects: a page holds more lines than MODEL_MAX_OBJECTS' 25 objects (a 30-line page lost
+# 5 lines as the OCR template ships, tests/benchmarks/README.md "OCR"), and each entry is short.
+TEXT_MAX_OBJECTS = {"line": 100, "word": 250, "block": 50}
 
 # "Where an entry is text, it is one <unit>": the wording the emulator parses (keep them in step)
 _UNITS = {

@@ -11,7 +11,7 @@ from gemini_ls.gemini.kinds import KINDS
 from gemini_ls.labelconfig import LabelConfigError, parse_label_config
 from gemini_ls.modelversion import _derived, label_set_digest
 from gemini_ls.plan import plan_requests
-from gemini_ls.textunits import parse_granularity, text_unit, unit_sentence, with_unit
+from gemini_ls.textunits import TEXT_MAX_OBJECTS, parse_granularity, text_unit, unit_sentence, with_unit
 
 OCR = """<View>
   <Image name="image" value="$ocr"/>
@@ -100,3 +100,14 @@ def test_a_control_reading_text_names_its_unit_in_model_version():
     assert label_set_digest(ocr) != label_set_digest(words)
     (rect,) = parse_label_config(BOXES.format(attr="")).controls
     assert "text_unit" not in _derived(rect)
+
+
+def test_a_control_reading_text_has_room_for_a_page_of_lines_unless_its_config_says_otherwise():
+    """MODEL_MAX_OBJECTS' 25 would cut a 30-line page as the OCR template ships (it sets no limit)."""
+    (ocr,) = [c for c in parse_label_config(OCR.format(attr='')).controls if c.attributes]
+    assert ocr.settings.max_objects == TEXT_MAX_OBJECTS["line"] == 100
+    words = parse_label_config(BOXES.format(attr='model_ocr_granularity="word"'))
+    assert words.controls[0].settings.max_objects == TEXT_MAX_OBJECTS["word"]
+    capped = parse_label_config(OCR.format(attr='model_max_objects="12"'))
+    assert [c.settings.max_objects for c in capped.controls if c.attributes] == [12]
+    assert parse_label_config(BOXES.format(attr='')).controls[0].settings.max_objects == 25  # reads no text: the default
