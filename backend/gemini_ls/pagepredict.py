@@ -47,16 +47,7 @@ class PagePredictor(Predictor):
         if not has_pages(spec):
             return super().predict_task(task, spec, plans, fetch, deadline=deadline, uses_by_ref=uses_by_ref)
         started = time.monotonic()
-        task_id = task.get("id")
-        try:
-            return self._predict_pages(task, spec, plans, fetch, deadline, started)
-        except TaskFailure as exc:
-            return TaskOutcome(task_id, "failed", error=exc.message, reason=exc.reason,
-                               seconds=time.monotonic() - started, upstream=exc.upstream)
-        except Exception as exc:  # a bug must cost one task, never the selection or the process
-            log.exception("task %s: unexpected error", task_id)
-            return TaskOutcome(task_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}", reason="internal",
-                               seconds=time.monotonic() - started)
+        return self.guarded(task.get("id"), started, lambda: self._predict_pages(task, spec, plans, fetch, deadline, started))
 
     def _page_lists(self, task: Mapping[str, Any], spec: ProjectSpec, needed: set[str]) -> list[PageList]:
         data = task.get("data")

@@ -289,35 +289,12 @@ class Predictor:
         uses_by_ref: Mapping[str, int] | None = None,
     ) -> TaskOutcome:
         started = time.monotonic()
-        task_id = task.get("id")
+        return self.guarded(task.get("id"), started, lambda: self._predict_one(task, spec, plans, fetch, deadline, uses_by_ref, started))
+
+    def guarded(self, task_id: Any, started: float, run: Callable[[], TaskOutcome]) -> TaskOutcome:
+        """`run`'s outcome; whatever goes wrong costs this task only (a bug too, logged), never the selection."""
         try:
-            # a question the task does not have is not asked; a bad one fails the task before any call
-            skip = unasked(plans, task)
-            plans = [self.as_sent(plan, task) for index, plan in enumerate(plans) if index not in skip]
-            refs, prepared, raws = self.prepare_images_and_bytes(task, spec, plans, fetch)
-            metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
-            results: list[dict] = []
-            for plan in plans:
-                if time.monotonic() >= deadline:
-                    raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
-                plan = resolve_plan(plan.for_task(task_id), task.get("data"), self.settings.max_dynamic_labels)
-                if not plan.labels and plan.kind not in (RequestKind.TEXT, RequestKind.NUMBER):
-                    continue  # labels from the task, and this task has none: nothing to look for
-                references = self.references(plan, fetch, task_id, deadline)
-                plan = references.plan
-                images = [prepared[n] for n in plan.image_names]
-                uses = {
-                    prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
-                }
-                grid = self.grid_for(plan, [(im.width, im.height) for im in images]) if not references.images else None
-                if grid is None:
-                    answer = self._ask(plan, images + list(references.images), {**uses, **references.uses}, deadline, task_id)
-                else:
-                    answer = self._ask_tiles(plan, images[0], raws[plan.image_names[0]], grid, uses, deadline, task_id)
-                if plan.phrases:
-                    answer = replace(answer, detections=one_per_phrase(answer.detections))
-                results.extend(self.answer_regions(plan, metas, answer))
-            return self.finish(spec, task_id, results, started)
+            return run()
         except TaskFailure as exc:
             return TaskOutcome(
                 task_id, "failed", error=exc.message, reason=exc.reason, seconds=time.monotonic() - started, upstream=exc.upstream
@@ -331,3 +308,34 @@ class Predictor:
                 task_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}", reason="internal",
                 seconds=time.monotonic() - started,
             )
+
+    def _predict_one(self, task: Mapping[str, Any], spec: ProjectSpec, plans: Sequence[PlannedRequest], fetch: Fetch,
+                     deadline: float, uses_by_ref: Mapping[str, int] | None, started: float) -> TaskOutcome:
+        task_id = task.get("id")
+        # a question the task does not have is not asked; a bad one fails the task before any call
+        skip = unasked(plans, task)
+        plans = [self.as_sent(plan, task) for index, plan in enumerate(plans) if index not in skip]
+        refs, prepared, raws = self.prepare_images_and_bytes(task, spec, plans, fetch)
+        metas = {n: ImageMeta(n, p.width, p.height) for n, p in prepared.items()}
+        results: list[dict] = []
+        for plan in plans:
+            if time.monotonic() >= deadline:
+                raise TaskFailure("timeout", "the task ran out of time before all its Gemini requests were made")
+            plan = resolve_plan(plan.for_task(task_id), task.get("data"), self.settings.max_dynamic_labels)
+            if not plan.labels and plan.kind not in (RequestKind.TEXT, RequestKind.NUMBER):
+                continue  # labels from the task, and this task has none: nothing to look for
+            references = self.references(plan, fetch, task_id, deadline)
+            plan = references.plan
+            images = [prepared[n] for n in plan.image_names]
+            uses = {
+                prepared[n].sha256: max(1, (uses_by_ref or {}).get(refs[n], 1)) for n in plan.image_names
+            }
+            grid = self.grid_for(plan, [(im.width, im.height) for im in images]) if not references.images else None
+            if grid is None:
+                answer = self._ask(plan, images + list(references.images), {**uses, **references.uses}, deadline, task_id)
+            else:
+                answer = self._ask_tiles(plan, images[0], raws[plan.image_names[0]], grid, uses, deadline, task_id)
+            if plan.phrases:
+                answer = replace(answer, detections=one_per_phrase(answer.detections))
+            results.extend(self.answer_regions(plan, metas, answer))
+        return self.finish(spec, task_id, results, started)
