@@ -326,7 +326,7 @@ def _attach_attributes(
 def _text_room(control: ControlSpec, interface: LabelInterface) -> ControlSpec:
     """A control reading text lists every line (word, block) of a page: unless its config sets
     model_max_objects, at least TEXT_MAX_OBJECTS of its unit (textunits.py)."""
-    unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+    unit = text_unit(control.settings.ocr_granularity, ((a.tag, a.question) for a in control.attributes))
     if unit is None or "model_max_objects" in (interface.get_control(control.name).attr or {}):
         return control
     room = max(control.settings.max_objects, TEXT_MAX_OBJECTS[unit])

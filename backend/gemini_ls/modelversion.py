@@ -45,7 +45,7 @@ def _derived(control: ControlSpec) -> dict:
         out["attributes"] = [asdict(a) for a in control.attributes]
     if control.labels_field is not None:  # the field's name, never the labels a task holds in it
         out["labels_field"] = control.labels_field
-    unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+    unit = text_unit(control.settings.ocr_granularity, ((a.tag, a.question) for a in control.attributes))
     if unit is not None:
         out["text_unit"] = unit
     if control.question is not None:  # a VQA TextArea: which <Text> it answers

@@ -163,7 +163,7 @@ def plan_requests(spec: ProjectSpec, routing: ModelChooser | None = None) -> tup
             # would carry attributes one of them must not show
             asked = tuple(sorted(spec.name for spec in control.attributes))
             seeing = (control.settings.tiling, control.settings.media_resolution)
-            unit = text_unit(control.settings.ocr_granularity, (a.tag for a in control.attributes))
+            unit = text_unit(control.settings.ocr_granularity, ((a.tag, a.question) for a in control.attributes))
             groups.setdefault((group, control.settings.prompt, label_set, models, asked, seeing, unit), []).append(control)
         for (group, extra, _labels, _models, _asked, (tiling, resolution), unit), controls in groups.items():
             if group == "spatial":

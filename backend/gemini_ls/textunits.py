@@ -1,15 +1,16 @@
 """Reading text (OCR): the unit of text one region is, per control (`model_ocr_granularity`).
 
 A region control reads text when its config says so (`model_ocr_granularity="line|word|block"`) or
-when its regions carry a per-region `<TextArea>` (a transcription, as in Label Studio's OCR
-template), then at the default unit, a line. Its spatial request then tells Gemini which unit one
-entry is, in one sentence put with the control's `model_prompt` (the emulator reads the same
-sentence, emulator/understanding.py). A control that reads no text gets no sentence, so the prompts
-of other configs do not change.
+when its regions carry a per-region `<TextArea>` that transcribes (no question, or one that speaks
+of text, as Label Studio's OCR template's "Recognized Text"), then at the default unit, a line.
+Its spatial request then tells Gemini which unit one entry is, in one sentence put with the
+control's `model_prompt` (the emulator reads the same sentence, emulator/understanding.py). A
+control that reads no text gets no sentence, so the prompts of other configs do not change.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 GRANULARITIES = ("line", "word", "block")
@@ -37,12 +38,24 @@ def parse_granularity(raw: str | None) -> str | None:
     return value
 
 
-def text_unit(granularity: str | None, attribute_tags: Iterable[str]) -> str | None:
-    """The unit of text a control's regions are (its `model_ocr_granularity`, the tags of its
-    per-region controls), None when it reads no text."""
+# Words of a per-region TextArea's question (model_prompt, placeholder or hint) that say it holds the
+# region's text (Label Studio's OCR template: placeholder "Recognized Text"); a TextArea asking for
+# something else ("Describe the object") is a description, not a transcription.
+_TEXT_WORDS = re.compile(r"\b(text|transcri\w*|recogni\w*|ocr|read\w*|written|writing)\b", re.IGNORECASE)
+
+
+def transcribes(tag: str, question: str | None) -> bool:
+    """Whether a per-region control holds its region's text: a TextArea without a question, or whose
+    question speaks of text."""
+    return tag == "TextArea" and (question is None or bool(_TEXT_WORDS.search(question)))
+
+
+def text_unit(granularity: str | None, attributes: Iterable[tuple[str, str | None]]) -> str | None:
+    """The unit of text a control's regions are (its `model_ocr_granularity`; else a line when one of
+    its per-region controls, as (tag, question), transcribes), None when it reads no text."""
     if granularity is not None:
         return granularity
-    return DEFAULT_GRANULARITY if "TextArea" in attribute_tags else None
+    return DEFAULT_GRANULARITY if any(transcribes(tag, question) for tag, question in attributes) else None
 
 
 def unit_sentence(unit: str) -> str:

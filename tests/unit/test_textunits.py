@@ -44,10 +44,12 @@ def test_an_unknown_granularity_is_a_config_error_naming_the_units():
 
 
 def test_a_transcribed_region_reads_lines_by_default_and_a_set_granularity_wins():
-    assert text_unit(None, ["TextArea"]) == "line"
-    assert text_unit(None, ["Choices", "Number"]) is None
+    assert text_unit(None, [("TextArea", None)]) == "line"
+    assert text_unit(None, [("TextArea", "Recognized Text")]) == "line"  # Label Studio's OCR template
+    assert text_unit(None, [("TextArea", "Describe the object")]) is None  # a description, not a transcription
+    assert text_unit(None, [("Choices", None), ("Number", None)]) is None
     assert text_unit("block", []) == "block"
-    assert text_unit("word", ["TextArea"]) == "word"
+    assert text_unit("word", [("TextArea", "Describe the object")]) == "word"
 
 
 def test_the_ocr_template_asks_for_one_line_of_text_per_entry():
