@@ -44,7 +44,7 @@ from ..gemini.kinds import prompt_for
 from ..gemini.models import resolve
 from ..gemini.pricing import Cost, Tokens, cost_by_model, cost_of
 from ..jobs.batchhold import BatchHold
-from ..jobs.records import BatchRecord, BatchState
+from ..jobs.records import BatchRecord, BatchState, by_reason
 from ..labelconfig import ProjectSpec
 from ..labelstudio import PredictionRecord
 from ..plan import PlannedRequest, plan_requests
@@ -77,11 +77,7 @@ class JobReport:
     elsewhere: int = 0  # tasks another holder (a click, a `gemini-ls prelabel` chunk) predicts and writes
 
     def failures_by_reason(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for text in self.failed.values():
-            reason = text.split(":", 1)[0]
-            out[reason] = out.get(reason, 0) + 1
-        return out
+        return by_reason(self.failed)
 
 
 @dataclass(frozen=True)

@@ -118,11 +118,7 @@ class JobCounts:
         return "failed" if self.failed else "finished"
 
     def failed_by_reason(self) -> dict[str, int]:
-        reasons: dict[str, int] = {}
-        for why in self.failed.values():
-            key = why.split(":", 1)[0]
-            reasons[key] = reasons.get(key, 0) + 1
-        return reasons
+        return by_reason(self.failed)
 
     def summary(self) -> dict:
         return {
@@ -130,6 +126,15 @@ class JobCounts:
             "state": self.state, "total": self.total, "done": self.done, "failed": len(self.failed),
             "elsewhere": self.elsewhere, "failed_by_reason": self.failed_by_reason(), "created": self.created,
         }
+
+
+def by_reason(failed: Mapping[Any, str]) -> dict[str, int]:
+    """Failures counted by reason: the part of each message before its first ':'."""
+    reasons: dict[str, int] = {}
+    for why in failed.values():
+        key = why.split(":", 1)[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return reasons
 
 
 def counts_of(info: JobInfo) -> JobCounts:
